@@ -1,0 +1,77 @@
+/**
+ * The OAuth error model shared by both services (RFC 6749 §5.2, RFC 6750 §3.1,
+ * RFC 7009, RFC 7662). Checks throw these; exactly one serializer per service
+ * writes them. `description` is public; `detail` is only ever logged.
+ */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'access_denied'
+  | 'unsupported_response_type'
+  | 'login_required'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'unsupported_token_type'
+  | 'temporarily_unavailable'
+  | 'server_error'
+
+export interface OAuthErrorOptions {
+  /** Internal reason, logged, never sent (e.g. the jose error code). */
+  detail?: string
+  cause?: unknown
+}
+
+export class OAuthError extends Error {
+  readonly code: OAuthErrorCode
+  readonly statusCode: number
+  readonly description: string
+  readonly detail: string | undefined
+
+  constructor(code: OAuthErrorCode, statusCode: number, description: string, options: OAuthErrorOptions = {}) {
+    super(description, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'OAuthError'
+    this.code = code
+    this.statusCode = statusCode
+    this.description = description
+    this.detail = options.detail
+  }
+
+  /** The RFC 6749 §5.2 body. */
+  toJSON(): { error: OAuthErrorCode; error_description: string } {
+    return { error: this.code, error_description: this.description }
+  }
+}
+
+type Sub = new (description?: string, options?: OAuthErrorOptions) => OAuthError
+
+function errorClass(code: OAuthErrorCode, statusCode: number, fallback: string): Sub {
+  return class extends OAuthError {
+    constructor(description: string = fallback, options: OAuthErrorOptions = {}) {
+      super(code, statusCode, description, options)
+    }
+  }
+}
+
+export const InvalidRequest = errorClass('invalid_request', 400, 'the request is malformed')
+/** 401; the serializer adds `WWW-Authenticate: Basic` when the client tried HTTP Basic (RFC 6749 §5.2). */
+export const InvalidClient = errorClass('invalid_client', 401, 'client authentication failed')
+export const InvalidGrant = errorClass('invalid_grant', 400, 'the grant is invalid, expired or revoked')
+export const UnauthorizedClient = errorClass('unauthorized_client', 400, 'the client may not use this grant type')
+export const UnsupportedGrantType = errorClass('unsupported_grant_type', 400, 'the grant type is not supported')
+export const InvalidScope = errorClass('invalid_scope', 400, 'the requested scope is invalid')
+export const AccessDenied = errorClass('access_denied', 403, 'access denied')
+export const UnsupportedResponseType = errorClass('unsupported_response_type', 400, 'the response type is not supported')
+export const LoginRequired = errorClass('login_required', 400, 'the user must log in')
+export const InvalidToken = errorClass('invalid_token', 401, 'the access token is invalid')
+export const InsufficientScope = errorClass('insufficient_scope', 403, 'the token lacks the required scope')
+export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
+export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')
+export const ServerError = errorClass('server_error', 500, 'internal server error')
+
+export function isOAuthError(err: unknown): err is OAuthError {
+  return err instanceof OAuthError
+}

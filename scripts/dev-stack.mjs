@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Runs both services for development (embedded defaults) and stops both on Ctrl-C.
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const issuer = process.env.ISSUER ?? 'http://127.0.0.1:4000'
+const children = []
+let stopping = false
+
+function run(name, script, env) {
+  const child = spawn(process.execPath, [script], { cwd: root, env: { ...process.env, ...env }, stdio: 'inherit' })
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(`${name} exited (${signal ?? code}); stopping the stack\n`)
+      stop(1)
+    }
+  })
+  children.push(child)
+}
+
+function stop(code = 0) {
+  stopping = true
+  for (const c of children) c.kill('SIGTERM')
+  setTimeout(() => process.exit(code), 2000).unref()
+  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.once('exit', r))))).then(() => process.exit(code))
+}
+
+process.on('SIGINT', () => stop(0))
+process.on('SIGTERM', () => stop(0))
+
+run('auth', 'services/auth/dist/server.js', { PORT: process.env.AUTH_PORT ?? '4000', ISSUER: issuer })
+run('resource', 'services/resource/dist/server.js', { PORT: process.env.RESOURCE_PORT ?? '4001', ISSUER: issuer })
+
+process.stdout.write(`
+Gatehouse development stack
+  auth service:     ${issuer}   (discovery: ${issuer}/.well-known/openid-configuration)
+  resource service: http://127.0.0.1:${process.env.RESOURCE_PORT ?? '4001'}
+  demo users: alice / alice-password (role admin), bob / bob-password
+  demo clients: cli / cli-secret (password grant), web / web-secret (browser login),
+                reporting-service / reporting-secret (client credentials)
+  try it: see "Walk-through" in README.md.   Ctrl-C stops both.
+
+`)

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import formbody from '@fastify/formbody'
+import { loggerOptions } from '@gatehouse/service-kit'
+import type { DestinationStream } from 'pino'
+import type { AssertionVerifier } from './client-auth.js'
+import type { AuthDeps } from './deps.js'
+import { installErrorHandler } from './http/error-handler.js'
+import { discoveryRoutes, type MetadataExtension } from './routes/discovery.js'
+import { healthRoutes, type HealthState } from './routes/health.js'
+import { jwksRoute } from './routes/jwks.js'
+import { tokenRoute } from './routes/token.js'
+
+export interface BuildOptions {
+  /** Where log lines go (tests capture them); default stdout. `false` silences. */
+  logStream?: DestinationStream | false
+  /** Shared with server.ts so readiness turns false first on shutdown. */
+  health?: HealthState
+  verifyAssertion?: AssertionVerifier
+  metadata?: readonly MetadataExtension[]
+  /** Largest accepted request body, bytes. */
+  bodyLimit?: number
+}
+
+/** Builds the auth service from its dependencies; never listens, never reads process.env. */
+export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const logger =
+    options.logStream === false
+      ? false
+      : options.logStream
+        ? { ...loggerOptions(deps.config.logLevel), stream: options.logStream }
+        : loggerOptions(deps.config.logLevel)
+  const app = Fastify({
+    logger,
+    bodyLimit: options.bodyLimit ?? 64 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+    },
+    requestIdLogLabel: 'request_id',
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  })
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  const health = options.health ?? { accepting: true }
+  installErrorHandler(app, () => deps.metrics.storeErrors.inc())
+  await app.register(formbody, { bodyLimit: options.bodyLimit ?? 64 * 1024 })
+  await app.register(healthRoutes, { deps, state: health })
+  await app.register(discoveryRoutes, { deps, extensions: options.metadata ?? [] })
+  await app.register(jwksRoute, { deps })
+  const tokenOptions: Parameters<typeof tokenRoute>[1] = { deps }
+  if (options.verifyAssertion) tokenOptions.verifyAssertion = options.verifyAssertion
+  await app.register(tokenRoute, tokenOptions)
+  return app
+}

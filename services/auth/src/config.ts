@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
+import { readAuthFileConfig, type AuthFileConfig } from './config-file.js'
+
+/** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
+export interface AuthConfig {
+  readonly production: boolean
+  readonly host: string
+  readonly port: number
+  /** No trailing slash. */
+  readonly issuer: string
+  readonly configFile: string
+  readonly file: AuthFileConfig
+  readonly redis: RedisSettings | null
+  readonly signingKeysFile: string | undefined
+  /** seconds */
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly refreshTokenIdleTtl: number
+  readonly refreshReuseGrace: number
+  readonly cookieSecret: string
+  readonly cookieSecretGenerated: boolean
+  readonly logLevel: LogLevel
+}
+
+export interface RedisSettings {
+  url?: string
+  clusterNodes?: { host: string; port: number }[]
+  sentinels?: { host: string; port: number }[]
+  sentinelName?: string
+}
+
+export const DEV_CONFIG_FILE = fileURLToPath(new URL('../config/dev.json', import.meta.url))
+
+/** Reads and validates the environment and the config file; throws one ConfigError listing every problem. */
+export async function loadConfig(env: Env): Promise<AuthConfig> {
+  const r = new EnvReader(env)
+  const production = env.NODE_ENV === 'production'
+  const host = r.string('HOST', '127.0.0.1')
+  const port = r.port('PORT', 4000)
+  const issuerRaw = r.url('ISSUER', 'http://127.0.0.1:4000') ?? 'http://127.0.0.1:4000'
+  const issuer = issuerRaw.replace(/\/+$/, '')
+  if (/[?#]/.test(issuer)) r.problem('ISSUER must not have a query or fragment (OIDC Discovery §3)')
+
+  const configFileEnv = r.optional('AUTH_CONFIG_FILE')
+  if (production && !configFileEnv) r.problem('AUTH_CONFIG_FILE is required when NODE_ENV=production (the dev config seeds demo users)')
+  const configFile = configFileEnv ?? DEV_CONFIG_FILE
+
+  const url = r.url('REDIS_URL', undefined, ['redis:', 'rediss:'])
+  const clusterNodes = r.hostPorts('REDIS_CLUSTER_NODES')
+  const sentinels = r.hostPorts('REDIS_SENTINELS')
+  const sentinelName = r.optional('REDIS_SENTINEL_NAME')
+  if (sentinels && !sentinelName) r.problem('REDIS_SENTINEL_NAME is required with REDIS_SENTINELS')
+  if (sentinelName && !sentinels) r.problem('REDIS_SENTINELS is required with REDIS_SENTINEL_NAME')
+  const topologies = [url, clusterNodes, sentinels].filter((x) => x !== undefined).length
+  if (topologies > 1) r.problem('set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS')
+  let redis: RedisSettings | null = null
+  if (url) redis = { url }
+  else if (clusterNodes) redis = { clusterNodes }
+  else if (sentinels && sentinelName) redis = { sentinels, sentinelName }
+  if (production && !redis) r.problem('REDIS_URL (or REDIS_CLUSTER_NODES / REDIS_SENTINELS) is required when NODE_ENV=production: the in-memory store is for development only')
+
+  const signingKeysFile = r.optional('SIGNING_KEYS_FILE')
+  if (production && !signingKeysFile) r.problem('SIGNING_KEYS_FILE is required when NODE_ENV=production: the generated key is for development only')
+
+  const accessTokenTtl = r.int('ACCESS_TOKEN_TTL', 900, { min: 1, max: 86400 })
+  const refreshTokenTtl = r.int('REFRESH_TOKEN_TTL', 2592000, { min: 1, max: 31536000 })
+  const refreshTokenIdleTtl = r.int('REFRESH_TOKEN_IDLE_TTL', 604800, { min: 1, max: 31536000 })
+  const refreshReuseGrace = r.int('REFRESH_REUSE_GRACE', 10, { min: 0, max: 300 })
+
+  let cookieSecret = r.optional('COOKIE_SECRET')
+  const cookieSecretGenerated = cookieSecret === undefined
+  if (cookieSecret !== undefined && cookieSecret.length < 32) r.problem('COOKIE_SECRET must be at least 32 characters')
+  if (production && cookieSecretGenerated) r.problem('COOKIE_SECRET is required when NODE_ENV=production')
+  cookieSecret ??= randomBytes(32).toString('base64url')
+
+  const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
+
+  const { config: file, problems } = await readAuthFileConfig(configFile)
+  for (const p of problems) r.problem(p)
+  if (file.clients.length === 0 && problems.length === 0) r.problem(`AUTH_CONFIG_FILE ${configFile}: defines no clients`)
+  r.done()
+
+  return Object.freeze({
+    production,
+    host,
+    port,
+    issuer,
+    configFile,
+    file,
+    redis,
+    signingKeysFile,
+    accessTokenTtl,
+    refreshTokenTtl,
+    refreshTokenIdleTtl,
+    refreshReuseGrace,
+    cookieSecret,
+    cookieSecretGenerated,
+    logLevel,
+  })
+}
+
+export { ConfigError }

@@ -1,0 +1,12 @@
+import type { GrantType } from '../config-file.js'
+import { passwordGrant } from './password.js'
+import { refreshTokenGrant } from './refresh-token.js'
+import type { GrantHandler } from './types.js'
+
+/** One module per grant type, looked up by `grant_type` (STYLE). */
+export const GRANTS: Partial<Record<GrantType, GrantHandler>> = {
+  password: passwordGrant,
+  refresh_token: refreshTokenGrant,
+}
+
+export type { GrantHandler, GrantContext, TokenResponse } from './types.js'

@@ -1,0 +1,62 @@
+import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
+import { required } from '../http/form.js'
+import { splitScope } from '../scope.js'
+import type { GrantHandler } from './types.js'
+
+/** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */
+export const refreshTokenGrant: GrantHandler = async ({ request, params, client, deps }) => {
+  const presented = required(params, 'refresh_token')
+  const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
+  deps.metrics.refreshRotations.inc({ outcome: outcome.status })
+  const log = { client_id: client.client.id, ip: request.ip }
+
+  switch (outcome.status) {
+    case 'rotated':
+    case 'retried':
+      break
+    case 'reused': {
+      const f = outcome.family
+      deps.metrics.reuseDetected.inc()
+      request.log.warn(
+        { event: 'refresh_token.reuse_detected', family_id: f.id, client_id: f.clientId, sub: f.userId, ip: request.ip, generation: f.generation },
+        'refresh token reuse detected: family revoked',
+      )
+      request.log.info({ event: 'family.revoked', family_id: f.id, reason: 'reuse' }, 'family revoked')
+      await deps.revocations.publish(f.id, Math.floor(deps.clock() / 1000) + deps.tokens.ttl)
+      throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'reuse' })
+    }
+    default:
+      request.log.info({ ...log, event: 'refresh_token.rejected', reason: outcome.status }, 'refresh token rejected')
+      throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: outcome.status })
+  }
+
+  const { family, refreshToken } = outcome
+  const user = await deps.users.findById(family.userId)
+  if (!user || user.disabled) {
+    await deps.families.revoke(family.id, 'user_disabled')
+    throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'user gone or disabled' })
+  }
+  // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own.
+  let scope = family.scope
+  if (params.scope !== undefined) {
+    const granted = splitScope(family.scope)
+    const asked = [...new Set(splitScope(params.scope))]
+    if (asked.length === 0 || asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
+    scope = asked.join(' ')
+  }
+  const at = await deps.tokens.issue({
+    sub: user.id,
+    clientId: client.client.id,
+    audience: client.client.audience,
+    scope,
+    roles: user.roles,
+    sid: family.id,
+    authTime: family.authTime,
+  })
+  deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
+  request.log.info(
+    { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried' },
+    'refresh token rotated',
+  )
+  return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope, refresh_token: refreshToken }
+}

@@ -1,0 +1,46 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { OAuthError, InvalidRequest, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
+import { InvalidBasicClient } from '../client-auth.js'
+import { StoreUnavailable } from '../store/types.js'
+
+/**
+ * The one serializer of errors (STYLE: Errors). OAuth errors become RFC 6749
+ * §5.2 JSON; framework errors (bad JSON, wrong content type, oversize body,
+ * schema) become their standard equivalents; anything else is a generic
+ * server_error whose detail is only logged.
+ */
+export function toOAuthError(err: unknown): OAuthError {
+  if (err instanceof OAuthError) return err
+  if (err instanceof StoreUnavailable) return new TemporarilyUnavailable('the token store is unavailable, try again', { detail: err.message })
+  const fe = err as Partial<FastifyError>
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OAuthError('invalid_request', 413, 'the request body is too large')
+    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OAuthError('invalid_request', 415, 'unsupported content type')
+    if (fe.validation) return new InvalidRequest('the request is malformed', { detail: fe.message })
+    return new OAuthError('invalid_request', fe.statusCode === 404 ? 400 : fe.statusCode, 'the request is malformed', { detail: fe.code })
+  }
+  return new ServerError('internal server error', { cause: err })
+}
+
+export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
+  if (err instanceof InvalidBasicClient) reply.header('www-authenticate', 'Basic realm="gatehouse", charset="UTF-8"')
+  return reply.code(err.statusCode).header('cache-control', 'no-store').send(err.toJSON())
+}
+
+export function installErrorHandler(app: FastifyInstance, onStoreError?: () => void): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const oauth = toOAuthError(error)
+    if (oauth.statusCode >= 500) {
+      if (oauth.code === 'temporarily_unavailable') {
+        onStoreError?.()
+        request.log.warn({ err: error, error: oauth.code }, 'store unavailable')
+      } else request.log.error({ err: error }, 'unexpected error')
+    } else {
+      request.log.info({ error: oauth.code, detail: oauth.detail }, 'request rejected')
+    }
+    return sendOAuthError(reply, oauth)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: 'not_found', error_description: `no route ${request.method} ${request.url.split('?')[0]}` })
+  })
+}

@@ -1,0 +1,43 @@
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** The auth service's metrics, on a registry of its own (one per app instance). */
+export class AuthMetrics {
+  readonly registry = new Registry()
+  readonly tokensIssued = new Counter({
+    name: 'gatehouse_tokens_issued_total',
+    help: 'Access tokens issued, by grant type',
+    labelNames: ['grant_type'] as const,
+    registers: [this.registry],
+  })
+  readonly refreshRotations = new Counter({
+    name: 'gatehouse_refresh_rotations_total',
+    help: 'Refresh-token rotations, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+  readonly reuseDetected = new Counter({
+    name: 'gatehouse_refresh_reuse_detected_total',
+    help: 'Refresh-token reuse detections (each revoked a family)',
+    registers: [this.registry],
+  })
+  readonly loginFailures = new Counter({
+    name: 'gatehouse_login_failures_total',
+    help: 'Failed user authentications',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly clientAuthFailures = new Counter({
+    name: 'gatehouse_client_auth_failures_total',
+    help: 'Failed client authentications',
+    registers: [this.registry],
+  })
+  readonly storeErrors = new Counter({
+    name: 'gatehouse_store_errors_total',
+    help: 'Store (Redis) failures answered with 503',
+    registers: [this.registry],
+  })
+
+  constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
+  }
+}

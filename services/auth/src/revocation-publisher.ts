@@ -1,0 +1,38 @@
+import type { Redis, Cluster } from 'ioredis'
+import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
+
+/** Tells resource services that a family's access tokens are dead (DESIGN §6). */
+export interface RevocationPublisher {
+  /** `exp`: seconds since the epoch after which the family's access tokens expire anyway. */
+  publish(sid: string, exp: number): Promise<void>
+}
+
+/** Without Redis nobody listens: access tokens live until they expire (documented trade-off). */
+export class NoopRevocationPublisher implements RevocationPublisher {
+  readonly published: { sid: string; exp: number }[] = []
+  async publish(sid: string, exp: number): Promise<void> {
+    this.published.push({ sid, exp })
+    if (this.published.length > 1000) this.published.shift()
+  }
+}
+
+export class RedisRevocationPublisher implements RevocationPublisher {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly clock: () => number,
+  ) {}
+
+  async publish(sid: string, exp: number): Promise<void> {
+    const now = Math.floor(this.clock() / 1000)
+    // The recent set lets a subscriber that was disconnected catch up; entries
+    // past their exp are useless and trimmed on every write.
+    await this.redis
+      .multi()
+      .zadd(RECENT_REVOCATIONS_KEY, exp, sid)
+      .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', now)
+      .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'NX')
+      .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'GT')
+      .exec()
+    await this.redis.publish(REVOCATION_CHANNEL, encodeRevocation({ sid, exp }))
+  }
+}

@@ -1,0 +1,46 @@
+import type { FastifyInstance } from 'fastify'
+import type { AuthDeps } from '../deps.js'
+import { GRANTS } from '../grants/index.js'
+
+/** Extra metadata contributed by other modules (the OIDC layer adds its endpoints). */
+export type MetadataExtension = (issuer: string) => Record<string, unknown>
+
+/** OIDC Discovery 1.0 §3 and RFC 8414 §2; every path the contract names. */
+export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataExtension[] = []): Record<string, unknown> {
+  const iss = deps.config.issuer
+  const scopes = new Set<string>(['openid'])
+  for (const r of deps.config.file.resources) for (const s of r.scopes) scopes.add(s)
+  const doc: Record<string, unknown> = {
+    issuer: iss,
+    authorization_endpoint: `${iss}/authorize`,
+    token_endpoint: `${iss}/token`,
+    jwks_uri: `${iss}/jwks.json`,
+    userinfo_endpoint: `${iss}/userinfo`,
+    revocation_endpoint: `${iss}/revoke`,
+    introspection_endpoint: `${iss}/introspect`,
+    end_session_endpoint: `${iss}/logout`,
+    scopes_supported: [...scopes],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: Object.keys(GRANTS),
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256'],
+    code_challenge_methods_supported: ['S256'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'name', 'email', 'email_verified'],
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+  }
+  for (const ext of extensions) Object.assign(doc, ext(iss))
+  return doc
+}
+
+export async function discoveryRoutes(app: FastifyInstance, { deps, extensions = [] }: { deps: AuthDeps; extensions?: readonly MetadataExtension[] }): Promise<void> {
+  const handler = async (_req: unknown, reply: import('fastify').FastifyReply) => {
+    reply.header('cache-control', 'public, max-age=300')
+    return discoveryDocument(deps, extensions)
+  }
+  app.get('/.well-known/openid-configuration', handler)
+  app.get('/.well-known/oauth-authorization-server', handler)
+}

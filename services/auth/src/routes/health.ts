@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify'
+import type { AuthDeps } from '../deps.js'
+
+export interface HealthState {
+  /** Set false when shutdown begins so load balancers stop sending traffic first. */
+  accepting: boolean
+}
+
+export async function healthRoutes(app: FastifyInstance, { deps, state }: { deps: AuthDeps; state: HealthState }): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (request, reply) => {
+    const checks: Record<string, string> = {}
+    checks.keys = deps.keys.current().keys.length > 0 ? 'ok' : 'missing'
+    try {
+      await deps.ping()
+      checks.store = 'ok'
+    } catch (err) {
+      checks.store = 'unavailable'
+      request.log.warn({ err: (err as Error).message }, 'readiness: store unavailable')
+    }
+    checks.shutdown = state.accepting ? 'ok' : 'draining'
+    const ready = Object.values(checks).every((v) => v === 'ok')
+    return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'unavailable', checks })
+  })
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType)
+    return await deps.metrics.registry.metrics()
+  })
+}

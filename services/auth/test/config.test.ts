@@ -1,0 +1,80 @@
+import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { ConfigError } from '@gatehouse/service-kit'
+import { loadConfig } from '../src/config.js'
+
+async function problems(env: Record<string, string>): Promise<string[]> {
+  try {
+    await loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems]
+    throw err
+  }
+  return []
+}
+
+t.test('defaults are the DESIGN §3 values', async (t) => {
+  const c = await loadConfig({})
+  t.match(c, {
+    host: '127.0.0.1',
+    port: 4000,
+    issuer: 'http://127.0.0.1:4000',
+    redis: null,
+    accessTokenTtl: 900,
+    refreshTokenTtl: 2592000,
+    refreshTokenIdleTtl: 604800,
+    refreshReuseGrace: 10,
+    logLevel: 'info',
+    cookieSecretGenerated: true,
+  })
+  t.ok(Object.isFrozen(c))
+})
+
+t.test('every bad value is named, all at once', async (t) => {
+  const p = await problems({ PORT: 'eighty', ACCESS_TOKEN_TTL: '-5', REDIS_URL: 'http://x', LOG_LEVEL: 'loud', ISSUER: 'not a url' })
+  t.equal(p.length, 5)
+  for (const name of ['PORT', 'ACCESS_TOKEN_TTL', 'REDIS_URL', 'LOG_LEVEL', 'ISSUER']) t.ok(p.some((x) => x.startsWith(name)), name)
+})
+
+t.test('production refuses the development fallbacks', async (t) => {
+  const p = await problems({ NODE_ENV: 'production' })
+  for (const name of ['AUTH_CONFIG_FILE', 'REDIS_URL', 'SIGNING_KEYS_FILE', 'COOKIE_SECRET']) t.ok(p.some((x) => x.startsWith(name)), name)
+})
+
+t.test('redis topologies', async (t) => {
+  t.same((await loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7001' })).redis, {
+    clusterNodes: [
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+    ],
+  })
+  t.same((await loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'mymaster' })).redis, {
+    sentinels: [{ host: 's1', port: 26379 }],
+    sentinelName: 'mymaster',
+  })
+  t.ok((await problems({ REDIS_SENTINELS: 's1:26379' })).some((x) => x.startsWith('REDIS_SENTINEL_NAME')))
+  t.ok((await problems({ REDIS_URL: 'redis://a', REDIS_CLUSTER_NODES: 'b:1' })).length === 1)
+  t.ok((await problems({ REDIS_CLUSTER_NODES: 'nohost' })).some((x) => x.startsWith('REDIS_CLUSTER_NODES')))
+})
+
+t.test('config file problems name the file and the path', async (t) => {
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({
+      clients: [
+        { client_id: 'a', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['password', 'implicit'] },
+        { client_id: 'a', token_endpoint_auth_method: 'none', grant_types: ['client_credentials'] },
+      ],
+      users: [{ username: 'x' }, { username: 'X', password: 'p', roles: 'admin' }],
+    }),
+    'notjson.json': '{',
+  })
+  const p = await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })
+  t.ok(p.every((x) => x.startsWith('AUTH_CONFIG_FILE')))
+  for (const frag of ['clients[0] needs client_secret', 'clients[0].grant_types has unsupported grant "implicit"', 'clients[1].client_id duplicates a', 'clients[1].grant_types a public client', 'users[0] needs password', 'users[1].username duplicates', 'users[1].roles must be an array']) {
+    t.ok(p.some((x) => x.includes(frag)), frag)
+  }
+  t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/notjson.json` }))[0], /not valid JSON/)
+  t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/missing.json` }))[0], /cannot read .*ENOENT/)
+  writeFileSync(`${dir}/empty.json`, '{}')
+  t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/empty.json` }))[0], /defines no clients/)
+})
