@@ -37,7 +37,6 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
     },
-    requestIdLogLabel: 'request_id',
     trustProxy: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -1,10 +1,10 @@
-import { hash, verify, Algorithm } from '@node-rs/argon2'
+import { hash, verify } from '@node-rs/argon2'
 
 /**
  * Password hashing with argon2id at OWASP's first recommended parameters
  * (m = 19 MiB, t = 2, p = 1), run off the event loop by the native binding.
  */
-const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const
+const PARAMS = { algorithm: 2 /* Algorithm.Argon2id (a const enum) */, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const
 
 export async function hashPassword(password: string): Promise<string> {
   return await hash(password, PARAMS)

@@ -28,7 +28,8 @@ t.test('bad key sets are refused with a reason', async (t) => {
     [{ keys: [{ ...a, alg: 'HS256' }] }, /alg must be RS256/],
     [{ keys: [a, a] }, /duplicate kid/],
     [{ keys: [a], active: 'nope' }, /not in the set/],
-    [{ keys: [{ ...a, d: 'AAAA' }] }, /not a valid RSA private JWK/],
+    [{ keys: [{ ...a, n: 'AQAB' }] }, /not a valid RSA private JWK|at least 2048 bits/],
+    [{ keys: [{ kty: 'RSA', d: 'AAAA', n: 'x' }] }, /not a valid RSA private JWK/],
   ]
   for (const [doc, re] of cases) await t.rejects(keySetFromJwks(doc), re)
   const dir = t.testdir({ 'x.json': 'nope' })

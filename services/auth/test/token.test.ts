@@ -128,7 +128,11 @@ t.test('malformed requests get RFC 6749 errors, never 5xx', async (t) => {
   t.equal(json.statusCode, 400)
   t.equal(json.json().error, 'invalid_request')
 
-  const weird = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'text/plain' }, payload: 'x' })
+  const text = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'text/plain' }, payload: 'x' })
+  t.equal(text.statusCode, 400)
+  t.equal(text.json().error, 'invalid_request')
+
+  const weird = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/xml' }, payload: '<x/>' })
   t.equal(weird.statusCode, 415)
   t.equal(weird.json().error, 'invalid_request')
 
