@@ -52,8 +52,10 @@ export class RefreshTokenCodec {
     const [familyId, gen, mac] = parts as [string, string, string]
     if (!FAMILY_ID.test(familyId) || !GENERATION.test(gen) || !MAC.test(mac)) return null
     const generation = Number(gen)
-    const expected = this.#mac(familyId, generation)
-    const given = Buffer.from(mac, 'base64url')
+    // Compare the encoded text, not decoded bytes: the last of 43 base64url characters carries 2
+    // unused bits, so decoding would accept 4 spellings of one MAC (a non-canonical token string).
+    const expected = Buffer.from(this.#mac(familyId, generation).toString('base64url'))
+    const given = Buffer.from(mac)
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null
     return { familyId, generation }
   }

@@ -1,0 +1,111 @@
+/**
+ * The one place Redis key names of the refresh-token store are built (STYLE: "Redis keys built in
+ * one module"). Every key of a family carries the `{familyId}` hash tag so that, in Redis Cluster,
+ * they all live in one slot and one Lua script may touch them atomically (DESIGN §5). The index
+ * sets (per user, per session) live in other slots and are written by separate commands.
+ */
+export const DEFAULT_KEY_PREFIX = 'gatehouse:'
+
+/** What a family id may look like before it is used in a key (the codec's ids are 22 base64url chars). */
+const FAMILY_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+export function isFamilyId(value: unknown): value is string {
+  return typeof value === 'string' && FAMILY_ID.test(value)
+}
+
+export interface FamilyKeys {
+  readonly prefix: string
+  /** `<prefix>fam:{<familyId>}`: the family hash (one key per family, whatever its rotations). */
+  family(familyId: string): string
+  /** `<prefix>user-fams:<userId>`: set of the user's family ids. */
+  userFamilies(userId: string): string
+  /** `<prefix>sess-fams:<sessionId>`: set of the login session's family ids. */
+  sessionFamilies(sessionId: string): string
+}
+
+export function familyKeys(prefix: string = DEFAULT_KEY_PREFIX): FamilyKeys {
+  // A brace in the prefix would become the hash tag of every key (Redis hashes the first {...}),
+  // putting all families in one slot, or splitting a family's keys across slots.
+  if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) {
+    throw new TypeError('keyPrefix must be a string without braces or whitespace')
+  }
+  return Object.freeze({
+    prefix,
+    family(familyId: string): string {
+      if (!isFamilyId(familyId)) throw new TypeError('invalid family id')
+      return `${prefix}fam:{${familyId}}`
+    },
+    userFamilies(userId: string): string {
+      return `${prefix}user-fams:${userId}`
+    },
+    sessionFamilies(sessionId: string): string {
+      return `${prefix}sess-fams:${sessionId}`
+    },
+  })
+}
+
+// Keys of the login-session, authorization-code and client-assertion replay stores (sessions.ts,
+// codes.ts, replay.ts). Each operation touches one key, so they need no hash tag in Redis Cluster;
+// their variable parts are base64url (no braces, no whitespace).
+
+/** `<prefix>login-sess:<sessionId>`: one login (cookie) session, JSON, expiring with the session. */
+export function loginSessionKey(sessionId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}login-sess:${sessionId}`
+}
+
+/** `<prefix>code:<codeHash>`: an authorization code by its SHA-256 (never the code itself), then its spent marker. */
+export function authorizationCodeKey(codeHash: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}code:${codeHash}`
+}
+
+/** `<prefix>jti:<digest>`: a client assertion's (client, jti) seen, kept until the assertion's exp. */
+export function assertionJtiKey(digest: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}jti:${digest}`
+}
+
+// Keys of the user and client directories and of the signing key set (redis-directory.ts,
+// key-store.ts). Each operation touches one key, so they need no hash tag in Redis Cluster; a
+// brace in a username or client id merely chooses that key's slot.
+
+/** `<prefix>dir:user:<lowercased username>`: a user record (hash), keyed by its unique, case-insensitive name. */
+export function userRecordKey(canonicalUsername: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:user:${canonicalUsername}`
+}
+
+/** `<prefix>dir:user-id:<userId>`: the lowercased username of a user id (the id → record index). */
+export function userIdIndexKey(userId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:user-id:${userId}`
+}
+
+/** `<prefix>dir:client:<clientId>`: a client record (hash). */
+export function clientRecordKey(clientId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:client:${clientId}`
+}
+
+/** `<prefix>dir:seeded`: set of `user:<name>` / `client:<id>` entries of the config file already seeded once. */
+export function directorySeededKey(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:seeded`
+}
+
+/** SCAN MATCH patterns of the user and client records (glob characters of the prefix escaped). */
+export function userRecordPattern(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${escapeGlob(prefix)}dir:user:*`
+}
+
+export function clientRecordPattern(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${escapeGlob(prefix)}dir:client:*`
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}
+
+/** `<prefix>signing-keys`: the signing key set (hash: `version`, `blob` = the encrypted JWK Set). */
+export function signingKeySetKey(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}signing-keys`
+}
+
+/** `<prefix>signing-keys:lock`: held (SET NX PX) by the replica performing an automatic rotation step. */
+export function signingKeyLockKey(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}signing-keys:lock`
+}

@@ -1,0 +1,36 @@
+import type { Family, FamilyPolicy } from './types.js'
+
+/**
+ * Policy checks and the expiry rule shared by both stores, so they cannot drift apart
+ * (the Redis Lua scripts restate the same rule; the contract suite keeps them honest).
+ */
+export function assertPolicy(policy: FamilyPolicy): FamilyPolicy {
+  const problems: string[] = []
+  const check = (name: keyof FamilyPolicy, min: number): void => {
+    const v = policy?.[name]
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      problems.push(`policy.${name} must be an integer >= ${min} (ms), got ${String(v)}`)
+    }
+  }
+  check('absoluteTtlMs', 1)
+  check('idleTtlMs', 1)
+  check('reuseGraceMs', 0)
+  if (problems.length > 0) throw new TypeError(problems.join('; '))
+  return Object.freeze({ ...policy })
+}
+
+/**
+ * The instant a family dies: its absolute expiry, or its idle expiry if sooner. The idle expiry
+ * slides with each rotation but never beyond the absolute one (DESIGN §5).
+ */
+export function familyDeadline(family: Pick<Family, 'expiresAt' | 'lastUsedAt'>, policy: FamilyPolicy): number {
+  return Math.min(family.expiresAt, family.lastUsedAt + policy.idleTtlMs)
+}
+
+export function isExpired(family: Pick<Family, 'expiresAt' | 'lastUsedAt'>, policy: FamilyPolicy, now: number): boolean {
+  return now >= familyDeadline(family, policy)
+}
+
+export function assertClock(clock: unknown): void {
+  if (typeof clock !== 'function') throw new TypeError('clock must be a function returning ms since the epoch')
+}
