@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
-import { loggerOptions } from '@gatehouse/service-kit'
+import { httpMetrics, loggerOptions } from '@gatehouse/service-kit'
 import type { DestinationStream } from 'pino'
 import type { AssertionVerifier } from './client-auth.js'
 import type { AuthDeps } from './deps.js'
@@ -10,6 +10,9 @@ import { discoveryRoutes, type MetadataExtension } from './routes/discovery.js'
 import { healthRoutes, type HealthState } from './routes/health.js'
 import { jwksRoute } from './routes/jwks.js'
 import { tokenRoute } from './routes/token.js'
+import cookie from '@fastify/cookie'
+import { createAssertionVerifier } from './assertion.js'
+import { oidcRoutes } from './routes/oidc.js'
 
 export interface BuildOptions {
   /** Where log lines go (tests capture them); default stdout. `false` silences. */
@@ -46,12 +49,19 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   })
   const health = options.health ?? { accepting: true }
   installErrorHandler(app, () => deps.metrics.storeErrors.inc())
+  // Request durations by route and status on the service's registry; /metrics is in routes/health.ts.
+  await app.register(httpMetrics, { registry: deps.metrics.registry, defaultMetrics: false, path: false })
   await app.register(formbody, { bodyLimit: options.bodyLimit ?? 64 * 1024 })
   await app.register(healthRoutes, { deps, state: health })
   await app.register(discoveryRoutes, { deps, extensions: options.metadata ?? [] })
   await app.register(jwksRoute, { deps })
+  // private_key_jwt (RFC 7523) at /token, /revoke and /introspect: the clients' configured keys, jti replay store.
+  const verifyAssertion = options.verifyAssertion ?? createAssertionVerifier({ issuer: deps.config.issuer, replay: deps.assertionReplay, clock: deps.clock })
   const tokenOptions: Parameters<typeof tokenRoute>[1] = { deps }
-  if (options.verifyAssertion) tokenOptions.verifyAssertion = options.verifyAssertion
+  tokenOptions.verifyAssertion = verifyAssertion
   await app.register(tokenRoute, tokenOptions)
+  // Signed cookies (login session, pending login) for the browser flow.
+  await app.register(cookie, { secret: deps.config.cookieSecret })
+  await app.register(oidcRoutes, { deps, verifyAssertion })
   return app
 }

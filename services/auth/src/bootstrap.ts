@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AuthConfig } from './config.js'
 import { MemoryClientDirectory } from './clients.js'
 import type { AuthDeps } from './deps.js'
-import { generateDevKeySet, KeyRing, loadKeySetFile } from './keys.js'
+import { openSigningKeys } from './key-manager.js'
+import { openRedisDirectories } from './seed.js'
 import { AuthMetrics } from './metrics.js'
 import { NoopRevocationPublisher, RedisRevocationPublisher } from './revocation-publisher.js'
 import { RefreshTokenCodec } from './store/refresh-token-codec.js'
@@ -11,6 +12,9 @@ import { RedisFamilyStore } from './store/redis-family-store.js'
 import { createRedis } from './store/redis-connection.js'
 import { AccessTokenIssuer } from './tokens.js'
 import { MemoryUserDirectory } from './users.js'
+import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './codes.js'
+import { MemoryReplayStore, RedisReplayStore } from './replay.js'
+import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from './sessions.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -20,8 +24,11 @@ export interface Runtime {
 
 /** Wires the dependencies a configuration calls for (the one place that decides memory vs Redis). */
 export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLogger, 'warn' | 'info'>, clock: () => number = Date.now): Promise<Runtime> {
-  const keys = new KeyRing(config.signingKeysFile ? await loadKeySetFile(config.signingKeysFile) : await generateDevKeySet())
-  if (!config.signingKeysFile) log.warn('SIGNING_KEYS_FILE is not set: signing with a generated development key (tokens die with this process)')
+  // Key set from Redis or the file, re-read without restarts (key-manager.ts, DESIGN §7).
+  const signing = await openSigningKeys(config, log, clock)
+  const keys = signing.ring
+  signing.manager?.start()
+  if (!signing.manager) log.warn('SIGNING_KEYS_FILE is not set: signing with a generated development key (tokens die with this process)')
   if (config.cookieSecretGenerated) log.warn('COOKIE_SECRET is not set: using a generated one (development only)')
   const codec = RefreshTokenCodec.fromSecret(config.cookieSecret)
   const policy = {
@@ -30,18 +37,35 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     reuseGraceMs: config.refreshReuseGrace * 1000,
   }
   const metrics = new AuthMetrics()
-  const users = await MemoryUserDirectory.fromConfig(config.file.users)
-  const clients = new MemoryClientDirectory(config.file.clients)
   const tokens = new AccessTokenIssuer(config.issuer, keys, config.accessTokenTtl, clock)
 
   if (!config.redis) {
     log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
     const families = new MemoryFamilyStore({ codec, policy, clock })
-    const deps: AuthDeps = { config, clock, families, users, clients, keys, tokens, metrics, revocations: new NoopRevocationPublisher(), ping: () => families.ping() }
-    return { deps, close: () => families.close() }
+    const users = await MemoryUserDirectory.fromConfig(config.file.users)
+    const clients = new MemoryClientDirectory(config.file.clients)
+    const deps: AuthDeps = {
+      config, clock, families, users, clients, keys, tokens, metrics, revocations: new NoopRevocationPublisher(), ping: () => families.ping(),
+      sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+      codes: new MemoryAuthorizationCodeStore({ clock }),
+      assertionReplay: new MemoryReplayStore({ clock }),
+    }
+    return {
+      deps,
+      close: async () => {
+        await signing.close()
+        await families.close()
+      },
+    }
   }
 
   const redis = createRedis(config.redis)
+  // Users and clients live in Redis, seeded once from the config file (seed.ts).
+  const { users, clients } = await openRedisDirectories(redis, config.file, log, clock).catch((err: unknown) => {
+    redis.disconnect()
+    void signing.close()
+    throw err
+  })
   const families = new RedisFamilyStore({ redis, codec, policy, clock })
   const deps: AuthDeps = {
     config,
@@ -54,10 +78,15 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     metrics,
     revocations: new RedisRevocationPublisher(redis, clock),
     ping: () => families.ping(),
+    // Same connection as the families (the families store closes it).
+    sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+    codes: new RedisAuthorizationCodeStore({ redis, clock }),
+    assertionReplay: new RedisReplayStore({ redis, clock }),
   }
   return {
     deps,
     close: async () => {
+      await signing.close()
       await families.close()
       redis.disconnect()
     },

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { ClientConfig, GrantType, TokenEndpointAuthMethod } from './config-file.js'
 
 export interface Client {
@@ -16,8 +16,40 @@ export interface Client {
   jwks: { keys: Record<string, unknown>[] } | null
 }
 
+export type AddClientResult = { status: 'created'; client: Client } | { status: 'exists' }
+
+export interface ClientPage {
+  clients: Client[]
+  /** Pass back to get the next page; null when there is none. */
+  cursor: string | null
+}
+
+/**
+ * Registered clients. `add` takes the config-file form (validated by
+ * parseAuthFileConfig) with the secret already hashed (`client_secret_hash`);
+ * a plain `client_secret` is hashed on the way in and never stored.
+ */
 export interface ClientDirectory {
   get(clientId: string): Promise<Client | null>
+  add(config: ClientConfig): Promise<AddClientResult>
+  /** One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN). */
+  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<ClientPage>
+  /** Replaces the secret's hash (`sha256:<base64url>`); null when there is no such client. */
+  rotateSecret(clientId: string, secretHash: string): Promise<Client | null>
+  /** Removes the client; returns what was removed. */
+  delete(clientId: string): Promise<Client | null>
+}
+
+/** A new client secret: 256 bits from the CSPRNG, base64url (shown once, stored hashed). */
+export function newClientSecret(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** The config-file form of a client, secret hashed, for storage (never a plain secret). */
+export function storedClientConfig(c: ClientConfig): ClientConfig {
+  const { client_secret, ...rest } = c
+  const hash = c.client_secret_hash ?? (client_secret !== undefined ? hashClientSecret(client_secret) : undefined)
+  return hash === undefined ? rest : { ...rest, client_secret_hash: hash }
 }
 
 export function hashClientSecret(secret: string): string {
@@ -53,11 +85,38 @@ export function clientFromConfig(c: ClientConfig): Client {
 }
 
 export class MemoryClientDirectory implements ClientDirectory {
-  readonly #clients = new Map<string, Client>()
-  constructor(clients: readonly ClientConfig[]) {
-    for (const c of clients) this.#clients.set(c.client_id, clientFromConfig(c))
+  readonly #clients = new Map<string, ClientConfig>()
+  constructor(clients: readonly ClientConfig[] = []) {
+    for (const c of clients) this.#clients.set(c.client_id, storedClientConfig(c))
   }
   async get(clientId: string): Promise<Client | null> {
-    return this.#clients.get(clientId) ?? null
+    const c = this.#clients.get(clientId)
+    return c === undefined ? null : clientFromConfig(c)
+  }
+  async add(config: ClientConfig): Promise<AddClientResult> {
+    if (this.#clients.has(config.client_id)) return { status: 'exists' }
+    const stored = storedClientConfig(config)
+    this.#clients.set(config.client_id, stored)
+    return { status: 'created', client: clientFromConfig(stored) }
+  }
+  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
+    const all = [...this.#clients.keys()].sort()
+    const from = page.cursor === undefined ? 0 : Number(page.cursor)
+    const start = Number.isSafeInteger(from) && from >= 0 ? from : all.length
+    const end = Math.min(all.length, start + Math.max(1, page.limit ?? 100))
+    return { clients: all.slice(start, end).map((id) => clientFromConfig(this.#clients.get(id)!)), cursor: end < all.length ? String(end) : null }
+  }
+  async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
+    const c = this.#clients.get(clientId)
+    if (c === undefined) return null
+    const next = { ...c, client_secret_hash: secretHash }
+    this.#clients.set(clientId, next)
+    return clientFromConfig(next)
+  }
+  async delete(clientId: string): Promise<Client | null> {
+    const c = this.#clients.get(clientId)
+    if (c === undefined) return null
+    this.#clients.delete(clientId)
+    return clientFromConfig(c)
   }
 }

@@ -14,6 +14,18 @@ export interface AuthConfig {
   readonly file: AuthFileConfig
   readonly redis: RedisSettings | null
   readonly signingKeysFile: string | undefined
+  /** Where the signing key set lives: `file` (SIGNING_KEYS_FILE, re-read) or `redis` (encrypted at rest). */
+  readonly signingKeysStore: 'file' | 'redis'
+  /** Key-encryption secret of the key set in Redis (SIGNING_KEYS_ENCRYPTION_SECRET). */
+  readonly signingKeysEncryptionSecret: string | undefined
+  /** seconds: Cache-Control max-age of /jwks.json (JWKS_MAX_AGE) */
+  readonly jwksMaxAge: number
+  /** seconds: how often every replica re-reads the key set (KEYS_RELOAD_INTERVAL) */
+  readonly keysReloadInterval: number
+  /** seconds between automatic rotations; 0 = manual (KEY_ROTATION_INTERVAL) */
+  readonly keyRotationInterval: number
+  /** seconds added to every waiting period of a rotation: clock skew, slow propagation (KEY_ROTATION_MARGIN) */
+  readonly keyRotationMargin: number
   /** seconds */
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
@@ -62,7 +74,23 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
   if (production && !redis) r.problem('REDIS_URL (or REDIS_CLUSTER_NODES / REDIS_SENTINELS) is required when NODE_ENV=production: the in-memory store is for development only')
 
   const signingKeysFile = r.optional('SIGNING_KEYS_FILE')
-  if (production && !signingKeysFile) r.problem('SIGNING_KEYS_FILE is required when NODE_ENV=production: the generated key is for development only')
+  const signingKeysStore = r.oneOf('SIGNING_KEYS_STORE', 'file', ['file', 'redis'] as const)
+  const signingKeysEncryptionSecret = r.optional('SIGNING_KEYS_ENCRYPTION_SECRET')
+  if (signingKeysStore === 'redis') {
+    if (!redis) r.problem('SIGNING_KEYS_STORE=redis needs REDIS_URL (or REDIS_CLUSTER_NODES / REDIS_SENTINELS)')
+    if (signingKeysEncryptionSecret === undefined) r.problem('SIGNING_KEYS_ENCRYPTION_SECRET is required with SIGNING_KEYS_STORE=redis (the key set is encrypted at rest)')
+  }
+  if (signingKeysEncryptionSecret !== undefined && signingKeysEncryptionSecret.length < 32) r.problem('SIGNING_KEYS_ENCRYPTION_SECRET must be at least 32 characters')
+  const jwksMaxAge = r.int('JWKS_MAX_AGE', 300, { min: 0, max: 86400 })
+  const keysReloadInterval = r.int('KEYS_RELOAD_INTERVAL', 10, { min: 1, max: 3600 })
+  const keyRotationMargin = r.int('KEY_ROTATION_MARGIN', 60, { min: 0, max: 86400 })
+  const keyRotationInterval = r.int('KEY_ROTATION_INTERVAL', 0, { min: 0, max: 10 * 31536000 })
+  if (keyRotationInterval > 0) {
+    if (signingKeysStore !== 'redis') r.problem('KEY_ROTATION_INTERVAL needs SIGNING_KEYS_STORE=redis (with a key file, run `gatehouse keys rotate` on a schedule instead)')
+    const publishDelay = jwksMaxAge + keysReloadInterval + keyRotationMargin
+    if (keyRotationInterval <= publishDelay) r.problem(`KEY_ROTATION_INTERVAL must be longer than JWKS_MAX_AGE + KEYS_RELOAD_INTERVAL + KEY_ROTATION_MARGIN (${publishDelay})`)
+  }
+  if (production && !signingKeysFile && signingKeysStore !== 'redis') r.problem('SIGNING_KEYS_FILE is required when NODE_ENV=production: the generated key is for development only')
 
   const accessTokenTtl = r.int('ACCESS_TOKEN_TTL', 900, { min: 1, max: 86400 })
   const refreshTokenTtl = r.int('REFRESH_TOKEN_TTL', 2592000, { min: 1, max: 31536000 })
@@ -79,7 +107,8 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
-  if (file.clients.length === 0 && problems.length === 0) r.problem(`AUTH_CONFIG_FILE ${configFile}: defines no clients`)
+  // With Redis the store is the source of truth for clients (the file only seeds it).
+  if (file.clients.length === 0 && problems.length === 0 && !redis) r.problem(`AUTH_CONFIG_FILE ${configFile}: defines no clients`)
   r.done()
 
   return Object.freeze({
@@ -91,6 +120,12 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     file,
     redis,
     signingKeysFile,
+    signingKeysStore,
+    signingKeysEncryptionSecret,
+    jwksMaxAge,
+    keysReloadInterval,
+    keyRotationInterval,
+    keyRotationMargin,
     accessTokenTtl,
     refreshTokenTtl,
     refreshTokenIdleTtl,

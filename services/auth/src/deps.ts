@@ -1,8 +1,11 @@
 import type { AuthConfig } from './config.js'
 import type { ClientDirectory } from './clients.js'
+import type { AuthorizationCodeStore } from './codes.js'
 import type { KeyRing } from './keys.js'
 import type { AuthMetrics } from './metrics.js'
+import type { ReplayStore } from './replay.js'
 import type { RevocationPublisher } from './revocation-publisher.js'
+import type { LoginSessionStore } from './sessions.js'
 import type { FamilyStore } from './store/types.js'
 import type { AccessTokenIssuer } from './tokens.js'
 import type { UserDirectory } from './users.js'
@@ -19,6 +22,12 @@ export interface AuthDeps {
   tokens: AccessTokenIssuer
   metrics: AuthMetrics
   revocations: RevocationPublisher
+  /** Browser login sessions (the `gh_session` cookie). */
+  sessions: LoginSessionStore
+  /** Authorization codes (hashed, single use). */
+  codes: AuthorizationCodeStore
+  /** Seen client-assertion jtis (private_key_jwt replay protection). */
+  assertionReplay: ReplayStore
   /** Resolves when the store answers; throws StoreUnavailable otherwise. */
   ping(): Promise<void>
 }

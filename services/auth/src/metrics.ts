@@ -26,6 +26,13 @@ export class AuthMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   })
+  /** For the login attempt limiter (DESIGN §8: per user and per address), under this fixed name. */
+  readonly loginLockouts = new Counter({
+    name: 'gatehouse_login_lockouts_total',
+    help: 'Login attempts refused because the user or the address is locked out',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  })
   readonly clientAuthFailures = new Counter({
     name: 'gatehouse_client_auth_failures_total',
     help: 'Failed client authentications',

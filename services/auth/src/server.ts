@@ -1,5 +1,5 @@
 import pino from 'pino'
-import { ConfigError, loggerOptions } from '@gatehouse/service-kit'
+import { ConfigError, installGracefulShutdown, loggerOptions } from '@gatehouse/service-kit'
 import { buildApp } from './app.js'
 import { createRuntime } from './bootstrap.js'
 import { loadConfig } from './config.js'
@@ -30,26 +30,17 @@ async function main(): Promise<void> {
   }
   const health = { accepting: true }
   const app = await buildApp(runtime.deps, { health })
+  // fastify's close() runs onClose hooks after in-flight requests have finished: Redis goes last.
+  app.addHook('onClose', async () => await runtime.close())
+  // SIGTERM: readiness false, stop accepting, finish in-flight requests (bounded), close Redis, exit 0.
+  installGracefulShutdown(app, {
+    onStart: () => {
+      health.accepting = false
+    },
+    timeoutMs: 10_000,
+  })
   await app.listen({ host: config.host, port: config.port })
   app.log.info({ event: 'service.started', issuer: config.issuer, store: config.redis ? 'redis' : 'memory' }, 'auth service listening')
-
-  let stopping = false
-  const shutdown = async (signal: string) => {
-    if (stopping) return
-    stopping = true
-    health.accepting = false
-    app.log.info({ event: 'service.stopping', signal }, 'shutting down')
-    const timer = setTimeout(() => {
-      app.log.error('shutdown timed out')
-      process.exit(1)
-    }, 10_000)
-    timer.unref()
-    await app.close()
-    await runtime.close()
-    process.exit(0)
-  }
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
-  process.on('SIGINT', () => void shutdown('SIGINT'))
 }
 
 main().catch((err: unknown) => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { UserConfig } from './config-file.js'
 import { dummyHash, hashPassword, verifyPassword } from './passwords.js'
 
@@ -12,9 +12,41 @@ export interface User {
   disabled: boolean
 }
 
+/** What `add` needs; the password arrives already hashed (passwords.ts). */
+export interface NewUser {
+  username: string
+  passwordHash: string
+  roles?: readonly string[]
+  claims?: Record<string, unknown>
+  disabled?: boolean
+  /** Seeded users keep `userIdFor(username)`, so every replica and store agrees; otherwise random. */
+  id?: string
+}
+
+export type AddUserResult = { status: 'created'; user: User } | { status: 'exists' }
+
+export interface UserPage {
+  users: User[]
+  /** Pass back to get the next page; null when there is none. */
+  cursor: string | null
+}
+
+/**
+ * Users (DESIGN §8): verbs, not CRUD. Usernames are unique case-insensitively;
+ * a user is found by name (login) or by id (the `sub`, refresh). Outcomes are
+ * values (null: no such user); stores throw only StoreUnavailable.
+ */
 export interface UserDirectory {
   findByUsername(username: string): Promise<User | null>
   findById(id: string): Promise<User | null>
+  add(input: NewUser): Promise<AddUserResult>
+  /** One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN). */
+  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<UserPage>
+  setPassword(id: string, passwordHash: string): Promise<User | null>
+  setDisabled(id: string, disabled: boolean): Promise<User | null>
+  setRoles(id: string, roles: readonly string[]): Promise<User | null>
+  /** Removes the user; returns what was removed. */
+  delete(id: string): Promise<User | null>
 }
 
 /** A stable, opaque subject for a username, the same on every replica. */
@@ -22,31 +54,109 @@ export function userIdFor(username: string): string {
   return `u_${createHash('sha256').update(username.toLowerCase()).digest('base64url').slice(0, 22)}`
 }
 
+/** A fresh subject for a user added by an administrator (never reused, OIDC Core §2 `sub`). */
+export function newUserId(): string {
+  return `u_${randomBytes(16).toString('base64url')}`
+}
+
+/** The form usernames are unique in (case-insensitive). */
+export function canonicalUsername(username: string): string {
+  return username.toLowerCase()
+}
+
+/** Why a username is unacceptable, or null. */
+export function usernameProblem(username: string): string | null {
+  if (username.length === 0 || username.length > 256) return 'a username has 1 to 256 characters'
+  if (username.trim() !== username) return 'a username must not start or end with whitespace'
+  if (/[\x00-\x1f\x7f]/.test(username)) return 'a username must not contain control characters'
+  return null
+}
+
+/** Why a role name is unacceptable, or null (roles travel in tokens as a JSON array of names). */
+export function roleProblem(role: string): string | null {
+  return /^[\x21-\x7e]{1,64}$/.test(role) ? null : `invalid role ${JSON.stringify(role)} (1 to 64 visible ASCII characters)`
+}
+
 export class MemoryUserDirectory implements UserDirectory {
   readonly #byName = new Map<string, User>()
   readonly #byId = new Map<string, User>()
-
-  add(user: User): void {
-    this.#byName.set(user.username.toLowerCase(), user)
-    this.#byId.set(user.id, user)
-  }
 
   static async fromConfig(users: readonly UserConfig[]): Promise<MemoryUserDirectory> {
     const dir = new MemoryUserDirectory()
     for (const u of users) {
       const passwordHash = u.password_hash ?? (await hashPassword(u.password!))
-      dir.add({ id: userIdFor(u.username), username: u.username, passwordHash, roles: [...u.roles], claims: { ...u.claims }, disabled: u.disabled })
+      await dir.add({ id: userIdFor(u.username), username: u.username, passwordHash, roles: u.roles, claims: u.claims, disabled: u.disabled })
     }
     return dir
   }
 
   async findByUsername(username: string): Promise<User | null> {
-    return this.#byName.get(username.toLowerCase()) ?? null
+    return copy(this.#byName.get(canonicalUsername(username)))
   }
 
   async findById(id: string): Promise<User | null> {
-    return this.#byId.get(id) ?? null
+    return copy(this.#byId.get(id))
   }
+
+  async add(input: NewUser): Promise<AddUserResult> {
+    const name = canonicalUsername(input.username)
+    if (this.#byName.has(name)) return { status: 'exists' }
+    let id = input.id ?? newUserId()
+    while (input.id === undefined && this.#byId.has(id)) id = newUserId()
+    if (this.#byId.has(id)) return { status: 'exists' }
+    const user: User = {
+      id,
+      username: input.username,
+      passwordHash: input.passwordHash,
+      roles: [...(input.roles ?? [])],
+      claims: { ...(input.claims ?? {}) },
+      disabled: input.disabled ?? false,
+    }
+    this.#byName.set(name, user)
+    this.#byId.set(id, user)
+    return { status: 'created', user: copy(user)! }
+  }
+
+  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
+    const all = [...this.#byName.keys()].sort()
+    const from = page.cursor === undefined ? 0 : Number(page.cursor)
+    const start = Number.isSafeInteger(from) && from >= 0 ? from : all.length
+    const end = Math.min(all.length, start + Math.max(1, page.limit ?? 100))
+    const users = all.slice(start, end).map((n) => copy(this.#byName.get(n))!)
+    return { users, cursor: end < all.length ? String(end) : null }
+  }
+
+  async setPassword(id: string, passwordHash: string): Promise<User | null> {
+    return this.#update(id, (u) => (u.passwordHash = passwordHash))
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<User | null> {
+    return this.#update(id, (u) => (u.disabled = disabled))
+  }
+
+  async setRoles(id: string, roles: readonly string[]): Promise<User | null> {
+    return this.#update(id, (u) => (u.roles = [...roles]))
+  }
+
+  async delete(id: string): Promise<User | null> {
+    const user = this.#byId.get(id)
+    if (user === undefined) return null
+    this.#byId.delete(id)
+    this.#byName.delete(canonicalUsername(user.username))
+    return copy(user)
+  }
+
+  #update(id: string, change: (u: User) => void): User | null {
+    const user = this.#byId.get(id)
+    if (user === undefined) return null
+    change(user)
+    return copy(user)
+  }
+}
+
+/** Callers get copies: a directory's records change only through its verbs. */
+function copy(u: User | undefined): User | null {
+  return u === undefined ? null : { ...u, roles: [...u.roles], claims: { ...u.claims } }
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { GrantType } from '../config-file.js'
+import { authorizationCodeGrant } from './authorization-code.js'
+import { clientCredentialsGrant } from './client-credentials.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import type { GrantHandler } from './types.js'
@@ -7,6 +9,8 @@ import type { GrantHandler } from './types.js'
 export const GRANTS: Partial<Record<GrantType, GrantHandler>> = {
   password: passwordGrant,
   refresh_token: refreshTokenGrant,
+  authorization_code: authorizationCodeGrant,
+  client_credentials: clientCredentialsGrant,
 }
 
 export type { GrantHandler, GrantContext, TokenResponse } from './types.js'

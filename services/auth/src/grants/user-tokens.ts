@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import type { Client } from '../clients.js'
 import type { AuthDeps } from '../deps.js'
+import { signIdToken } from '../id-token.js'
+import { splitScope } from '../scope.js'
 import type { User } from '../users.js'
 import type { TokenResponse } from './types.js'
 
@@ -12,7 +14,10 @@ export interface UserTokenInput {
   scope: string
   authTime: number
   grantType: string
+  /** The login session (browser logins): the families' `sessionId` and the ID token's `sid`. */
   sessionId?: string
+  /** From the authorization request, echoed in the ID token (OIDC Core §3.1.2.1). */
+  nonce?: string
 }
 
 /**
@@ -20,6 +25,15 @@ export interface UserTokenInput {
  * access token of it. The family id is the tokens' `sid`.
  */
 export async function issueUserTokens(input: UserTokenInput): Promise<TokenResponse> {
+  return (await startUserTokens(input)).response
+}
+
+/**
+ * issueUserTokens, also naming the family it started (the authorization-code grant records it,
+ * so a replayed code can revoke it). With `openid` in the scope an ID token comes along
+ * (OIDC Core §3.1.3.3) whose `sid` is the login session, not the family.
+ */
+export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string | undefined }> {
   const { request, deps, client, user, scope, authTime, grantType } = input
   let refreshToken: string | undefined
   let sid: string | undefined
@@ -37,5 +51,11 @@ export async function issueUserTokens(input: UserTokenInput): Promise<TokenRespo
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid }, 'token issued')
   const res: TokenResponse = { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope }
   if (refreshToken !== undefined) res.refresh_token = refreshToken
-  return res
+  if (splitScope(scope).includes('openid')) {
+    const idInput: Parameters<typeof signIdToken>[1] = { sub: user.id, clientId: client.id, authTime, accessToken: at.token }
+    if (input.nonce !== undefined) idInput.nonce = input.nonce
+    if (input.sessionId !== undefined) idInput.sid = input.sessionId
+    res.id_token = await signIdToken({ issuer: deps.config.issuer, keys: deps.keys, ttlSeconds: deps.tokens.ttl, clock: deps.clock }, idInput)
+  }
+  return { response: res, familyId: sid }
 }

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { OAuthError, InvalidRequest, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
 import { InvalidBasicClient } from '../client-auth.js'
 import { StoreUnavailable } from '../store/types.js'
+import { bearerChallenge } from './bearer.js'
 
 /**
  * The one serializer of errors (STYLE: Errors). OAuth errors become RFC 6749
@@ -24,6 +25,8 @@ export function toOAuthError(err: unknown): OAuthError {
 
 export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
   if (err instanceof InvalidBasicClient) reply.header('www-authenticate', 'Basic realm="gatehouse", charset="UTF-8"')
+  const bearer = bearerChallenge(err)
+  if (bearer !== undefined) reply.header('www-authenticate', bearer)
   return reply.code(err.statusCode).header('cache-control', 'no-store').send(err.toJSON())
 }
 

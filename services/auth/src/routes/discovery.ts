@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { AuthDeps } from '../deps.js'
 import { GRANTS } from '../grants/index.js'
+import { ASSERTION_ALGS } from '../assertion.js'
+import { SCOPE_CLAIMS } from './userinfo.js'
 
 /** Extra metadata contributed by other modules (the OIDC layer adds its endpoints). */
 export type MetadataExtension = (issuer: string) => Record<string, unknown>
@@ -8,7 +10,7 @@ export type MetadataExtension = (issuer: string) => Record<string, unknown>
 /** OIDC Discovery 1.0 §3 and RFC 8414 §2; every path the contract names. */
 export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataExtension[] = []): Record<string, unknown> {
   const iss = deps.config.issuer
-  const scopes = new Set<string>(['openid'])
+  const scopes = new Set<string>(['openid', ...Object.keys(SCOPE_CLAIMS)])
   for (const r of deps.config.file.resources) for (const s of r.scopes) scopes.add(s)
   const doc: Record<string, unknown> = {
     issuer: iss,
@@ -28,9 +30,18 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256'],
     code_challenge_methods_supported: ['S256'],
-    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'name', 'email', 'email_verified'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
+    claims_parameter_supported: false,
+    prompt_values_supported: ['none', 'login'],
+    // RFC 9207: the authorization response carries `iss`.
+    authorization_response_iss_parameter_supported: true,
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    revocation_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+    // RFC 7662 §4: introspection is for clients that can authenticate.
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    introspection_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
   }
   for (const ext of extensions) Object.assign(doc, ext(iss))
   return doc

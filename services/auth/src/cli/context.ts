@@ -1,0 +1,125 @@
+import { userInfo } from 'node:os'
+import type { Cluster, Redis } from 'ioredis'
+import pino from 'pino'
+import { ConfigError, loggerOptions } from '@gatehouse/service-kit'
+import { Admin, type AuditLog } from '../admin.js'
+import { loadConfig, type AuthConfig } from '../config.js'
+import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
+import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
+import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
+import { RedisRevocationPublisher } from '../revocation-publisher.js'
+import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
+import { RedisFamilyStore } from '../store/redis-family-store.js'
+import { createRedis, waitForRedis } from '../store/redis-connection.js'
+import { CliError, UsageError, type CliIO } from './framework.js'
+
+/**
+ * What commands need, opened on first use and closed at exit: the service's
+ * configuration (the same environment, parsed by the same loadConfig), one
+ * Redis connection, and the same store classes the service uses, so the CLI
+ * has no data model of its own.
+ */
+export class CliContext {
+  readonly audit: AuditLog
+  #config: AuthConfig | undefined
+  #redis: Redis | Cluster | undefined
+
+  constructor(readonly io: CliIO) {
+    // Audit events are JSON lines on stderr, through the service's redaction list (DESIGN §9).
+    const level = io.env.LOG_LEVEL && ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(io.env.LOG_LEVEL) ? io.env.LOG_LEVEL : 'info'
+    const logger = pino({ ...loggerOptions(level), base: { source: 'gatehouse-cli' } }, { write: (s: string) => void io.stderr.write(s) })
+    this.audit = { info: (obj, msg) => logger.info(obj, msg) }
+  }
+
+  get clock(): () => number {
+    return this.io.clock ?? Date.now
+  }
+
+  /** The operator, recorded in audit events (GATEHOUSE_ACTOR, else the OS login). */
+  get actor(): string {
+    const given = this.io.env.GATEHOUSE_ACTOR
+    if (given) return given.slice(0, 128)
+    try {
+      return userInfo().username
+    } catch {
+      return 'unknown'
+    }
+  }
+
+  async config(): Promise<AuthConfig> {
+    if (this.#config) return this.#config
+    try {
+      this.#config = await loadConfig(this.io.env)
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(err.message, 1, 'config')
+      throw err
+    }
+    return this.#config
+  }
+
+  async redis(): Promise<Redis | Cluster> {
+    if (this.#redis) return this.#redis
+    const config = await this.config()
+    if (!config.redis) throw new CliError('REDIS_URL (or REDIS_CLUSTER_NODES / REDIS_SENTINELS) is not set: the CLI manages the live system in Redis', 1, 'config')
+    // A command-line tool reports the first connection failure instead of retrying for long.
+    let firstError: ((err: Error) => void) | undefined
+    const failed = new Promise<never>((_, reject) => (firstError = reject))
+    failed.catch(() => undefined)
+    const redis = createRedis({ ...config.redis, connectionName: 'gatehouse-cli', commandTimeoutMs: 5000, onError: (err) => firstError?.(err) })
+    this.#redis = redis
+    try {
+      await Promise.race([waitForRedis(redis, 5000), failed])
+    } catch (err) {
+      throw new CliError(`cannot reach Redis: ${(err as Error).message}`, 1, 'unavailable')
+    } finally {
+      firstError = undefined
+    }
+    return redis
+  }
+
+  async admin(): Promise<Admin> {
+    const config = await this.config()
+    const redis = await this.redis()
+    const clock = this.clock
+    return new Admin({
+      users: new RedisUserDirectory({ redis, clock }),
+      clients: new RedisClientDirectory({ redis, clock }),
+      families: new RedisFamilyStore({
+        redis,
+        // The codec only mints and parses tokens, which the CLI never does; the families it lists
+        // and revokes are found by id.
+        codec: RefreshTokenCodec.fromSecret(config.cookieSecret),
+        policy: { absoluteTtlMs: config.refreshTokenTtl * 1000, idleTtlMs: config.refreshTokenIdleTtl * 1000, reuseGraceMs: config.refreshReuseGrace * 1000 },
+        clock,
+        ownsConnection: false,
+      }),
+      revocations: new RedisRevocationPublisher(redis, clock),
+      clock,
+      accessTokenTtl: config.accessTokenTtl,
+      resources: config.file.resources,
+      log: this.audit,
+      actor: this.actor,
+    })
+  }
+
+  /**
+   * The key set a `keys` command works on: `--file`, else where the service
+   * keeps it (SIGNING_KEYS_STORE=redis, else SIGNING_KEYS_FILE).
+   */
+  async keyStore(file: string | undefined): Promise<{ store: KeySetStore; policy: KeyPolicy }> {
+    const config = await this.config()
+    const policy = keyPolicy(config)
+    if (file !== undefined) return { store: new FileKeySetStore(file), policy }
+    if (config.signingKeysStore === 'redis') {
+      return { store: new RedisKeySetStore({ redis: await this.redis(), secret: config.signingKeysEncryptionSecret! }), policy }
+    }
+    if (config.signingKeysFile !== undefined) return { store: new FileKeySetStore(config.signingKeysFile), policy }
+    throw new UsageError('no key set to work on: pass --file, or set SIGNING_KEYS_STORE=redis or SIGNING_KEYS_FILE')
+  }
+
+  async close(): Promise<void> {
+    const redis = this.#redis
+    this.#redis = undefined
+    if (redis) await redis.quit().catch(() => redis.disconnect())
+  }
+}

@@ -1,0 +1,61 @@
+import { InvalidGrant, InvalidRequest } from '@gatehouse/service-kit'
+import { revokeFamily } from '../family-revocation.js'
+import { required } from '../http/form.js'
+import { isCodeVerifier, verifierMatches } from '../pkce.js'
+import { startUserTokens } from './user-tokens.js'
+import type { GrantHandler } from './types.js'
+
+const REJECTED = 'the authorization code is invalid, expired or was already used'
+
+/**
+ * RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5–4.6), required for every client. The code is spent
+ * by the first presentation whatever its outcome, so a wrong verifier cannot be retried.
+ */
+export const authorizationCodeGrant: GrantHandler = async ({ request, params, client, deps }) => {
+  const code = required(params, 'code')
+  const redirectUri = required(params, 'redirect_uri')
+  const verifier = required(params, 'code_verifier')
+  if (!isCodeVerifier(verifier)) throw new InvalidRequest('code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)')
+  const c = client.client
+  const outcome = await deps.codes.consume(code)
+
+  switch (outcome.status) {
+    case 'ok':
+      break
+    case 'reused': {
+      // RFC 6749 §4.1.2 / §10.5: deny, and revoke what the first use issued.
+      request.log.warn(
+        { event: 'authorization_code.reused', client_id: c.id, code_client_id: outcome.grant.clientId, sub: outcome.grant.userId, family_id: outcome.familyId, ip: request.ip },
+        'authorization code used twice',
+      )
+      if (outcome.familyId !== undefined) await revokeFamily(deps, request.log, outcome.familyId, 'code_replay')
+      throw new InvalidGrant(REJECTED, { detail: 'reused' })
+    }
+    default:
+      throw new InvalidGrant(REJECTED, { detail: outcome.status })
+  }
+
+  const g = outcome.grant
+  // Bound to the client it was issued to, the redirect URI of its request, and the PKCE challenge.
+  if (g.clientId !== c.id) throw new InvalidGrant(REJECTED, { detail: 'issued to another client' })
+  if (g.redirectUri !== redirectUri) throw new InvalidGrant('redirect_uri does not match the authorization request', { detail: 'redirect_uri mismatch' })
+  if (!verifierMatches(verifier, g.codeChallenge)) throw new InvalidGrant('the code_verifier does not match the code_challenge', { detail: 'pkce mismatch' })
+
+  const user = await deps.users.findById(g.userId)
+  if (user === null || user.disabled) throw new InvalidGrant(REJECTED, { detail: 'user gone or disabled' })
+  // A logout between the redirect and the exchange ends what the code would start.
+  if ((await deps.sessions.get(g.sessionId)) === null) throw new InvalidGrant(REJECTED, { detail: 'login session ended' })
+
+  const input: Parameters<typeof startUserTokens>[0] = {
+    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId,
+  }
+  if (g.nonce !== undefined) input.nonce = g.nonce
+  const { response, familyId } = await startUserTokens(input)
+  if (familyId !== undefined && (await deps.codes.recordFamily(code, familyId)) === 'replayed') {
+    // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
+    request.log.warn({ event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice')
+    await revokeFamily(deps, request.log, familyId, 'code_replay')
+    throw new InvalidGrant(REJECTED, { detail: 'reused during exchange' })
+  }
+  return response
+}

@@ -1,0 +1,28 @@
+import { OAuthError, type OAuthErrorCode, type OAuthErrorOptions } from '@gatehouse/service-kit'
+
+/**
+ * Errors of a Bearer-protected endpoint (/userinfo): the serializer adds the RFC 6750 §3
+ * challenge. A request without any token gets a bare challenge (§3.1: no error code then).
+ */
+export class BearerError extends OAuthError {
+  readonly scope: string | undefined
+  readonly missing: boolean
+  constructor(code: OAuthErrorCode, statusCode: number, description: string, extra: { scope?: string; missing?: boolean } = {}, options: OAuthErrorOptions = {}) {
+    super(code, statusCode, description, options)
+    this.scope = extra.scope
+    this.missing = extra.missing ?? false
+  }
+}
+
+export const REALM = 'gatehouse'
+
+/** The WWW-Authenticate value for a BearerError; undefined for any other error. */
+export function bearerChallenge(err: OAuthError): string | undefined {
+  if (!(err instanceof BearerError)) return undefined
+  if (err.missing) return `Bearer realm="${REALM}"`
+  // Descriptions are our own fixed strings; quotes and backslashes are dropped all the same (RFC 6750 §3).
+  const quoted = (v: string) => `"${v.replace(/["\\]/g, '')}"`
+  let value = `Bearer realm="${REALM}", error=${quoted(err.code)}, error_description=${quoted(err.description)}`
+  if (err.scope !== undefined) value += `, scope=${quoted(err.scope)}`
+  return value
+}

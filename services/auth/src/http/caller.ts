@@ -1,0 +1,31 @@
+import type { FastifyRequest } from 'fastify'
+import { InvalidRequest } from '@gatehouse/service-kit'
+import { authenticateClient, type AssertionVerifier, type AuthenticatedClient } from '../client-auth.js'
+import type { AuthDeps } from '../deps.js'
+import { singleParams, type Params } from './form.js'
+
+/**
+ * The common opening of /revoke and /introspect (as of /token): a form body with single-valued
+ * parameters, then client authentication by any registered method (RFC 7009 §2.1, RFC 7662 §2.1),
+ * failures logged as `client.auth_failed`.
+ */
+export async function authenticatedForm(
+  request: FastifyRequest,
+  deps: AuthDeps,
+  verifyAssertion: AssertionVerifier | undefined,
+): Promise<{ params: Params; client: AuthenticatedClient }> {
+  if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new InvalidRequest('the request must be application/x-www-form-urlencoded')
+  }
+  const params = singleParams(request.body)
+  const options: Parameters<typeof authenticateClient>[2] = {
+    clients: deps.clients,
+    onFailure: (clientId, reason) => {
+      deps.metrics.clientAuthFailures.inc()
+      request.log.info({ event: 'client.auth_failed', client_id: clientId, reason, ip: request.ip }, 'client authentication failed')
+    },
+  }
+  if (verifyAssertion) options.verifyAssertion = verifyAssertion
+  const client = await authenticateClient(request, params, options)
+  return { params, client }
+}

@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyReply } from 'fastify'
+
+/**
+ * Server-rendered pages (login, errors, logged out): plain HTML forms that work without
+ * JavaScript, every value HTML-escaped, and security headers on every page (DESIGN §8):
+ * a CSP that allows only this response's inline style (by nonce) and form posts to ourselves,
+ * no framing (clickjacking), no referrer (the query of /authorize carries state and nonce),
+ * no MIME sniffing, no caching.
+ */
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+}
+
+/** Trusted markup: built only by the helpers below from escaped values. */
+export interface Html {
+  readonly html: string
+}
+
+export function html(strings: TemplateStringsArray, ...values: Array<string | Html | undefined | false>): Html {
+  let out = strings[0] ?? ''
+  values.forEach((v, i) => {
+    if (typeof v === 'string') out += escapeHtml(v)
+    else if (v !== undefined && v !== false) out += v.html
+    out += strings[i + 1] ?? ''
+  })
+  return { html: out }
+}
+
+const STYLE = `
+:root{color-scheme:light dark;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.5}
+body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;background:Canvas;color:CanvasText}
+main{width:min(24rem,100% - 2rem);padding:2rem;border:1px solid GrayText;border-radius:.5rem}
+h1{font-size:1.5rem;margin:0 0 .5rem}
+p{margin:0 0 1rem}
+label{display:block;font-weight:600;margin-top:1rem}
+input{box-sizing:border-box;width:100%;font:inherit;padding:.5rem;margin-top:.25rem;border:1px solid GrayText;border-radius:.25rem}
+button{margin-top:1.5rem;width:100%;font:inherit;font-weight:600;padding:.6rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;cursor:pointer}
+input:focus-visible,button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+.error{padding:.75rem;border-left:4px solid #b91c1c;background:rgba(185,28,28,.1)}
+`
+
+export interface PageOptions {
+  status: number
+  /** The document title and the page's heading. */
+  title: string
+  body: Html
+  /**
+   * Extra CSP form-action sources. A form posting to /login is answered with a redirect to the
+   * client, and browsers apply form-action to that redirect too (CSP 3 §6.4.4), so the login page
+   * allows exactly the origin of the validated redirect_uri.
+   */
+  formTargets?: readonly string[]
+}
+
+export function sendPage(reply: FastifyReply, page: PageOptions): FastifyReply {
+  const nonce = randomBytes(16).toString('base64')
+  const formAction = ["'self'", ...(page.formTargets ?? [])].join(' ')
+  const doc =
+    '<!doctype html>\n' +
+    html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>${page.title} – Gatehouse</title><style nonce="${nonce}">${{ html: STYLE }}</style></head><body><main><h1>${page.title}</h1>${page.body}</main></body></html>`.html
+  return reply
+    .code(page.status)
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('content-security-policy', `default-src 'none'; style-src 'nonce-${nonce}'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`)
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'no-referrer')
+    .header('x-content-type-options', 'nosniff')
+    .header('cache-control', 'no-store')
+    .header('pragma', 'no-cache')
+    .send(doc)
+}
+
+/** A CSP source for the origin of a URL: `https://host:port`, or `scheme:` for a custom scheme (native apps). */
+export function cspSource(url: string): string | null {
+  try {
+    const u = new URL(url)
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.origin
+    return /^[a-z][a-z0-9+.-]*:$/.test(u.protocol) ? u.protocol : null
+  } catch {
+    return null
+  }
+}
+
+export interface LoginPageInput {
+  clientName: string
+  interaction: string
+  csrf: string
+  username?: string
+  error?: string
+}
+
+export function loginPage(input: LoginPageInput): Html {
+  const error = input.error !== undefined && html`<p class="error" role="alert" id="login-error">${input.error}</p>`
+  const described = input.error !== undefined ? { html: ' aria-describedby="login-error" aria-invalid="true"' } : { html: '' }
+  // Relative action: the page is served at <issuer>/authorize or <issuer>/login, so "login" is
+  // <issuer>/login even when the issuer has a path behind a proxy.
+  return html`<p>to continue to <strong>${input.clientName}</strong></p>${error}<form method="post" action="login"><input type="hidden" name="interaction" value="${input.interaction}"><input type="hidden" name="csrf" value="${input.csrf}"><label for="username">Username</label><input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="256" value="${input.username ?? ''}"${described}${input.username ? '' : { html: ' autofocus' }}><label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${described}${input.username ? { html: ' autofocus' } : ''}><button type="submit">Sign in</button></form>`
+}
+
+export function messagePage(kind: 'error' | 'info', message: string, hint?: string): Html {
+  const role = kind === 'error' ? { html: ' class="error" role="alert"' } : { html: ' role="status"' }
+  return html`<p${role}>${message}</p>${hint !== undefined && html`<p>${hint}</p>`}`
+}

@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidRequest, LoginRequired, ServerError } from '@gatehouse/service-kit'
+import { parseAuthorizationRequest } from '../authorization-request.js'
+import { currentSession, redirectWithCode, redirectWithError, startInteraction } from '../browser.js'
+import type { AuthDeps } from '../deps.js'
+import { toOAuthError } from '../http/error-handler.js'
+import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from '../http/html.js'
+
+/** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
+export function sendLoginPage(reply: FastifyReply, status: number, input: LoginPageInput, redirectUri: string): FastifyReply {
+  const target = cspSource(redirectUri)
+  return sendPage(reply, { status, title: 'Sign in', body: loginPage(input), formTargets: target === null ? [] : [target] })
+}
+
+/**
+ * GET|POST /authorize (RFC 6749 §4.1.1, OIDC Core §3.1.2; POST as OIDC Core §3.1.2.1 requires):
+ * validate, then either answer at once from the login session (SSO) or show the login form.
+ */
+export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const isForm = request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true
+    // A POSTed request is a form (OIDC Core §3.1.2.1); anything else carries no parameters we read.
+    const raw = request.method === 'GET' ? request.query : isForm ? request.body : {}
+    let parsed: Awaited<ReturnType<typeof parseAuthorizationRequest>>
+    try {
+      parsed = await parseAuthorizationRequest(raw, deps.clients)
+    } catch (err) {
+      // The client could not be looked up (store down): nothing is validated, so nothing is redirected.
+      const oauth = toOAuthError(err)
+      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'authorization failed')
+      return sendPage(reply, {
+        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
+        title: 'Try again',
+        body: messagePage('error', 'Signing in is not possible right now.', 'Go back to the application and try again in a moment.'),
+      })
+    }
+    if (parsed.kind === 'page') {
+      // RFC 6749 §4.1.2.1: never redirect to an unverified URI; tell the user instead.
+      request.log.info({ event: 'authorize.rejected', error: parsed.error.code, detail: parsed.error.description }, 'authorization request rejected')
+      return sendPage(reply, {
+        status: 400,
+        title: 'Sign-in request not valid',
+        body: messagePage('error', `The application sent a sign-in request that cannot be processed: ${parsed.error.description}.`, 'Go back to the application and try again.'),
+      })
+    }
+    if (parsed.kind === 'redirect') {
+      request.log.info({ event: 'authorize.rejected', client_id: parsed.client.id, error: parsed.error.code, detail: parsed.error.description }, 'authorization request rejected')
+      return redirectWithError(reply, deps, parsed.redirectUri, parsed.state, parsed.error, 302)
+    }
+
+    const { client, request: req } = parsed
+    try {
+      let session = await currentSession(request, deps)
+      if (session !== null) {
+        const user = await deps.users.findById(session.userId)
+        if (user === null || user.disabled) session = null
+      }
+      const now = Math.floor(deps.clock() / 1000)
+      // OIDC Core §3.1.2.1: max_age bounds the age of the authentication; max_age=0 is prompt=login.
+      const fresh = session !== null && (req.maxAge === undefined || (req.maxAge > 0 && now - session.authTime <= req.maxAge))
+      if (session !== null && fresh && !req.prompt.includes('login')) {
+        request.log.info({ event: 'authorize.sso', client_id: client.id, sub: session.userId, session_id: session.id }, 'answered from the login session')
+        return await redirectWithCode(reply, deps, req, session, 302)
+      }
+      // prompt=none: no page may be shown (OIDC Core §3.1.2.6).
+      if (req.prompt.includes('none')) return redirectWithError(reply, deps, req.redirectUri, req.state, new LoginRequired('the user must sign in'), 302)
+      const interaction = startInteraction(reply, deps, req)
+      if (interaction === null) return redirectWithError(reply, deps, req.redirectUri, req.state, new InvalidRequest('the authorization request is too large'), 302)
+      const page: LoginPageInput = { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf }
+      if (req.loginHint !== undefined) page.username = req.loginHint
+      return sendLoginPage(reply, 200, page, req.redirectUri)
+    } catch (err) {
+      // The redirect URI is validated, so even a failure goes back to the client (server_error or
+      // temporarily_unavailable, RFC 6749 §4.1.2.1), with the cause only in the log.
+      const oauth = toOAuthError(err)
+      const sent = oauth.statusCode >= 500 && oauth.code !== 'temporarily_unavailable' ? new ServerError('internal server error') : oauth
+      request.log[oauth.statusCode >= 500 ? 'error' : 'info']({ err, error: sent.code }, 'authorization failed')
+      return redirectWithError(reply, deps, req.redirectUri, req.state, sent, 302)
+    }
+  }
+  app.get('/authorize', handler)
+  app.post('/authorize', handler)
+}

@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify'
+import { InvalidClient } from '@gatehouse/service-kit'
+import { checkAccessToken } from '../access-token-check.js'
+import type { AssertionVerifier } from '../client-auth.js'
+import type { AuthDeps } from '../deps.js'
+import { authenticatedForm } from '../http/caller.js'
+import { required } from '../http/form.js'
+import { familyDeadline } from '../store/policy.js'
+
+const INACTIVE = Object.freeze({ active: false })
+
+/**
+ * POST /introspect (RFC 7662), for authenticated confidential clients (resource servers): a
+ * public client cannot prove who it is, so it may not probe tokens (§4). Access tokens are
+ * checked with our own keys and against their family; a refresh token is active only when it is
+ * the current one of a live family, and only its own client learns about it. Anything else —
+ * expired, revoked, unknown, malformed — is `{"active": false}` and nothing more (§2.2).
+ */
+export async function introspectRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
+  app.post('/introspect', async (request, reply) => {
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+    const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
+    if (client.method === 'none') throw new InvalidClient('introspection requires client authentication', { detail: 'public client' })
+    const token = required(params, 'token')
+    const iss = deps.config.issuer
+
+    const access = await checkAccessToken(deps, token)
+    if (access !== null) {
+      const out: Record<string, unknown> = {
+        active: true,
+        token_type: 'access_token',
+        scope: access.scope,
+        client_id: access.client_id,
+        sub: access.sub,
+        exp: access.exp,
+        iat: access.iat,
+        iss,
+        aud: access.aud,
+        jti: access.jti,
+      }
+      if (access.sid !== undefined) out.sid = access.sid
+      return out
+    }
+
+    const refresh = await deps.families.lookup(token)
+    if (refresh !== null && refresh.current && !refresh.family.revoked && refresh.family.clientId === client.client.id) {
+      const f = refresh.family
+      const deadline = familyDeadline(f, { absoluteTtlMs: deps.config.refreshTokenTtl * 1000, idleTtlMs: deps.config.refreshTokenIdleTtl * 1000, reuseGraceMs: 0 })
+      return {
+        active: true,
+        token_type: 'refresh_token',
+        scope: f.scope,
+        client_id: f.clientId,
+        sub: f.userId,
+        exp: Math.floor(deadline / 1000),
+        iat: Math.floor(f.lastUsedAt / 1000),
+        iss,
+        sid: f.id,
+      }
+    }
+    return INACTIVE
+  })
+}

@@ -1,0 +1,88 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie } from '../browser.js'
+import type { AuthDeps } from '../deps.js'
+import { toOAuthError } from '../http/error-handler.js'
+import { singleParams, type Params } from '../http/form.js'
+import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
+import { authenticateUser } from '../users.js'
+import { sendLoginPage } from './authorize.js'
+
+/** One message for every credential failure: no user enumeration (DESIGN §3). */
+export const LOGIN_FAILED_MESSAGE = 'The username or password is not correct.'
+
+function invalidForm(reply: FastifyReply, status: number): FastifyReply {
+  return sendPage(reply, {
+    status,
+    title: 'Sign-in expired',
+    body: messagePage('error', 'This sign-in form has expired or is not valid.', 'Go back to the application and sign in again.'),
+  })
+}
+
+/**
+ * POST /login: the login form's target. CSRF-protected by the pending-login cookie (signed,
+ * SameSite=Lax) whose token must equal the form's; the pending authorization request comes from
+ * that cookie and is checked against the client directory again. On success: a new login
+ * session, its cookie, and the redirect to the client with a code.
+ */
+export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
+  app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return invalidForm(reply, 400)
+    let params: Params
+    try {
+      params = singleParams(request.body, 'login')
+    } catch {
+      return invalidForm(reply, 400)
+    }
+    const check = readInteraction(request, deps, params.interaction, params.csrf)
+    if (!check.ok) {
+      request.log.info({ event: 'login.rejected', reason: check.reason, ip: request.ip }, 'login form rejected')
+      return invalidForm(reply, check.reason === 'csrf' ? 403 : 400)
+    }
+    const req = check.interaction.request
+    const interactionId = params.interaction!
+    try {
+      const client = await deps.clients.get(req.clientId)
+      if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) {
+        request.log.info({ event: 'login.rejected', reason: 'client changed', client_id: req.clientId, ip: request.ip }, 'login form rejected')
+        return invalidForm(reply, 400)
+      }
+      const again = (error: string): FastifyReply => {
+        const page: LoginPageInput = { clientName: client.name ?? client.id, interaction: interactionId, csrf: params.csrf!, error }
+        if (params.username !== undefined) page.username = params.username
+        return sendLoginPage(reply, 400, page, req.redirectUri)
+      }
+      const { username, password } = params
+      if (username === undefined || password === undefined) return again('Enter your username and password.')
+
+      const user = await authenticateUser(deps.users, username, password)
+      if (user === null) {
+        deps.metrics.loginFailures.inc({ reason: 'bad_credentials' })
+        request.log.info({ event: 'login.failed', client_id: client.id, ip: request.ip }, 'login failed')
+        return again(LOGIN_FAILED_MESSAGE)
+      }
+      request.log.info({ event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
+
+      // A fresh secret on every login (session fixation); the same public id when the same user
+      // signs in again, so logout still reaches the families started before.
+      const previous = await currentSession(request, deps)
+      let reuseId: string | undefined
+      if (previous !== null && previous.userId === user.id) reuseId = previous.id
+      else if (previous !== null) await endSession(deps, request.log, previous.id, 'replaced')
+      const start: Parameters<AuthDeps['sessions']['start']>[0] = { userId: user.id, authTime: Math.floor(deps.clock() / 1000) }
+      if (reuseId !== undefined) start.reuseId = reuseId
+      const { session, token } = await deps.sessions.start(start)
+      setSessionCookie(reply, deps.config, token)
+      clearInteraction(reply, deps.config, interactionId)
+      // 303: the browser follows with a GET, never re-posting the password (RFC 9110 §15.4.4).
+      return await redirectWithCode(reply, deps, req, session, 303)
+    } catch (err) {
+      const oauth = toOAuthError(err)
+      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'login failed on the server side')
+      return sendPage(reply, {
+        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
+        title: 'Try again',
+        body: messagePage('error', 'Signing in is not possible right now.', 'Go back to the application and try again in a moment.'),
+      })
+    }
+  })
+}

@@ -1,0 +1,23 @@
+import type { FastifyInstance } from 'fastify'
+import type { AssertionVerifier } from '../client-auth.js'
+import type { AuthDeps } from '../deps.js'
+import { authorizeRoute } from './authorize.js'
+import { introspectRoute } from './introspect.js'
+import { loginRoute } from './login.js'
+import { logoutRoute } from './logout.js'
+import { revokeRoute } from './revoke.js'
+import { userinfoRoute } from './userinfo.js'
+
+/**
+ * The browser and OIDC surface (DESIGN §3): /authorize, /login, /userinfo, /revoke, /introspect,
+ * /logout. Needs @fastify/cookie registered on the app (buildApp does).
+ */
+export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
+  const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
+  await app.register(authorizeRoute, { deps })
+  await app.register(loginRoute, { deps })
+  await app.register(userinfoRoute, { deps })
+  await app.register(revokeRoute, withAssertion)
+  await app.register(introspectRoute, withAssertion)
+  await app.register(logoutRoute, { deps })
+}

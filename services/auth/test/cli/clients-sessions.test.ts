@@ -1,0 +1,141 @@
+import { writeFileSync } from 'node:fs'
+import t from 'tap'
+import { exportJWK, generateKeyPair } from 'jose'
+import { startRedis } from '@gatehouse/test-harness'
+import { RECENT_REVOCATIONS_KEY } from '@gatehouse/service-kit'
+import { basic, passwordLogin, token } from '../helpers.js'
+import { cliRunner, liveService } from './harness.js'
+
+const server = await startRedis()
+t.teardown(() => server.stop())
+const admin = await server.client()
+t.teardown(() => admin.close())
+
+const ENV = { REDIS_URL: server.url }
+const cli = cliRunner(ENV)
+
+t.beforeEach(async () => {
+  await admin.call('FLUSHALL')
+})
+
+const serviceToken = (app: Parameters<typeof token>[0], id: string, secret: string) =>
+  token(app, { grant_type: 'client_credentials', scope: 'internal:read' }, basic(id, secret))
+
+t.test('clients add: the generated secret is printed once and works at once; never logged', async (t) => {
+  const live = await liveService(t, ENV)
+  const added = await cli(['clients', 'add', 'reports', '--name', 'Reports', '--grant-type', 'client_credentials', '--scope', 'internal:read', '--json'])
+  t.equal(added.code, 0, added.stderr)
+  const out = added.json()
+  const secret = out.client_secret as string
+  t.match(secret, /^[A-Za-z0-9_-]{43}$/, '256 bits, base64url')
+  t.match(out.client, { client_id: 'reports', client_name: 'Reports', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'], scope: 'internal:read', audience: 'api://resource', has_secret: true })
+  t.notOk(JSON.stringify(out.client).includes(secret))
+  t.notMatch(added.stderr, new RegExp(secret), 'the audit line does not carry it')
+  t.match(added.events('admin.client_added'), [{ client_id: 'reports', actor: 'test-operator' }])
+  t.equal((await serviceToken(live.app, 'reports', secret)).statusCode, 200, 'the running service accepts it')
+
+  const human = await cli(['clients', 'add', 'reports2', '--grant-type', 'client_credentials', '--scope', 'internal:read'])
+  const printed = human.stdout.trim().split('\n').pop()!
+  t.match(printed, /^[A-Za-z0-9_-]{43}$/, 'the secret alone on the last line')
+  t.equal((await serviceToken(live.app, 'reports2', printed)).statusCode, 200)
+
+  const dup = await cli(['clients', 'add', 'reports', '--grant-type', 'client_credentials'])
+  t.equal(dup.code, 1)
+  t.match(dup.stderr, /a client "reports" exists/)
+})
+
+t.test('clients add: public and private_key_jwt clients get no secret; bad input exits 2', async (t) => {
+  const spa = await cli(['clients', 'add', 'spa2', '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--scope', 'openid', '--redirect-uri', 'https://spa.example/cb', '--json'])
+  t.equal(spa.code, 0, spa.stderr)
+  t.notOk('client_secret' in spa.json())
+  t.match(spa.json().client, { has_secret: false, redirect_uris: ['https://spa.example/cb'] })
+
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const dir = t.testdir({})
+  writeFileSync(`${dir}/pub.json`, JSON.stringify({ keys: [await exportJWK(publicKey)] }))
+  writeFileSync(`${dir}/priv.json`, JSON.stringify({ keys: [await exportJWK(privateKey)] }))
+  const pkj = await cli(['clients', 'add', 'svc-jwt', '--auth-method', 'private_key_jwt', '--grant-type', 'client_credentials', '--jwks-file', `${dir}/pub.json`, '--json'])
+  t.equal(pkj.code, 0, pkj.stderr)
+  t.match(pkj.json().client, { has_secret: false, jwks_keys: 1 })
+
+  const cases: [string[], RegExp][] = [
+    [['clients', 'add', 'x'], /at least one --grant-type/],
+    [['clients', 'add', 'x', '--grant-type', 'implicit'], /--grant-type must be one of/],
+    [['clients', 'add', 'x', '--auth-method', 'magic', '--grant-type', 'password'], /--auth-method must be one of/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code'], /redirect_uris are required/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'not a url'], /not an absolute URL/],
+    [['clients', 'add', 'x', '--auth-method', 'none', '--grant-type', 'client_credentials'], /public client/],
+    [['clients', 'add', 'x', '--auth-method', 'private_key_jwt', '--grant-type', 'client_credentials'], /jwks.*required/],
+    [['clients', 'add', 'x', '--auth-method', 'private_key_jwt', '--grant-type', 'client_credentials', '--jwks-file', `${dir}/priv.json`], /holds private keys/],
+    [['clients', 'add', 'has space', '--grant-type', 'client_credentials'], /visible ASCII/],
+  ]
+  for (const [argv, re] of cases) {
+    const r = await cli(argv)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, re)
+  }
+  t.equal((await cli(['clients', 'add', 'x', '--grant-type', 'password', '--jwks-file', `${dir}/missing.json`])).code, 1)
+})
+
+t.test('clients list, show, rotate-secret and delete', async (t) => {
+  const live = await liveService(t, ENV)
+  const list = await cli(['clients', 'list', '--json'])
+  t.same((list.json().clients as { client_id: string }[]).map((c) => c.client_id).sort(), ['cli', 'reporting-service', 'spa', 'web'], 'seeded from the config file')
+  t.match((await cli(['clients', 'show', 'web', '--json'])).json(), { client: { client_id: 'web', redirect_uris: ['http://127.0.0.1:3000/callback', 'http://localhost:3000/callback'] } })
+  t.equal((await cli(['clients', 'show', 'nope'])).code, 1)
+
+  t.equal((await serviceToken(live.app, 'reporting-service', 'reporting-secret')).statusCode, 200)
+  const refused = await cli(['clients', 'rotate-secret', 'reporting-service'])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /pass --yes/)
+  const rotated = await cli(['clients', 'rotate-secret', 'reporting-service', '--yes', '--json'])
+  t.equal(rotated.code, 0)
+  const secret = rotated.json().client_secret as string
+  t.match(rotated.events('admin.client_secret_rotated'), [{ client_id: 'reporting-service' }])
+  t.notMatch(rotated.stderr, new RegExp(secret))
+  t.equal((await serviceToken(live.app, 'reporting-service', 'reporting-secret')).statusCode, 401, 'the old secret stops working at once')
+  t.equal((await serviceToken(live.app, 'reporting-service', secret)).statusCode, 200)
+  const publicClient = await cli(['clients', 'rotate-secret', 'spa', '--yes'])
+  t.equal(publicClient.code, 2)
+  t.match(publicClient.stderr, /authenticates with none, not a secret/)
+
+  t.equal((await cli(['clients', 'delete', 'reporting-service'])).code, 1, 'no --yes, no terminal: refused')
+  const deleted = await cli(['clients', 'delete', 'reporting-service', '--yes'])
+  t.equal(deleted.code, 0)
+  t.match(deleted.events('admin.client_deleted'), [{ client_id: 'reporting-service' }])
+  t.equal((await serviceToken(live.app, 'reporting-service', secret)).statusCode, 401)
+  t.equal((await cli(['clients', 'delete', 'reporting-service', '--yes'])).code, 1)
+})
+
+t.test('sessions list and revoke (by user, by family): the refresh tokens die and resource servers are told', async (t) => {
+  const live = await liveService(t, ENV)
+  const logins = [await passwordLogin(live.app), await passwordLogin(live.app)].map((r) => r.json() as { refresh_token: string; access_token: string })
+  const sids = logins.map((l) => JSON.parse(Buffer.from(l.access_token.split('.')[1]!, 'base64url').toString()).sid as string)
+  const listed = await cli(['sessions', 'list', '--user', 'ALICE', '--json'])
+  t.equal(listed.code, 0, listed.stderr)
+  t.same((listed.json().sessions as { family_id: string }[]).map((s) => s.family_id).sort(), [...sids].sort())
+  t.match((listed.json().sessions as unknown[])[0], { client_id: 'cli', user_id: /^u_/, scope: String, created_at: String, expires_at: String, generation: 0 })
+  t.match((await cli(['sessions', 'list', '--user', 'bob'])).stdout, /bob has no live sessions/)
+  t.match((await cli(['users', 'show', 'alice', '--json'])).json(), { sessions: 2 })
+
+  const one = await cli(['sessions', 'revoke', '--family', sids[0]!, '--yes', '--json'])
+  t.equal(one.code, 0, one.stderr)
+  t.same(one.json().revoked_families, [sids[0]])
+  t.match(one.events('admin.family_revoked'), [{ family_id: sids[0] }])
+  t.equal((await token(live.app, { grant_type: 'refresh_token', refresh_token: logins[0]!.refresh_token })).statusCode, 400)
+  t.equal((await token(live.app, { grant_type: 'refresh_token', refresh_token: logins[1]!.refresh_token })).statusCode, 200, 'the other session lives')
+  t.equal((await cli(['sessions', 'revoke', '--family', sids[0]!, '--yes'])).code, 1, 'already revoked')
+  t.equal((await cli(['sessions', 'revoke', '--family', '../../etc', '--yes'])).code, 1)
+
+  const all = await cli(['sessions', 'revoke', '--user', 'alice', '--yes', '--json'])
+  t.same(all.json().revoked_families, [sids[1]])
+  t.match(all.events('admin.sessions_revoked'), [{ username: 'alice', families_revoked: 1 }])
+  t.same(((await admin.call('ZRANGE', RECENT_REVOCATIONS_KEY, 0, -1)) as string[]).sort(), [...sids].sort(), 'both published (DESIGN §6)')
+  t.same((await cli(['sessions', 'list', '--user', 'alice', '--json'])).json().sessions, [])
+
+  for (const argv of [['sessions', 'list'], ['sessions', 'revoke', '--yes'], ['sessions', 'revoke', '--user', 'a', '--family', 'b', '--yes']]) {
+    t.equal((await cli(argv)).code, 2, argv.join(' '))
+  }
+  t.equal((await cli(['sessions', 'revoke', '--user', 'alice'])).code, 1, 'refused without --yes')
+  t.equal((await cli(['sessions', 'list', '--user', 'nobody'])).code, 1)
+})
