@@ -169,6 +169,7 @@ export class Admin {
     const { config, problems } = parseAuthFileConfig({ resources: this.d.resources, clients: [doc] }, 'client')
     const c: ClientConfig | undefined = config.clients[0]
     if (problems.length > 0 || c === undefined) throw new AdminError('invalid', problems.map((p) => p.replace(/^client: clients\[0\]\.?/, '')).join('; '))
+    if (c.audience === '') throw new AdminError('invalid', 'an audience is required (the config file names no resource to default to)')
     const added = await this.d.clients.add(c)
     if (added.status === 'exists') throw new AdminError('exists', `a client ${JSON.stringify(input.client_id)} exists`)
     this.#audit('admin.client_added', { client_id: c.client_id, token_endpoint_auth_method: c.token_endpoint_auth_method, grant_types: c.grant_types }, 'client added')
@@ -243,7 +244,8 @@ export class Admin {
     const exp = Math.floor(this.d.clock() / 1000) + this.d.accessTokenTtl
     for (const f of families) {
       await this.d.revocations.publish(f.id, exp)
-      this.d.log.info({ event: 'family.revoked', family_id: f.id, user_id: f.userId, client_id: f.clientId, reason, actor: this.d.actor }, 'family revoked')
+      // The same audit line as the service writes (family-revocation.ts), plus who acted.
+      this.d.log.info({ event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason, actor: this.d.actor }, 'family revoked')
     }
   }
 }

@@ -40,7 +40,8 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
     },
-    trustProxy: false,
+    // request.ip (rate limits, audit logs) comes from X-Forwarded-For only behind a configured proxy (TRUST_PROXY).
+    trustProxy: deps.config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   })

@@ -15,6 +15,19 @@ import { MemoryUserDirectory } from './users.js'
 import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './codes.js'
 import { MemoryReplayStore, RedisReplayStore } from './replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from './sessions.js'
+import { LoginGate } from './login-gate.js'
+import { KNOWN_ADDRESS_TTL_MS, MemoryLoginLimiter, RedisLoginLimiter, type LoginLimiter, type LoginLimitPolicy } from './login-limiter.js'
+
+/** The login gate of a configuration, around the given limiter. */
+export function loginGateFor(config: AuthConfig, limiter: LoginLimiter): LoginGate {
+  const l = config.loginLimits
+  return new LoginGate({ limiter, maxPerUser: l.maxAttempts, maxPerAddress: l.maxAttemptsPerAddress, delayMs: l.delayMs })
+}
+
+export function loginLimitPolicy(config: AuthConfig): LoginLimitPolicy {
+  const l = config.loginLimits
+  return { maxPerUser: l.maxAttempts, maxPerAddress: l.maxAttemptsPerAddress, windowMs: l.window * 1000, lockoutMs: l.lockout * 1000, knownAddressTtlMs: KNOWN_ADDRESS_TTL_MS }
+}
 
 export interface Runtime {
   deps: AuthDeps
@@ -49,6 +62,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
+      loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
     }
     return {
       deps,
@@ -82,6 +96,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
+    loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
   }
   return {
     deps,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
 import { readAuthFileConfig, type AuthFileConfig } from './config-file.js'
@@ -34,6 +35,23 @@ export interface AuthConfig {
   readonly cookieSecret: string
   readonly cookieSecretGenerated: boolean
   readonly logLevel: LogLevel
+  /** Login attempt limits (LOGIN_*; login-limiter.ts). */
+  readonly loginLimits: LoginLimits
+  /** fastify `trustProxy` (TRUST_PROXY): false = the socket address is the client's. */
+  readonly trustProxy: false | string[]
+}
+
+export interface LoginLimits {
+  /** LOGIN_MAX_ATTEMPTS: attempts per username in the window. */
+  readonly maxAttempts: number
+  /** LOGIN_MAX_ATTEMPTS_PER_ADDRESS: attempts per client address in the window. */
+  readonly maxAttemptsPerAddress: number
+  /** LOGIN_WINDOW, seconds. */
+  readonly window: number
+  /** LOGIN_LOCKOUT, seconds. */
+  readonly lockout: number
+  /** LOGIN_DELAY_MS: the first progressive delay; 0 = none. */
+  readonly delayMs: number
 }
 
 export interface RedisSettings {
@@ -105,6 +123,15 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
 
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
 
+  const loginLimits: LoginLimits = Object.freeze({
+    maxAttempts: r.int('LOGIN_MAX_ATTEMPTS', 10, { min: 1, max: 1000 }),
+    maxAttemptsPerAddress: r.int('LOGIN_MAX_ATTEMPTS_PER_ADDRESS', 100, { min: 1, max: 1_000_000 }),
+    window: r.int('LOGIN_WINDOW', 900, { min: 1, max: 86400 }),
+    lockout: r.int('LOGIN_LOCKOUT', 900, { min: 1, max: 86400 }),
+    delayMs: r.int('LOGIN_DELAY_MS', 250, { min: 0, max: 5000 }),
+  })
+  const trustProxy = parseTrustProxy(r)
+
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
   // With Redis the store is the source of truth for clients (the file only seeds it).
@@ -133,7 +160,34 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     cookieSecret,
     cookieSecretGenerated,
     logLevel,
+    loginLimits,
+    trustProxy,
   })
+}
+
+/**
+ * TRUST_PROXY: unset = the client address is the socket's, and X-Forwarded-For is ignored (a
+ * client could write anything there and pick its own rate-limit bucket). Behind a proxy: the
+ * proxies' addresses or CIDRs (`10.0.0.0/8,127.0.0.1`); X-Forwarded-For is then read back to the
+ * first address that is not one of them. A hop count or `true` is refused: neither checks that
+ * the request came through the proxy at all, so a client reaching the service directly could name
+ * its own address (fastify 5 treats a hop count as "trust nothing" for the same reason).
+ */
+function parseTrustProxy(r: EnvReader): false | string[] {
+  const v = r.optional('TRUST_PROXY')
+  if (v === undefined) return false
+  const entries = v.split(',').map((s) => s.trim()).filter(Boolean)
+  const bad = entries.filter((e) => {
+    const [addr = '', bits, ...rest] = e.split('/')
+    if (rest.length > 0 || isIP(addr) === 0) return true
+    if (bits === undefined) return false
+    const max = isIP(addr) === 4 ? 32 : 128
+    return !/^\d{1,3}$/.test(bits) || Number(bits) > max
+  })
+  if (entries.length === 0 || bad.length > 0) {
+    r.problem(`TRUST_PROXY must be a comma-separated list of proxy addresses or CIDRs (e.g. 10.0.0.0/8), got ${JSON.stringify(v)}`)
+  }
+  return entries
 }
 
 export { ConfigError }

@@ -2,6 +2,7 @@ import type { AuthConfig } from './config.js'
 import type { ClientDirectory } from './clients.js'
 import type { AuthorizationCodeStore } from './codes.js'
 import type { KeyRing } from './keys.js'
+import type { LoginGate } from './login-gate.js'
 import type { AuthMetrics } from './metrics.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationPublisher } from './revocation-publisher.js'
@@ -28,6 +29,8 @@ export interface AuthDeps {
   codes: AuthorizationCodeStore
   /** Seen client-assertion jtis (private_key_jwt replay protection). */
   assertionReplay: ReplayStore
+  /** Every password check: attempt limits per username and address, progressive delay, the KDF. */
+  loginGate: LoginGate
   /** Resolves when the store answers; throws StoreUnavailable otherwise. */
   ping(): Promise<void>
 }

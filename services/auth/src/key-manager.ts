@@ -54,7 +54,20 @@ export class KeyManager {
   async reload(): Promise<boolean> {
     const { store, ring, clock, log } = this.#o
     const version = await store.version()
-    if (version === null || version === this.#version) return false
+    if (version === null) {
+      // The stored set is gone (a flushed or replaced Redis): write ours back, so that a replica
+      // starting now finds the keys every verifier knows instead of seeding an unpublished one.
+      const set = ring.set
+      if (store instanceof RedisKeySetStore && 'activations' in set) {
+        const restored = await store.write(normalizedDocument(set, clock()), null)
+        if (restored !== null) {
+          this.#version = restored
+          log.warn({ event: 'keys.restored', source: store.location, kids: set.keys.map((k) => k.kid) }, 'the stored key set was missing: wrote this replica\'s back')
+        }
+      }
+      return false
+    }
+    if (version === this.#version) return false
     const got = await store.read()
     if (got === null) return false
     const set = await keySetFromJwks(got.doc, clock())
@@ -156,7 +169,8 @@ export async function openSigningKeys(config: AuthConfig, log: Log, clock: () =>
   const policy = keyPolicy(config)
   if (config.signingKeysStore === 'redis') {
     if (config.redis === null || config.signingKeysEncryptionSecret === undefined) throw new KeySetError('SIGNING_KEYS_STORE=redis needs Redis and SIGNING_KEYS_ENCRYPTION_SECRET')
-    const redis = createRedis({ ...config.redis, connectionName: 'gatehouse-keys' })
+    // Off the request path (start-up and background rounds): a generous command timeout.
+    const redis = createRedis({ ...config.redis, connectionName: 'gatehouse-keys', commandTimeoutMs: 5000 })
     try {
       await waitForRedis(redis, redisWaitMs)
       const store = new RedisKeySetStore({ redis, secret: config.signingKeysEncryptionSecret })

@@ -33,6 +33,16 @@ export class AuthMetrics {
     labelNames: ['scope'] as const,
     registers: [this.registry],
   })
+  readonly loginDelayed = new Counter({
+    name: 'gatehouse_login_delayed_total',
+    help: 'Login attempts made to wait (progressive delay) before their password was checked',
+    registers: [this.registry],
+  })
+  readonly loginThrottled = new Counter({
+    name: 'gatehouse_login_throttled_total',
+    help: 'Login attempts refused unchecked because too many delayed attempts were already waiting',
+    registers: [this.registry],
+  })
   readonly clientAuthFailures = new Counter({
     name: 'gatehouse_client_auth_failures_total',
     help: 'Failed client authentications',

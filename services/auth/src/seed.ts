@@ -7,6 +7,7 @@ import { DEFAULT_KEY_PREFIX, directorySeededKey } from './store/keys.js'
 import { canonicalUsername, userIdFor, type UserDirectory } from './users.js'
 import { RedisClientDirectory, RedisUserDirectory } from './redis-directory.js'
 import { waitForRedis } from './store/redis-connection.js'
+import { StoreUnavailable } from './store/types.js'
 
 export interface SeedResult {
   users: number
@@ -59,10 +60,21 @@ export async function openRedisDirectories(
   log: { info(obj: object, msg?: string): void },
   clock: () => number = Date.now,
 ): Promise<{ users: RedisUserDirectory; clients: RedisClientDirectory }> {
+  const deadline = Date.now() + 10_000
   await waitForRedis(redis, 10_000)
   const users = new RedisUserDirectory({ redis, clock })
   const clients = new RedisClientDirectory({ redis, clock })
-  const seeded = await seedDirectories(redis, { users, clients }, file)
+  let seeded: SeedResult
+  for (;;) {
+    try {
+      seeded = await seedDirectories(redis, { users, clients }, file)
+      break
+    } catch (err) {
+      // Seeding is idempotent: a command that timed out on a busy Redis is simply tried again.
+      if (!(err instanceof StoreUnavailable) || Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
   if (seeded.users + seeded.clients > 0) log.info({ event: 'directory.seeded', users: seeded.users, clients: seeded.clients }, 'seeded users and clients from the config file')
   return { users, clients }
 }

@@ -5,6 +5,8 @@ import { currentSession, redirectWithCode, redirectWithError, startInteraction }
 import type { AuthDeps } from '../deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from '../http/html.js'
+import { pageErrorHandler } from '../http/page-errors.js'
+import { AUTHORIZE_PARAMS } from '../http/schemas.js'
 
 /** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
 export function sendLoginPage(reply: FastifyReply, status: number, input: LoginPageInput, redirectUri: string): FastifyReply {
@@ -78,6 +80,11 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
       return redirectWithError(reply, deps, req.redirectUri, req.state, sent, 302)
     }
   }
-  app.get('/authorize', handler)
-  app.post('/authorize', handler)
+  const errorHandler = pageErrorHandler({
+    title: 'Sign-in request not valid',
+    message: 'The application sent a sign-in request that cannot be processed.',
+    hint: 'Go back to the application and try again.',
+  })
+  app.get('/authorize', { schema: { querystring: AUTHORIZE_PARAMS }, errorHandler }, handler)
+  app.post('/authorize', { schema: { body: AUTHORIZE_PARAMS }, errorHandler }, handler)
 }

@@ -4,7 +4,8 @@ import type { AuthDeps } from '../deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
-import { authenticateUser } from '../users.js'
+import { pageErrorHandler } from '../http/page-errors.js'
+import { LOGIN_BODY } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
@@ -25,7 +26,8 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
  * session, its cookie, and the redirect to the client with a code.
  */
 export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
-  app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
+  const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
+  app.post('/login', { schema: { body: LOGIN_BODY }, errorHandler }, async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return invalidForm(reply, 400)
     let params: Params
     try {
@@ -54,12 +56,10 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       const { username, password } = params
       if (username === undefined || password === undefined) return again('Enter your username and password.')
 
-      const user = await authenticateUser(deps.users, username, password)
-      if (user === null) {
-        deps.metrics.loginFailures.inc({ reason: 'bad_credentials' })
-        request.log.info({ event: 'login.failed', client_id: client.id, ip: request.ip }, 'login failed')
-        return again(LOGIN_FAILED_MESSAGE)
-      }
+      // Attempt limits, progressive delay, then the KDF (login-gate.ts); locked or wrong, the same page.
+      const outcome = await deps.loginGate.authenticate({ users: deps.users, username, password, address: request.ip, clientId: client.id, log: request.log, metrics: deps.metrics })
+      if (!outcome.ok) return again(LOGIN_FAILED_MESSAGE)
+      const user = outcome.user
       request.log.info({ event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
 
       // A fresh secret on every login (session fixation); the same public id when the same user

@@ -5,6 +5,8 @@ import type { AuthDeps } from '../deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
+import { pageErrorHandler } from '../http/page-errors.js'
+import { LOGOUT_PARAMS } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../id-token.js'
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
@@ -77,6 +79,7 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
     }
     return sendPage(reply, { status: 200, title: 'Signed out', body: messagePage('info', 'You have been signed out.', 'You can close this window.') })
   }
-  app.get('/logout', handler)
-  app.post('/logout', handler)
+  const errorHandler = pageErrorHandler({ title: 'Sign-out request not valid', message: 'The sign-out request cannot be processed.', hint: 'You have not been signed out. Go back to the application and try again.' })
+  app.get('/logout', { schema: { querystring: LOGOUT_PARAMS }, errorHandler }, handler)
+  app.post('/logout', { schema: { body: LOGOUT_PARAMS }, errorHandler }, handler)
 }

@@ -5,6 +5,7 @@ import type { GrantType } from '../config-file.js'
 import type { AuthDeps } from '../deps.js'
 import { GRANTS } from '../grants/index.js'
 import { required, singleParams } from '../http/form.js'
+import { TOKEN_BODY } from '../http/schemas.js'
 
 export interface TokenRouteOptions {
   deps: AuthDeps
@@ -16,7 +17,7 @@ export interface TokenRouteOptions {
  * handler for the grant type.
  */
 export async function tokenRoute(app: FastifyInstance, { deps, verifyAssertion }: TokenRouteOptions): Promise<void> {
-  app.post('/token', async (request, reply) => {
+  app.post('/token', { schema: { body: TOKEN_BODY } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
       throw new InvalidRequest('the token request must be application/x-www-form-urlencoded')

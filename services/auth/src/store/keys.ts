@@ -109,3 +109,23 @@ export function signingKeySetKey(prefix: string = DEFAULT_KEY_PREFIX): string {
 export function signingKeyLockKey(prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}signing-keys:lock`
 }
+
+// Keys of the login attempt limiter (login-limiter.ts). A bucket is one username or one client
+// address, named by a digest (so neither shapes the key); its three keys share the `{...}` hash
+// tag, so the one Lua script that checks and counts an attempt touches a single Cluster slot.
+
+export interface LoginBucketKeys {
+  /** Sorted set of counted attempts in the sliding window (score: ms; member: `<address tag>|<attempt id>`). */
+  readonly attempts: string
+  /** Hash of active lockouts: field `*` (everyone) or an address tag, value: locked until (ms). */
+  readonly locks: string
+  /** Sorted set of address tags with a successful login (score: ms), exempt from the `*` lockout. */
+  readonly known: string
+}
+
+/** `<prefix>login:{<kind>:<digest>}:attempts|locks|known`; kind `u` (username) or `a` (address). */
+export function loginBucketKeys(kind: 'u' | 'a', digest: string, prefix: string = DEFAULT_KEY_PREFIX): LoginBucketKeys {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(digest)) throw new TypeError('invalid login bucket digest')
+  const base = `${prefix}login:{${kind}:${digest}}`
+  return Object.freeze({ attempts: `${base}:attempts`, locks: `${base}:locks`, known: `${base}:known` })
+}

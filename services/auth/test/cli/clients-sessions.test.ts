@@ -109,7 +109,9 @@ t.test('clients list, show, rotate-secret and delete', async (t) => {
 
 t.test('sessions list and revoke (by user, by family): the refresh tokens die and resource servers are told', async (t) => {
   const live = await liveService(t, ENV)
-  const logins = [await passwordLogin(live.app), await passwordLogin(live.app)].map((r) => r.json() as { refresh_token: string; access_token: string })
+  const responses = [await passwordLogin(live.app), await passwordLogin(live.app)]
+  for (const r of responses) t.equal(r.statusCode, 200, r.body)
+  const logins = responses.map((r) => r.json() as { refresh_token: string; access_token: string })
   const sids = logins.map((l) => JSON.parse(Buffer.from(l.access_token.split('.')[1]!, 'base64url').toString()).sid as string)
   const listed = await cli(['sessions', 'list', '--user', 'ALICE', '--json'])
   t.equal(listed.code, 0, listed.stderr)

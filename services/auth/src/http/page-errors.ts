@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { toOAuthError } from './error-handler.js'
+import { messagePage, sendPage } from './html.js'
+
+export interface PageErrorCopy {
+  /** The page's title for a request that cannot be processed. */
+  title: string
+  /** What went wrong, for a malformed request. */
+  message: string
+  /** What the user can do. */
+  hint: string
+}
+
+/**
+ * The error handler of a browser endpoint (/authorize, /login, /logout): what fastify rejects
+ * before the handler runs (schema, content type, body size) is answered as a page with the
+ * security headers of every page, never as JSON or a stack trace, and never as a redirect (the
+ * request was not validated, so neither is its redirect URI: RFC 6749 §4.1.2.1).
+ */
+export function pageErrorHandler(copy: PageErrorCopy) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const oauth = toOAuthError(error)
+    if (oauth.statusCode >= 500) {
+      const unavailable = oauth.code === 'temporarily_unavailable'
+      request.log[unavailable ? 'warn' : 'error']({ err: error, error: oauth.code }, 'browser request failed on the server side')
+      return sendPage(reply, {
+        status: unavailable ? 503 : 500,
+        title: 'Try again',
+        body: messagePage('error', 'This is not possible right now.', 'Go back to the application and try again in a moment.'),
+      })
+    }
+    request.log.info({ error: oauth.code, detail: oauth.detail, status: oauth.statusCode }, 'browser request rejected')
+    const message = oauth.statusCode === 413 ? 'The form is too large.' : oauth.statusCode === 415 ? 'The request is not a form.' : copy.message
+    return sendPage(reply, { status: oauth.statusCode, title: copy.title, body: messagePage('error', message, copy.hint) })
+  }
+}
