@@ -1,0 +1,12 @@
+export {
+  createTokenClient,
+  type AccessToken,
+  type ClientCredentials,
+  type Clock,
+  type FetchLike,
+  type RetryOptions,
+  type TokenClient,
+  type TokenClientOptions,
+} from './token-client.js'
+export { CLIENT_ASSERTION_TYPE, type PrivateKeyJwtCredentials } from './client-assertion.js'
+export { TokenClientError, OAUTH_ERROR_CODES, type OAuthErrorCode, type TokenClientErrorCode } from './errors.js'

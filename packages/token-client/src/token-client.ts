@@ -1,0 +1,350 @@
+import { CLIENT_ASSERTION_TYPE, ClientAssertionSigner, type PrivateKeyJwtCredentials } from './client-assertion.js'
+import { TokenClientError, isOAuthErrorCode, type TokenClientErrorCode } from './errors.js'
+
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
+/** Milliseconds since the epoch. */
+export type Clock = () => number
+
+export type ClientCredentials =
+  | { type: 'client_secret_basic'; secret: string }
+  | { type: 'client_secret_post'; secret: string }
+  | PrivateKeyJwtCredentials
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 4). */
+  maxAttempts?: number
+  /** Delay before the first retry; doubles each time (default 200 ms). */
+  baseDelayMs?: number
+  /** Cap of one delay (default 5 s). */
+  maxDelayMs?: number
+}
+
+export interface TokenClientOptions {
+  /** The authorization server; its discovery document names the token endpoint unless `tokenEndpoint` is given. */
+  issuer?: string
+  tokenEndpoint?: string
+  clientId: string
+  credentials: ClientCredentials
+  /** Scopes to request (space-separated string or a list). */
+  scope?: string | readonly string[]
+  /** The API the token is for, sent as RFC 8707 `resource` (or `audience`, see `audienceParameter`). */
+  audience?: string
+  audienceParameter?: 'resource' | 'audience'
+  fetch?: FetchLike
+  clock?: Clock
+  /** A token is renewed this long before it expires, at most half its lifetime (default 30 s). */
+  refreshSkewSeconds?: number
+  retry?: RetryOptions
+  /** Timeout of one HTTP request (default 10 s). */
+  timeoutMs?: number
+  /** `exp` of private_key_jwt assertions, in seconds from now (default 60). */
+  assertionLifetimeSeconds?: number
+  /** Injected for tests: how to wait between attempts. */
+  sleep?: (ms: number) => Promise<void>
+  /** Injected for tests: jitter source in [0, 1). */
+  random?: () => number
+}
+
+export interface AccessToken {
+  accessToken: string
+  tokenType: 'Bearer'
+  /** Milliseconds since the epoch. */
+  expiresAt: number
+  scope: string | undefined
+}
+
+/** Call it for a valid access token: cached, single-flight, retried (see `createTokenClient`). */
+export interface TokenClient {
+  (): Promise<string>
+  /** The token with its metadata. */
+  token(): Promise<AccessToken>
+  /** Forgets the cached token (e.g. after a resource answered 401 invalid_token). */
+  invalidate(): void
+}
+
+interface Resolved {
+  issuer: string | undefined
+  tokenEndpoint: string | undefined
+  clientId: string
+  credentials: ClientCredentials
+  scope: string | undefined
+  audience: string | undefined
+  audienceParameter: 'resource' | 'audience'
+  fetch: FetchLike
+  clock: Clock
+  skewMs: number
+  maxAttempts: number
+  baseDelayMs: number
+  maxDelayMs: number
+  timeoutMs: number
+  assertionLifetimeSeconds: number
+  sleep: (ms: number) => Promise<void>
+  random: () => number
+}
+
+function optionError(option: string, requirement: string): TypeError {
+  return new TypeError(`token client option "${option}" ${requirement}`)
+}
+
+function httpUrl(option: string, value: unknown): string {
+  if (typeof value !== 'string') throw optionError(option, 'must be a URL string')
+  try {
+    const u = new URL(value)
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error()
+  } catch {
+    throw optionError(option, `must be an http(s) URL, got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+function nonNegative(option: string, value: number | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw optionError(option, `must be a number >= ${min}`)
+  return value
+}
+
+function resolve(o: TokenClientOptions): Resolved {
+  if (typeof o !== 'object' || o === null) throw optionError('options', 'must be an object')
+  const issuer = o.issuer === undefined ? undefined : httpUrl('issuer', o.issuer)
+  const tokenEndpoint = o.tokenEndpoint === undefined ? undefined : httpUrl('tokenEndpoint', o.tokenEndpoint)
+  if (issuer === undefined && tokenEndpoint === undefined) throw optionError('issuer', 'or "tokenEndpoint" is required')
+  if (typeof o.clientId !== 'string' || o.clientId.length === 0) throw optionError('clientId', 'must be a non-empty string')
+  const c = o.credentials as ClientCredentials | undefined
+  if (c === undefined || typeof c !== 'object') throw optionError('credentials', 'is required')
+  if (c.type === 'client_secret_basic' || c.type === 'client_secret_post') {
+    if (typeof c.secret !== 'string' || c.secret.length === 0) throw optionError('credentials.secret', 'must be a non-empty string')
+  } else if (c.type === 'private_key_jwt') {
+    if (typeof c.privateKey !== 'object' || c.privateKey === null) throw optionError('credentials.privateKey', 'is required')
+  } else {
+    throw optionError('credentials.type', 'must be client_secret_basic, client_secret_post or private_key_jwt')
+  }
+  const scope = o.scope === undefined ? undefined : typeof o.scope === 'string' ? o.scope : o.scope.join(' ')
+  const maxAttempts = Math.floor(nonNegative('retry.maxAttempts', o.retry?.maxAttempts, 4, 1))
+  return {
+    issuer,
+    tokenEndpoint,
+    clientId: o.clientId,
+    credentials: c,
+    scope: scope === '' ? undefined : scope,
+    audience: o.audience,
+    audienceParameter: o.audienceParameter ?? 'resource',
+    fetch: o.fetch ?? ((input, init) => fetch(input, init)),
+    clock: o.clock ?? Date.now,
+    skewMs: nonNegative('refreshSkewSeconds', o.refreshSkewSeconds, 30) * 1000,
+    maxAttempts,
+    baseDelayMs: nonNegative('retry.baseDelayMs', o.retry?.baseDelayMs, 200),
+    maxDelayMs: nonNegative('retry.maxDelayMs', o.retry?.maxDelayMs, 5000),
+    timeoutMs: nonNegative('timeoutMs', o.timeoutMs, 10_000, 1),
+    assertionLifetimeSeconds: nonNegative('assertionLifetimeSeconds', o.assertionLifetimeSeconds, 60, 1),
+    sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+    random: o.random ?? Math.random,
+  }
+}
+
+interface Cached {
+  token: AccessToken
+  /** When to fetch a new one (ahead of `expiresAt`). */
+  renewAt: number
+}
+
+/** Basic credentials per RFC 6749 §2.3.1: both parts form-urlencoded before base64. */
+function basicAuth(clientId: string, secret: string): string {
+  const enc = (v: string): string => new URLSearchParams({ v }).toString().slice(2)
+  return `Basic ${Buffer.from(`${enc(clientId)}:${enc(secret)}`).toString('base64')}`
+}
+
+/** `exp` of a JWT access token, read without verifying (only to decide how long to cache it). */
+function jwtExp(token: string): number | undefined {
+  const payload = token.split('.')[1]
+  if (payload === undefined) return undefined
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { exp?: unknown }).exp
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function readJson(res: Response): Promise<Record<string, unknown> | undefined> {
+  try {
+    const body: unknown = await res.json()
+    return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+class ClientCredentialsClient {
+  readonly #o: Resolved
+  readonly #signer: ClientAssertionSigner | undefined
+  #cached: Cached | undefined
+  #inflight: Promise<AccessToken> | undefined
+  #endpoint: string | undefined
+
+  constructor(options: Resolved) {
+    this.#o = options
+    this.#endpoint = options.tokenEndpoint
+    this.#signer = options.credentials.type === 'private_key_jwt' ? new ClientAssertionSigner(options.credentials) : undefined
+  }
+
+  token(): Promise<AccessToken> {
+    const now = this.#o.clock()
+    const cached = this.#cached
+    if (cached !== undefined && now < cached.renewAt) return Promise.resolve(cached.token)
+    // Single flight: however many callers ask at once, one request is made.
+    this.#inflight ??= this.#obtain().finally(() => {
+      this.#inflight = undefined
+    })
+    return this.#inflight
+  }
+
+  invalidate(): void {
+    this.#cached = undefined
+  }
+
+  async #obtain(): Promise<AccessToken> {
+    try {
+      const token = await this.#withRetries()
+      const now = this.#o.clock()
+      const lifetime = token.expiresAt - now
+      if (lifetime > 0) this.#cached = { token, renewAt: now + Math.max(lifetime - this.#o.skewMs, lifetime / 2) }
+      return token
+    } catch (err) {
+      // A renewal that fails while the current token is still valid does not fail the caller.
+      const cached = this.#cached
+      if (cached !== undefined && this.#o.clock() < cached.token.expiresAt - 1000) return cached.token
+      throw err
+    }
+  }
+
+  async #withRetries(): Promise<AccessToken> {
+    const o = this.#o
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#attempt()
+      } catch (err) {
+        const e = err instanceof TokenClientError ? err : new TokenClientError('network_error', (err as Error).message, { retryable: true, cause: err })
+        if (!e.retryable || attempt >= o.maxAttempts) throw e.withAttempts(attempt)
+        // Exponential backoff, capped, with jitter in [d/2, d).
+        const d = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** (attempt - 1))
+        await o.sleep(e.retryAfterMs !== undefined ? Math.min(e.retryAfterMs, o.maxDelayMs) : d / 2 + (o.random() * d) / 2)
+      }
+    }
+  }
+
+  async #attempt(): Promise<AccessToken> {
+    const o = this.#o
+    const endpoint = this.#endpoint ?? (await this.#discover())
+    const body = new URLSearchParams({ grant_type: 'client_credentials' })
+    if (o.scope !== undefined) body.set('scope', o.scope)
+    if (o.audience !== undefined) body.set(o.audienceParameter, o.audience)
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }
+    const c = o.credentials
+    if (c.type === 'client_secret_basic') {
+      headers.authorization = basicAuth(o.clientId, c.secret)
+    } else if (c.type === 'client_secret_post') {
+      body.set('client_id', o.clientId)
+      body.set('client_secret', c.secret)
+    } else {
+      const audience = o.issuer !== undefined && o.issuer !== endpoint ? [endpoint, o.issuer] : endpoint
+      const assertion = await this.#signer!.sign({
+        clientId: o.clientId,
+        audience,
+        nowSeconds: Math.floor(o.clock() / 1000),
+        lifetimeSeconds: o.assertionLifetimeSeconds,
+      })
+      body.set('client_id', o.clientId)
+      body.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
+      body.set('client_assertion', assertion)
+    }
+
+    const res = await this.#request(endpoint, { method: 'POST', headers, body: body.toString() })
+    const json = await readJson(res)
+    if (res.status !== 200) throw errorFromResponse(res, json)
+    const accessToken = json?.access_token
+    const tokenType = json?.token_type
+    if (typeof accessToken !== 'string' || accessToken.length === 0) {
+      throw new TokenClientError('invalid_response', 'the token response has no access_token', { status: res.status })
+    }
+    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
+      throw new TokenClientError('invalid_response', `unsupported token_type ${JSON.stringify(tokenType)}`, { status: res.status })
+    }
+    const now = o.clock()
+    const expiresIn = json?.expires_in
+    const exp = jwtExp(accessToken)
+    const expiresAt =
+      typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0 ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now
+    return { accessToken, tokenType: 'Bearer', expiresAt, scope: typeof json?.scope === 'string' ? json.scope : o.scope }
+  }
+
+  async #request(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await this.#o.fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(this.#o.timeoutMs) })
+    } catch (cause) {
+      throw new TokenClientError('network_error', `request to ${url} failed: ${(cause as Error).message}`, { retryable: true, cause })
+    }
+  }
+
+  /** RFC 8414 / OIDC Discovery: the token endpoint from the issuer's metadata, whose `issuer` must match. */
+  async #discover(): Promise<string> {
+    const issuer = this.#o.issuer!
+    const base = issuer.replace(/\/+$/, '')
+    let lastStatus = 0
+    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const res = await this.#request(`${base}${path}`, { method: 'GET', headers: { accept: 'application/json' } })
+      const doc = await readJson(res)
+      lastStatus = res.status
+      if (res.status === 404) continue
+      if (res.status >= 500 || res.status === 429) {
+        throw new TokenClientError('discovery_failed', `discovery answered HTTP ${res.status}`, { status: res.status, retryable: true })
+      }
+      if (res.status !== 200 || doc === undefined) break
+      if (doc.issuer !== issuer) {
+        throw new TokenClientError('discovery_failed', `the discovery document names issuer ${JSON.stringify(doc.issuer)}, not ${issuer}`)
+      }
+      if (typeof doc.token_endpoint !== 'string' || !/^https?:\/\//.test(doc.token_endpoint)) {
+        throw new TokenClientError('discovery_failed', 'the discovery document has no token_endpoint')
+      }
+      this.#endpoint = doc.token_endpoint
+      return doc.token_endpoint
+    }
+    throw new TokenClientError('discovery_failed', `no usable discovery document at ${issuer} (HTTP ${lastStatus})`, { status: lastStatus })
+  }
+}
+
+function errorFromResponse(res: Response, json: Record<string, unknown> | undefined): TokenClientError {
+  const status = res.status
+  const raw = json?.error
+  const description = typeof json?.error_description === 'string' ? json.error_description : undefined
+  // 5xx and 429 are worth another try; any other answer (invalid_client, invalid_scope, ...) will not change.
+  const retryable = status >= 500 || status === 429
+  let code: TokenClientErrorCode
+  if (isOAuthErrorCode(raw)) code = raw
+  else if (status >= 500) code = status === 503 ? 'temporarily_unavailable' : 'server_error'
+  else code = 'invalid_response'
+  const retryAfter = Number(res.headers.get('retry-after'))
+  return new TokenClientError(code, `token endpoint answered HTTP ${status}${typeof raw === 'string' ? ` ${raw}` : ''}`, {
+    status,
+    description,
+    serverError: typeof raw === 'string' && !isOAuthErrorCode(raw) ? raw : undefined,
+    retryable,
+    retryAfterMs: retryable && Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+  })
+}
+
+/**
+ * A client_credentials token source for service-to-service calls (DESIGN §1.6):
+ *
+ *   const getToken = createTokenClient({ issuer, clientId, credentials, scope })
+ *   await fetch(url, { headers: { authorization: `Bearer ${await getToken()}` } })
+ *
+ * The token is cached until shortly before it expires; concurrent callers
+ * share one request; network errors, 5xx and 429 are retried with capped
+ * exponential backoff; other 4xx (e.g. `invalid_client`) throw a
+ * `TokenClientError` at once, its `code` the OAuth error.
+ */
+export function createTokenClient(options: TokenClientOptions): TokenClient {
+  const client = new ClientCredentialsClient(resolve(options))
+  const get = async (): Promise<string> => (await client.token()).accessToken
+  return Object.assign(get, { token: () => client.token(), invalidate: () => client.invalidate() })
+}

@@ -1,0 +1,19 @@
+export { Verifier, createVerifier, type VerifierEvents, type VerifierStats, type RevocationFeedStatus } from './verifier.js'
+export { gatehouseAuth, peekAuth, type GatehouseAuthOptions, type RouteAuth, type RouteAuthOptions, type AuthGuard } from './plugin.js'
+export type { AuthContext, AccessTokenClaims, PrincipalKind } from './auth-context.js'
+export { compileRequirement, ScopeRequired, type AuthRequirement, type RequirementCheck } from './requirements.js'
+export { authErrorResponse, type AuthErrorResponse } from './challenge.js'
+export { extractBearerToken, assertB64Token } from './bearer.js'
+export { MissingToken, INVALID_TOKEN_DESCRIPTION, type InvalidTokenReason } from './errors.js'
+export type { KeysChange, JwksFetchResult } from './jwks-cache.js'
+export type { JwksFetchOutcome, JwksFailureReason } from './metrics.js'
+export {
+  SUPPORTED_ALGORITHMS,
+  VerifierOptionError,
+  type Clock,
+  type FetchLike,
+  type JwksOptions,
+  type VerifierAlgorithm,
+  type VerifierLogger,
+  type VerifierOptions,
+} from './options.js'

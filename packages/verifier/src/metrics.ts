@@ -1,0 +1,117 @@
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { InvalidTokenReason } from './errors.js'
+
+export type JwksFetchOutcome = 'updated' | 'not_modified' | 'failed'
+export type JwksFailureReason = 'discovery' | 'network' | 'timeout' | 'http_status' | 'invalid_response' | 'no_usable_keys'
+
+/** Values read only when Prometheus scrapes, so the hot path pays nothing for them. */
+export interface MetricSources {
+  cacheAgeSeconds(): number
+  keyCount(): number
+  denyListSize(): number
+  feedConnected(): number
+  verifications(): { cache: number; signature: number }
+}
+
+/**
+ * The verifier's Prometheus metrics. Per-request counts are plain integers
+ * kept by the verifier and turned into counters at scrape time; only rare
+ * events (rejections, fetches, revocations) touch prom-client directly.
+ */
+export class VerifierMetrics {
+  readonly registry: Registry
+  readonly #fetches: Counter<'outcome'>
+  readonly #failures: Counter<'reason'>
+  readonly #rejections: Counter<'reason'>
+  readonly #revocations: Counter
+
+  constructor(registry: Registry | undefined, prefix: string, sources: MetricSources) {
+    this.registry = registry ?? new Registry()
+    const registers = [this.registry]
+    this.#fetches = new Counter({
+      name: `${prefix}jwks_fetches_total`,
+      help: 'JWKS fetches by outcome (updated, not_modified, failed)',
+      labelNames: ['outcome'],
+      registers,
+    })
+    this.#failures = new Counter({
+      name: `${prefix}jwks_fetch_failures_total`,
+      help: 'Failed JWKS or discovery fetches by reason',
+      labelNames: ['reason'],
+      registers,
+    })
+    new Gauge({
+      name: `${prefix}jwks_cache_age_seconds`,
+      help: 'Seconds since the JWKS was last fetched or revalidated (-1 before the first load)',
+      registers,
+      collect() {
+        this.set(sources.cacheAgeSeconds())
+      },
+    })
+    new Gauge({
+      name: `${prefix}jwks_keys`,
+      help: 'Usable verification keys in the JWKS cache',
+      registers,
+      collect() {
+        this.set(sources.keyCount())
+      },
+    })
+    this.#rejections = new Counter({
+      name: `${prefix}token_rejections_total`,
+      help: 'Access tokens refused, by internal reason',
+      labelNames: ['reason'],
+      registers,
+    })
+    let reported = { cache: 0, signature: 0 }
+    new Counter({
+      name: `${prefix}token_verifications_total`,
+      help: 'Access tokens accepted, by source (cache hit or signature check)',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        const now = sources.verifications()
+        this.inc({ source: 'cache' }, now.cache - reported.cache)
+        this.inc({ source: 'signature' }, now.signature - reported.signature)
+        reported = now
+      },
+    })
+    this.#revocations = new Counter({
+      name: `${prefix}revocations_received_total`,
+      help: 'Revocation events received from the feed or its catch-up read',
+      registers,
+    })
+    new Gauge({
+      name: `${prefix}revocation_denylist_size`,
+      help: 'Revoked sids currently denied',
+      registers,
+      collect() {
+        this.set(sources.denyListSize())
+      },
+    })
+    new Gauge({
+      name: `${prefix}revocation_feed_connected`,
+      help: '1 when the revocation subscription is live, 0 when not, -1 when not configured',
+      registers,
+      collect() {
+        this.set(sources.feedConnected())
+      },
+    })
+  }
+
+  jwksFetch(outcome: JwksFetchOutcome): void {
+    this.#fetches.inc({ outcome })
+  }
+
+  jwksFailure(reason: JwksFailureReason): void {
+    this.#fetches.inc({ outcome: 'failed' })
+    this.#failures.inc({ reason })
+  }
+
+  rejected(reason: InvalidTokenReason | 'keys_unavailable'): void {
+    this.#rejections.inc({ reason })
+  }
+
+  revocations(n: number): void {
+    if (n > 0) this.#revocations.inc(n)
+  }
+}

@@ -1,0 +1,210 @@
+import { AccessDenied, InvalidRequest, isOAuthError, type OAuthError } from '@gatehouse/service-kit'
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  onRequestHookHandler,
+  preValidationHookHandler,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import type { AuthContext } from './auth-context.js'
+import { assertB64Token, extractBearerToken } from './bearer.js'
+import { authErrorResponse } from './challenge.js'
+import { MissingToken } from './errors.js'
+import type { VerifierOptions } from './options.js'
+import { compileRequirement, type AuthRequirement, type RequirementCheck } from './requirements.js'
+import { Verifier } from './verifier.js'
+
+/** A custom check run after the token is verified (and after any scopes/roles/kind). `false` means 403. */
+export type AuthGuard = (auth: AuthContext, request: FastifyRequest) => boolean
+
+export interface RouteAuthOptions extends AuthRequirement {
+  guard?: AuthGuard
+}
+
+/** A route's `config.auth`: `true` (any valid token), a requirement, or a guard function. */
+export type RouteAuth = true | RouteAuthOptions | AuthGuard
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: RouteAuth
+  }
+  interface FastifyRequest {
+    /**
+     * The verified token's context. Set on routes with `config.auth` (or a
+     * `requireAuth()` hook); reading it anywhere else throws, since a route
+     * without an auth requirement has nothing to offer (see `peekAuth`).
+     */
+    readonly auth: AuthContext
+  }
+  interface FastifyInstance {
+    readonly verifier: Verifier
+    /** An onRequest hook enforcing `rule`, for a whole encapsulated context (`app.addHook('onRequest', app.requireAuth(...))`). */
+    requireAuth(rule?: RouteAuth): onRequestHookHandler
+  }
+}
+
+interface PluginExtras {
+  /** The `realm` of RFC 6750 challenges (default: the audience). */
+  realm?: string
+}
+
+/** Either the verifier's options (the plugin owns and closes it) or a verifier built elsewhere. */
+export type GatehouseAuthOptions = ((VerifierOptions & { verifier?: undefined }) | { verifier: Verifier }) & PluginExtras
+
+const kAuth = Symbol('gatehouse.auth')
+interface AuthSlot {
+  [kAuth]: AuthContext | null
+}
+
+/** The request's auth context, or null when the route has no auth requirement. */
+export function peekAuth(request: FastifyRequest): AuthContext | null {
+  return (request as unknown as AuthSlot)[kAuth]
+}
+
+function compileRouteAuth(rule: RouteAuth): (auth: AuthContext, request: FastifyRequest) => OAuthError | undefined {
+  if (rule === true) return () => undefined
+  if (typeof rule === 'function') {
+    return (auth, request) => (rule(auth, request) ? undefined : new AccessDenied('access denied', { detail: 'guard refused' }))
+  }
+  if (typeof rule !== 'object' || rule === null) throw new TypeError('config.auth must be true, a requirement object or a guard function')
+  const check: RequirementCheck = compileRequirement(rule)
+  const guard = rule.guard
+  if (guard === undefined) return (auth) => check(auth)
+  return (auth, request) => check(auth) ?? (guard(auth, request) ? undefined : new AccessDenied('access denied', { detail: 'guard refused' }))
+}
+
+function isFormBody(request: FastifyRequest): boolean {
+  const type = request.headers['content-type']
+  return type !== undefined && type.toLowerCase().startsWith('application/x-www-form-urlencoded')
+}
+
+async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthOptions): Promise<void> {
+  const owned = options.verifier === undefined
+  const verifier: Verifier =
+    options.verifier ?? new Verifier({ ...(options as VerifierOptions), logger: (options as VerifierOptions).logger ?? app.log })
+  const realm = options.realm ?? verifier.audience
+
+  /** Writes the RFC 6750 response and logs the internal reason; never sends `detail`. */
+  function fail(request: FastifyRequest, reply: FastifyReply, err: OAuthError): void {
+    const res = authErrorResponse(err, realm)
+    const fields = { error: err.code, reason: err.detail }
+    if (res.statusCode === 503) request.log.warn(fields, 'access token cannot be checked: no verification key')
+    else if (res.statusCode === 403) request.log.info(fields, 'access denied')
+    else request.log.info(fields, 'access token rejected')
+    void reply.code(res.statusCode).headers(res.headers).send(res.body)
+  }
+
+  function makeHook(rule: RouteAuth): onRequestHookHandler {
+    const check = compileRouteAuth(rule)
+
+    function admit(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, auth: AuthContext): void {
+      let failure: OAuthError | undefined
+      try {
+        failure = check(auth, request)
+      } catch (err) {
+        if (!isOAuthError(err)) {
+          done(err as Error)
+          return
+        }
+        failure = err
+      }
+      if (failure !== undefined) {
+        fail(request, reply, failure)
+        return
+      }
+      ;(request as unknown as AuthSlot)[kAuth] = auth
+      done()
+    }
+
+    return function gatehouseAuthenticate(request, reply, done) {
+      let token: string | null
+      try {
+        token = extractBearerToken(request.headers.authorization)
+      } catch (err) {
+        fail(request, reply, err as OAuthError)
+        return
+      }
+      // RFC 6750 §3.1: more than one method of sending the token is invalid_request;
+      // tokens in URLs (§2.3) end up in logs, so they are not accepted at all.
+      if ((request.query as Record<string, unknown> | undefined)?.access_token !== undefined) {
+        const err =
+          token === null
+            ? new InvalidRequest('access tokens are not accepted in the query string', { detail: 'query_token' })
+            : new InvalidRequest('the access token was sent more than once', { detail: 'duplicate_token' })
+        fail(request, reply, err)
+        return
+      }
+      if (token === null) {
+        fail(request, reply, new MissingToken())
+        return
+      }
+      const cached = verifier.verifyCached(token)
+      if (cached !== undefined) {
+        admit(request, reply, done, cached)
+        return
+      }
+      try {
+        assertB64Token(token)
+      } catch (err) {
+        fail(request, reply, err as OAuthError)
+        return
+      }
+      verifier.verify(token).then(
+        (auth) => admit(request, reply, done, auth),
+        (err: unknown) => fail(request, reply, err as OAuthError), // verify() rejects with OAuthErrors only
+      )
+    }
+  }
+
+  /** RFC 6750 §2.2: a form body may carry the token too; with the header as well, that is two methods. */
+  const rejectBodyToken: preValidationHookHandler = function rejectBodyToken(request, reply, done) {
+    const body = request.body as Record<string, unknown> | null | undefined
+    if (typeof body === 'object' && body !== null && body.access_token !== undefined && isFormBody(request)) {
+      fail(request, reply, new InvalidRequest('the access token was sent more than once', { detail: 'duplicate_token' }))
+      return
+    }
+    done()
+  }
+
+  app.decorate('verifier', verifier)
+  app.decorate('requireAuth', (rule: RouteAuth = true) => makeHook(rule))
+  app.decorateRequest(kAuth, null)
+  app.decorateRequest('auth', {
+    getter(this: FastifyRequest): AuthContext {
+      const auth = (this as unknown as AuthSlot)[kAuth]
+      if (auth === null) throw new Error('request.auth was read on a route without an auth requirement (config.auth or requireAuth)')
+      return auth
+    },
+  })
+
+  app.addHook('onRoute', (route) => {
+    const rule = route.config?.auth
+    if (rule === undefined) return
+    const hook = makeHook(rule)
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [hook, ...existing] as typeof route.onRequest
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
+      const pre = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation]
+      route.preValidation = [rejectBodyToken, ...pre] as typeof route.preValidation
+    }
+  })
+
+  app.addHook('onReady', async () => {
+    verifier.start()
+  })
+  if (owned) {
+    app.addHook('onClose', async () => {
+      await verifier.close()
+    })
+  }
+}
+
+/**
+ * The fastify plugin: `app.register(gatehouseAuth, { issuer, audience })`,
+ * then `config: { auth: { scopes: ['documents:read'] } }` on any route.
+ * Register it before the routes it protects.
+ */
+export const gatehouseAuth = fp(gatehouseAuthPlugin, { fastify: '5.x', name: '@gatehouse/verifier' })

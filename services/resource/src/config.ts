@@ -1,0 +1,34 @@
+import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
+
+/** The resource service's configuration (DESIGN §4). Only this module reads the environment. */
+export interface ResourceConfig {
+  readonly host: string
+  readonly port: number
+  /** The trusted issuer; the JWKS is found through its discovery document. */
+  readonly issuer: string
+  /** Tokens must name it in `aud`. */
+  readonly audience: string
+  /** Overrides discovery (e.g. an in-cluster address). */
+  readonly jwksUri: string | undefined
+  /** Unset: no revocation feed, access tokens live until they expire. */
+  readonly redisUrl: string | undefined
+  /** Seconds of clock skew accepted. */
+  readonly clockTolerance: number
+  readonly logLevel: LogLevel
+}
+
+/** Reads and validates the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Env): ResourceConfig {
+  const r = new EnvReader(env)
+  const host = r.string('HOST', '127.0.0.1')
+  const port = r.port('PORT', 4001)
+  const issuer = r.url('ISSUER', 'http://127.0.0.1:4000') ?? 'http://127.0.0.1:4000'
+  const audience = r.string('AUDIENCE', 'api://resource')
+  if (/\s/.test(audience)) r.problem(`AUDIENCE must not contain whitespace, got ${JSON.stringify(audience)}`)
+  const jwksUri = r.url('JWKS_URI', undefined)
+  const redisUrl = r.url('REDIS_URL', undefined, ['redis:', 'rediss:'])
+  const clockTolerance = r.int('CLOCK_TOLERANCE', 30, { min: 0, max: 300 })
+  const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
+  r.done()
+  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, logLevel })
+}

@@ -1,0 +1,60 @@
+import { ConfigError } from '@gatehouse/service-kit'
+import t from 'tap'
+import { loadConfig } from '../src/index.js'
+
+t.test('defaults (DESIGN §4)', async (t) => {
+  const config = loadConfig({})
+  t.same(config, {
+    host: '127.0.0.1',
+    port: 4001,
+    issuer: 'http://127.0.0.1:4000',
+    audience: 'api://resource',
+    jwksUri: undefined,
+    redisUrl: undefined,
+    clockTolerance: 30,
+    logLevel: 'info',
+  })
+  t.ok(Object.isFrozen(config))
+})
+
+t.test('every variable', async (t) => {
+  const config = loadConfig({
+    HOST: '0.0.0.0',
+    PORT: '8080',
+    ISSUER: 'https://auth.example',
+    AUDIENCE: 'api://documents',
+    JWKS_URI: 'http://auth.internal:4000/jwks.json',
+    REDIS_URL: 'rediss://user:pw@redis.internal:6380',
+    CLOCK_TOLERANCE: '5',
+    LOG_LEVEL: 'warn',
+  })
+  t.same(config, {
+    host: '0.0.0.0',
+    port: 8080,
+    issuer: 'https://auth.example',
+    audience: 'api://documents',
+    jwksUri: 'http://auth.internal:4000/jwks.json',
+    redisUrl: 'rediss://user:pw@redis.internal:6380',
+    clockTolerance: 5,
+    logLevel: 'warn',
+  })
+})
+
+t.test('every invalid value is reported at once, naming the variable', async (t) => {
+  const env = {
+    PORT: 'eighty',
+    ISSUER: 'not a url',
+    AUDIENCE: 'two words',
+    JWKS_URI: 'ftp://keys',
+    REDIS_URL: 'http://redis:6379',
+    CLOCK_TOLERANCE: '-5',
+    LOG_LEVEL: 'loud',
+  }
+  const err = t.throws(() => loadConfig(env)) as unknown
+  t.ok(err instanceof ConfigError)
+  const problems = (err as ConfigError).problems
+  t.equal(problems.length, Object.keys(env).length)
+  for (const name of Object.keys(env)) t.ok(problems.some((p) => p.startsWith(name)), name)
+  t.throws(() => loadConfig({ PORT: '70000' }), /PORT must be between 0 and 65535/)
+  t.throws(() => loadConfig({ CLOCK_TOLERANCE: '301' }), /CLOCK_TOLERANCE/)
+})
