@@ -1,3 +1,5 @@
 export * from './ports.js'
 export * from './redis.js'
 export * from './process.js'
+export * from './sentinel.js'
+export * from './tcp-proxy.js'

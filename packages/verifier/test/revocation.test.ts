@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { createVerifier, type Verifier, type VerifierOptions } from '../src/index.js'
 import { AUDIENCE, makeKey, startIssuer, token, waitFor } from './helpers/issuer.js'
-import { startProxy, startRedis } from './helpers/redis.js'
+import { startProxy, startRedis } from '@gatehouse/test-harness'
 
 /** DESIGN §6 against a private redis-server: the feed, the catch-up read, reconnects. */
 
@@ -12,7 +12,7 @@ const issuer = await startIssuer([key])
 const redis = await startRedis()
 t.teardown(async () => {
   await issuer.close()
-  await redis.dispose()
+  await redis.stop()
 })
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
@@ -84,7 +84,7 @@ t.test('still enforced after the subscriber reconnects: what was revoked while a
 
   // Back, empty, on the same port. The family is revoked while we are disconnected:
   // nothing is published to us, only the recent set records it.
-  await redis.start()
+  await redis.restart()
   await client(t).zadd(RECENT_REVOCATIONS_KEY, nowSeconds() + 900, 'family-while-away')
   t.ok(await v.verify(away), 'not yet known')
   const resynced = waitFor<number>((resolve) => v.events.once('revocations-synced', resolve), 10_000, 'the resync')
