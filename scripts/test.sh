@@ -15,6 +15,8 @@ apt_install() {
 command -v pnpm >/dev/null || npm i -g pnpm@10 >/dev/null 2>&1 || { echo "cannot install pnpm" >&2; exit 1; }
 command -v redis-server >/dev/null || apt_install redis-server || { echo "redis-server is missing and could not be installed (apt-get install redis-server)" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || apt_install chromium || echo "warning: chromium could not be installed; the browser test will fail" >&2
+{ command -v docker-compose >/dev/null && command -v dockerd >/dev/null; } || apt_install docker-compose || echo "warning: docker-compose (with docker.io) could not be installed; the container tests will fail" >&2
+command -v busybox >/dev/null || apt_install busybox-static || echo "warning: busybox-static could not be installed; the container smoke test will fail" >&2
 
 pnpm install --frozen-lockfile --reporter=silent || { echo "0 passed, 1 failed"; exit 1; }
 

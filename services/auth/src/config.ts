@@ -59,6 +59,11 @@ export interface RedisSettings {
   clusterNodes?: { host: string; port: number }[]
   sentinels?: { host: string; port: number }[]
   sentinelName?: string
+  /** ACL user and password of the Cluster nodes or the Sentinel-managed master (a URL carries its own). */
+  username?: string
+  password?: string
+  /** TLS to the Cluster nodes or the Sentinel-managed master (a URL says rediss://). */
+  tls?: boolean
 }
 
 export const DEV_CONFIG_FILE = fileURLToPath(new URL('../config/dev.json', import.meta.url))
@@ -89,6 +94,16 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
   if (url) redis = { url }
   else if (clusterNodes) redis = { clusterNodes }
   else if (sentinels && sentinelName) redis = { sentinels, sentinelName }
+  // Managed Cluster and Sentinel deployments need credentials and TLS that no URL can carry.
+  const redisUsername = r.optional('REDIS_USERNAME')
+  const redisPassword = r.optional('REDIS_PASSWORD')
+  const redisTls = r.oneOf('REDIS_TLS', 'false', ['true', 'false'] as const) === 'true'
+  if (url && (redisUsername || redisPassword || redisTls)) r.problem('REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS apply to REDIS_CLUSTER_NODES / REDIS_SENTINELS: put credentials and rediss:// in REDIS_URL')
+  if (redis && !url) {
+    if (redisUsername) redis.username = redisUsername
+    if (redisPassword) redis.password = redisPassword
+    if (redisTls) redis.tls = true
+  }
   if (production && !redis) r.problem('REDIS_URL (or REDIS_CLUSTER_NODES / REDIS_SENTINELS) is required when NODE_ENV=production: the in-memory store is for development only')
 
   const signingKeysFile = r.optional('SIGNING_KEYS_FILE')

@@ -61,7 +61,8 @@ async function waitReady(app: FastifyInstance, timeoutMs = 20_000): Promise<void
 }
 
 async function runFailover(t: Test, env: Record<string, string>, killMaster: () => Promise<unknown>): Promise<void> {
-  const config = await loadConfig({ LOG_LEVEL: 'warn', COOKIE_SECRET: randomBytes(32).toString('base64url'), ...env })
+  // LOGIN_MAX_ATTEMPTS: room for the parallel logins of one user that open the families.
+  const config = await loadConfig({ LOG_LEVEL: 'warn', COOKIE_SECRET: randomBytes(32).toString('base64url'), LOGIN_MAX_ATTEMPTS: '1000', ...env })
   const logs = new LogCapture()
   let runtime: Runtime | undefined
   const deadline = Date.now() + 20_000
@@ -158,14 +159,20 @@ async function runFailover(t: Test, env: Record<string, string>, killMaster: () 
       continue
     }
     t.equal(family.revoked, false, `family ${familyId} was not revoked by the failover`, { diagnostic: false })
+    if (family.revoked && !logs.text.includes(familyId)) {
+      // No request was answered `reused` for it: the revoking rotation came from a command whose
+      // caller had already given up (timed out, answered 503) and that the client sent anyway.
+      t.comment(`family ${familyId}: revoked at generation ${family.generation} by no request that was answered; the client holds generation ${generationOf(token)}`)
+    }
     const rejected = s.rejected.get(familyId)
     if (rejected === undefined) {
       t.equal(family.generation, generationOf(token), `family ${familyId}: the store and the client agree on the generation`, { diagnostic: false })
     } else {
       // The only acceptable rejection: the master acknowledged a rotation and died before a replica had it.
-      lost++
+      const lostWrite = !family.revoked && family.generation === generationOf(token) - 1
+      if (lostWrite) lost++
       t.match(rejected.body, /^400 .*invalid_grant/, `family ${familyId}: rejected with invalid_grant`)
-      t.equal(family.generation, generationOf(token) - 1, `family ${familyId}: exactly one acknowledged rotation was lost, nothing else`)
+      t.ok(lostWrite, `family ${familyId}: rejected only because one acknowledged rotation was lost (store generation ${family.generation}, client ${generationOf(token)})`)
     }
   }
   t.comment(`${lost} of ${CLIENTS} families lost their last acknowledged rotation (asynchronous replication)`)

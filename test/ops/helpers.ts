@@ -1,0 +1,158 @@
+import type { ChildProcess } from 'node:child_process'
+import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+/** Helpers for the operations tests (real processes over real HTTP). */
+
+export const root = fileURLToPath(new URL('../..', import.meta.url))
+export const AUTH_SCRIPT = `${root}/services/auth/dist/server.js`
+export const RESOURCE_SCRIPT = `${root}/services/resource/dist/server.js`
+
+export const CLI_BASIC = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
+
+export interface Json {
+  status: number
+  body: Record<string, unknown>
+  headers: Headers
+}
+
+export async function postToken(issuer: string, params: Record<string, string>, authorization = CLI_BASIC): Promise<Json> {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+    body: new URLSearchParams(params),
+  })
+  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers }
+}
+
+export async function getJson(url: string, accessToken?: string): Promise<Json> {
+  const res = await fetch(url, accessToken === undefined ? {} : { headers: { authorization: `Bearer ${accessToken}` } })
+  const text = await res.text()
+  let body: Record<string, unknown> = {}
+  try {
+    body = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    body = { text }
+  }
+  return { status: res.status, body, headers: res.headers }
+}
+
+/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
+export async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let v: T | undefined
+    let error: unknown
+    try {
+      v = await probe()
+      if (check(v)) return v
+    } catch (err) {
+      error = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${error instanceof Error ? ` (${error.message})` : ''}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/**
+ * Every complete line a child process writes from now on (stdout and stderr), reassembled across
+ * pipe chunks: a chunk may end in the middle of a line.
+ */
+export function collectLines(child: ChildProcess): string[] {
+  const lines: string[] = []
+  for (const stream of [child.stdout, child.stderr]) {
+    let partial = ''
+    stream?.on('data', (b: Buffer) => {
+      const parts = (partial + b.toString('utf8')).split('\n')
+      partial = parts.pop() ?? ''
+      for (const l of parts) if (l) lines.push(l)
+    })
+    stream?.on('end', () => {
+      if (partial) lines.push(partial)
+    })
+  }
+  return lines
+}
+
+/** Resolves when a line of `output` matches (bounded). */
+export async function waitForLine(output: string[], pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return await eventually(`a log line matching ${pattern}`, async () => output.find((l) => pattern.test(l)), (l) => l !== undefined, timeoutMs) as string
+}
+
+/** True when a new TCP connection to the port is refused (nothing listens any more). */
+export async function refused(port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port })
+    s.once('connect', () => {
+      s.destroy()
+      resolve(false)
+    })
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'))
+  })
+}
+
+export interface SlowRequest {
+  /** Sends the rest of the body. */
+  finish(): void
+  response: Promise<{ status: number; body: string }>
+}
+
+/**
+ * A request whose headers and first half of the body are sent at once and the rest only when
+ * finish() is called: the server has the request in flight for as long as the test wants.
+ */
+export function slowRequest(port: number, opts: { method: string; path: string; headers: Record<string, string>; body: string; requestId: string }): SlowRequest {
+  const half = Math.floor(opts.body.length / 2)
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port,
+    method: opts.method,
+    path: opts.path,
+    agent: false,
+    headers: { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body)), 'x-request-id': opts.requestId },
+  })
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.once('response', (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.once('error', reject)
+    })
+    req.once('error', reject)
+  })
+  req.flushHeaders()
+  req.write(opts.body.slice(0, half))
+  return { finish: () => req.end(opts.body.slice(half)), response }
+}
+
+/** Prometheus text format → `name{labels}` → value (labels as written by prom-client). */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^(\S+?(?:\{.*\})?)\s+(\S+)$/.exec(line)
+    if (m) out.set(m[1]!, Number(m[2]))
+  }
+  return out
+}
+
+export async function scrape(baseUrl: string): Promise<Map<string, number>> {
+  const res = await fetch(`${baseUrl}/metrics`)
+  if (res.status !== 200) throw new Error(`${baseUrl}/metrics answered ${res.status}`)
+  if (!/^text\/plain/.test(res.headers.get('content-type') ?? '')) throw new Error('not the Prometheus text format')
+  return parseMetrics(await res.text())
+}
+
+/** Sum of every series of a metric whose labels include all of `labels`. */
+export function metric(series: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0
+  for (const [key, value] of series) {
+    const m = /^([^{]+)(?:\{(.*)\})?$/.exec(key)
+    if (!m || m[1] !== name) continue
+    const have = m[2] ?? ''
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += value
+  }
+  return sum
+}

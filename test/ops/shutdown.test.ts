@@ -1,0 +1,117 @@
+/**
+ * Graceful shutdown (issue 6, DESIGN §9), on the built services as real processes: SIGTERM while
+ * requests are in flight. Every request the service had received completes normally; readiness is
+ * off and new connections are refused from the signal on; the process closes Redis and exits 0.
+ *
+ * "In flight" is made certain, not hoped for: a request's headers and half its body are sent, the
+ * service logs that it received it, then SIGTERM, and only then the rest of the body.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { freePort, startRedis, startService } from '@gatehouse/test-harness'
+import { AUTH_SCRIPT, CLI_BASIC, RESOURCE_SCRIPT, collectLines, postToken, refused, slowRequest, waitForLine } from './helpers.js'
+
+const COOKIE_SECRET = randomBytes(32).toString('base64url')
+
+/** Fires `count` requests, waits until the service logged receiving each, and returns their results. */
+async function burst(lines: string[], count: number, send: (requestId: string) => Promise<number>): Promise<Promise<number>[]> {
+  const ids = Array.from({ length: count }, (_, i) => `burst-${i}-${randomBytes(4).toString('hex')}`)
+  const results = ids.map((id) => send(id).catch(() => -1))
+  for (const id of ids) await waitForLine(lines, new RegExp(`"reqId":"${id}".*incoming request`))
+  return results
+}
+
+t.test('auth: SIGTERM during requests fails none of them', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const port = await freePort()
+  const issuer = `http://127.0.0.1:${port}`
+  const auth = await startService({
+    script: AUTH_SCRIPT,
+    port,
+    // Room for a burst of parallel logins of one user (the login limiter would queue them).
+    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET, LOG_LEVEL: 'info', LOGIN_MAX_ATTEMPTS: '1000' },
+    readyPath: '/readyz',
+  })
+  t.teardown(() => auth.stop())
+  const lines = collectLines(auth.child)
+  t.equal((await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })).status, 200, 'serving')
+
+  // A login whose body is half sent, and a burst of password logins (argon2id: each takes a while).
+  const slow = slowRequest(port, {
+    method: 'POST',
+    path: '/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: CLI_BASIC },
+    body: 'grant_type=password&username=alice&password=alice-password',
+    requestId: 'slow-login',
+  })
+  await waitForLine(lines, /"reqId":"slow-login".*incoming request/)
+  const logins = await burst(lines, 24, async (id) => {
+    const res = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: CLI_BASIC, 'x-request-id': id },
+      body: 'grant_type=password&username=bob&password=bob-password',
+    })
+    await res.arrayBuffer()
+    return res.status
+  })
+
+  const exitCode = new Promise<number | null>((resolve) => auth.child.once('exit', (code) => resolve(code)))
+  auth.child.kill('SIGTERM')
+  await waitForLine(lines, /"event":"service.stopping"/)
+  t.ok(await refused(port), 'after the signal, new connections are refused')
+
+  slow.finish()
+  const slowResult = await slow.response
+  t.equal(slowResult.status, 200, 'the request in flight at the signal completed')
+  t.match(JSON.parse(slowResult.body), { token_type: 'Bearer', refresh_token: String })
+  t.same(await Promise.all(logins), Array(24).fill(200), 'every request received before the signal completed with 200')
+
+  t.equal(await exitCode, 0, 'exit code 0')
+  const stopping = lines.findIndex((l) => l.includes('"event":"service.stopping"'))
+  const stopped = lines.findIndex((l) => l.includes('"event":"service.stopped"'))
+  const slowDone = lines.findIndex((l) => l.includes('"reqId":"slow-login"') && l.includes('request completed'))
+  t.ok(stopping >= 0 && stopping < slowDone && slowDone < stopped, 'logged: stopping, the in-flight request completed, stopped')
+  t.notMatch(lines.join('\n'), /"level":50/, 'no error logged')
+})
+
+t.test('resource: SIGTERM during requests fails none of them', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const authPort = await freePort()
+  const issuer = `http://127.0.0.1:${authPort}`
+  const auth = await startService({ script: AUTH_SCRIPT, port: authPort, env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET }, readyPath: '/readyz' })
+  t.teardown(() => auth.stop())
+  const port = await freePort()
+  const resource = await startService({ script: RESOURCE_SCRIPT, port, env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' }, readyPath: '/readyz' })
+  t.teardown(() => resource.stop())
+  const lines = collectLines(resource.child)
+  const login = await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })
+  const at = login.body.access_token as string
+
+  const slow = slowRequest(port, {
+    method: 'POST',
+    path: '/documents',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${at}` },
+    body: JSON.stringify({ title: 'written during shutdown', body: 'x'.repeat(2000) }),
+    requestId: 'slow-post',
+  })
+  await waitForLine(lines, /"reqId":"slow-post".*incoming request/)
+  const reads = await burst(lines, 50, async (id) => {
+    const res = await fetch(`http://127.0.0.1:${port}/me`, { headers: { authorization: `Bearer ${at}`, 'x-request-id': id } })
+    await res.arrayBuffer()
+    return res.status
+  })
+
+  const exitCode = new Promise<number | null>((resolve) => resource.child.once('exit', (code) => resolve(code)))
+  resource.child.kill('SIGTERM')
+  await waitForLine(lines, /"event":"service.stopping"/)
+  t.ok(await refused(port), 'after the signal, new connections are refused')
+  slow.finish()
+  const created = await slow.response
+  t.equal(created.status, 201, 'the request in flight at the signal completed')
+  t.match(JSON.parse(created.body), { title: 'written during shutdown' })
+  t.same(await Promise.all(reads), Array(50).fill(200), 'every request received before the signal completed with 200')
+  t.equal(await exitCode, 0, 'exit code 0')
+  t.notMatch(lines.join('\n'), /"level":50/, 'no error logged')
+})
