@@ -87,6 +87,16 @@ export function directorySeededKey(prefix: string = DEFAULT_KEY_PREFIX): string 
   return `${prefix}dir:seeded`
 }
 
+/** `<prefix>dir:changes`: the channel on which a directory change is announced to every replica's cache (directory-cache.ts). */
+export function directoryChangesChannel(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:changes`
+}
+
+/** `<prefix>dir:ack:<nonce>`: counts the replicas that dropped their copy after one announcement (short TTL). */
+export function directoryAckKey(nonce: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:ack:${nonce}`
+}
+
 /** SCAN MATCH patterns of the user and client records (glob characters of the prefix escaped). */
 export function userRecordPattern(prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${escapeGlob(prefix)}dir:user:*`

@@ -121,6 +121,8 @@ export class MemoryFamilyStore implements FamilyStore {
       // A retry (two tabs, a lost response): the same successor, not a new branch.
       return { status: 'retried', family: { ...family }, refreshToken: this.#codec.mint(family.id, family.generation) }
     }
+    // Same rule as the Redis script: a request older than the last rotation is a delayed duplicate.
+    if (presented < family.generation && now < family.lastUsedAt) return { status: 'stale' }
     if (presented < family.generation) {
       family.revoked = true
       this.#unindex(family)

@@ -78,6 +78,9 @@ export function createRedis(opts: RedisConnectionOptions): Redis | Cluster {
     connectTimeout,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
+    // Never replay a command that was sent on a connection that died: its caller has been
+    // answered (503) and has retried; a late replay of a rotation would look like reuse.
+    autoResendUnfulfilledCommands: false,
     retryStrategy: reconnectDelay,
     // After a failover a connection may still point at a demoted master: reconnect to the new one.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),

@@ -43,7 +43,7 @@ const SCRIPTS: Record<keyof FamilyScripts, string> = {
   gatehouseFamilyIndexAdd: INDEX_ADD_SCRIPT,
 }
 
-const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'revoked', 'expired', 'client_mismatch'])
+const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'revoked', 'expired', 'client_mismatch', 'stale'])
 
 /**
  * Refresh-token families in Redis (standalone, Sentinel or Cluster), DESIGN §5.
@@ -138,7 +138,7 @@ export class RedisFamilyStore implements FamilyStore {
       throw new StoreUnavailable('redis: unexpected reply from the rotate script')
     }
     const status = reply[0] as RotateOutcome['status']
-    if (status === 'not_found' || status === 'expired') return { status }
+    if (status === 'not_found' || status === 'expired' || status === 'stale') return { status }
     const family = toFamily(parsed.familyId, reply[1])
     switch (status) {
       case 'rotated':

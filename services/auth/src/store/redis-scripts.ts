@@ -54,6 +54,12 @@ end
 if presented == current - 1 and now - tonumber(f[5]) <= grace then
   return {'retried', redis.call('HGETALL', key)}
 end
+-- A request older than the family's last rotation that presents a spent token is a delayed
+-- duplicate (a command re-sent after a failover, long after its caller gave up and retried),
+-- not a copied token: revoking here would log the user out for our own retry.
+if presented < current and now < lastUsedAt then
+  return {'stale'}
+end
 if presented < current then
   -- Reuse: revoke the family. The key stays until its TTL so later presentations say 'revoked'.
   redis.call('HSET', key, 'revoked', '1')

@@ -61,6 +61,12 @@ export type RotateOutcome =
   | { status: 'expired' }
   /** A genuine token presented by another client (RFC 6749 §6). No state changed. */
   | { status: 'client_mismatch'; family: Family }
+  /**
+   * A spent token in a request made BEFORE the family's last rotation (its `now` is older than
+   * the family's lastUsedAt): a delayed duplicate of a request the client already gave up on,
+   * e.g. a command a Redis client re-sent after a failover. Not reuse; no state changed.
+   */
+  | { status: 'stale' }
 
 export type RevokeReason = 'reuse' | 'logout' | 'revocation' | 'password_change' | 'user_disabled' | 'admin' | 'code_replay'
 

@@ -27,6 +27,9 @@ export class ManualClock {
     this.#now = start
   }
   readonly now: Clock = () => this.#now
+  set(ms: number): void {
+    this.#now = ms
+  }
   advance(ms: number): number {
     this.#now += ms
     return this.#now
@@ -187,6 +190,25 @@ export function familyStoreContract(t: Test, factory: StoreFactory): void {
     t.match(await store.lookup(t1), { family: { revoked: true }, current: true })
     t.same(await store.listByUser(family.userId), [], 'not listed')
     t.equal(await store.revoke(family.id, 'admin'), null, 'revoking again returns null')
+  })
+
+  t.test('a spent token in a request older than the last rotation is stale, not reuse', async (t) => {
+    // A rotation command re-sent by the Redis client after a failover runs with the `now` of
+    // the request its caller gave up on; the client has since rotated twice.
+    const { store, clock, policy } = await setup(t)
+    const { family, refreshToken: t0 } = await store.create(input())
+    const sent = clock.now()
+    clock.advance(SECOND)
+    const t1 = await rotateOk(t, store, t0)
+    clock.advance(policy.reuseGraceMs + 1)
+    const t2 = await rotateOk(t, store, t1)
+    const later = clock.now()
+    clock.set(sent)
+    t.same(await store.rotate(t0, { clientId: CLIENT }), { status: 'stale' })
+    clock.set(later + policy.reuseGraceMs + 1)
+    t.match(await store.get(family.id), { revoked: false, generation: 2 }, 'nothing changed')
+    await rotateOk(t, store, t2)
+    t.match(await store.rotate(t0, { clientId: CLIENT }), { status: 'reused' }, 'the same token in a fresh request is reuse')
   })
 
   t.test('a forged token naming a real family is not_found and does not revoke it', async (t) => {
