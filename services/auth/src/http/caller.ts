@@ -5,7 +5,7 @@ import type { AuthDeps } from '../deps.js'
 import { singleParams, type Params } from './form.js'
 
 /**
- * The common opening of /revoke and /introspect (as of /token): a form body with single-valued
+ * The common opening of /token, /revoke and /introspect: a form body with single-valued
  * parameters, then client authentication by any registered method (RFC 7009 §2.1, RFC 7662 §2.1),
  * failures logged as `client.auth_failed`.
  */
