@@ -19,6 +19,8 @@ command -v redis-server >/dev/null || apt_install redis-server || { echo "redis-
 command -v busybox >/dev/null || apt_install busybox-static || echo "warning: busybox-static could not be installed; the container smoke test will fail" >&2
 
 pnpm install --frozen-lockfile --reporter=silent || { echo "0 passed, 1 failed"; exit 1; }
+# tap builds its plugin set at install time; .taprc swaps @tapjs/typescript for tsx, so rebuild it.
+pnpm exec tap build >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
 pre_failed=0
 echo "# build and type-check (tsc -b; tsc -p tsconfig.tests.json)"
