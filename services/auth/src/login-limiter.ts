@@ -308,10 +308,15 @@ redis.call('PEXPIRE', attempts, string.format('%d', window))
 return {'admitted', failed + pending}
 `
 
-/** A pending attempt becomes a failure (unless a lockout dropped it). KEYS[1] attempts; ARGV[1] now, ARGV[2] tag, ARGV[3] id. */
+/**
+ * A pending attempt becomes a failure (unless a lockout dropped it). KEYS[1] attempts; ARGV[1]
+ * now, ARGV[2] tag, ARGV[3] id, ARGV[4] window (ms): removing the last member deletes the key, so
+ * the re-created one needs its TTL again.
+ */
 const FAILED_SCRIPT = `
 if redis.call('ZREM', KEYS[1], ARGV[2] .. '|p|' .. ARGV[3]) == 1 then
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2] .. '|f|' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
 return 1
 `
@@ -389,8 +394,9 @@ export class RedisLoginLimiter implements LoginLimiter {
 
   async failed(ticket: LoginTicket): Promise<void> {
     const now = this.#clock()
-    await call('login failure', () => this.#scripts.gatehouseLoginFailed(this.#keys('a', ticket).attempts, now, '', ticket.id))
-    await call('login failure', () => this.#scripts.gatehouseLoginFailed(this.#keys('u', ticket).attempts, now, addressTag(ticket), ticket.id))
+    const window = this.#policy.windowMs
+    await call('login failure', () => this.#scripts.gatehouseLoginFailed(this.#keys('a', ticket).attempts, now, '', ticket.id, window))
+    await call('login failure', () => this.#scripts.gatehouseLoginFailed(this.#keys('u', ticket).attempts, now, addressTag(ticket), ticket.id, window))
   }
 
   async succeeded(ticket: LoginTicket): Promise<void> {

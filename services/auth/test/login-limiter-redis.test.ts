@@ -40,6 +40,18 @@ t.test('redis: keys name neither the username nor the address, and all expire', 
   t.equal(slots.size, 1, "a user bucket's keys share one hash tag")
 })
 
+t.test('redis: a single failure leaves keys that expire with the window', async (t) => {
+  const f = fixture()
+  const c = await f.limiter.attempt('solo', '192.0.2.45')
+  if (c.status === 'admitted') await f.limiter.failed(c.ticket)
+  const keys = (await admin.call('KEYS', `${f.keyPrefix}*`)) as string[]
+  t.equal(keys.length, 2, 'the username and the address buckets')
+  for (const k of keys) {
+    const pttl = Number(await admin.call('PTTL', k))
+    t.ok(pttl > 0 && pttl <= POLICY.windowMs, `${k} expires within the window (${pttl} ms)`)
+  }
+})
+
 t.test('redis: a bucket is one key per kind, however many attempts', async (t) => {
   const f = fixture()
   for (let i = 0; i < 200; i++) {

@@ -17,10 +17,30 @@ export function toOAuthError(err: unknown): OAuthError {
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OAuthError('invalid_request', 413, 'the request body is too large')
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OAuthError('invalid_request', 415, 'unsupported content type')
-    if (fe.validation) return new InvalidRequest('the request is malformed', { detail: fe.message })
+    if (fe.validation) return new InvalidRequest(validationDescription(fe.validation), { detail: fe.message })
     return new OAuthError('invalid_request', fe.statusCode === 404 ? 400 : fe.statusCode, 'the request is malformed', { detail: fe.code })
   }
   return new ServerError('internal server error', { cause: err })
+}
+
+/**
+ * What a schema failure (http/schemas.ts) says to the client: which parameter, and why, in our own
+ * words. A parameter name comes from the request, so only a short, plain one is repeated.
+ */
+function validationDescription(validation: NonNullable<FastifyError['validation']>): string {
+  const first = validation[0]
+  if (first === undefined) return 'the request is malformed'
+  const path = first.instancePath.split('/')[1] ?? ''
+  // A parameter is a string or a repeated one (schemas.ts: anyOf), so one failure reports a
+  // keyword per branch: look at all of them for that parameter.
+  const keywords = new Set(validation.filter((v) => (v.instancePath.split('/')[1] ?? '') === path).map((v) => v.keyword))
+  const shown = /^[\w.-]{1,64}$/.test(path) ? `parameter ${path}` : 'a parameter'
+  if (first.keyword === 'maxProperties') return 'the request has too many parameters'
+  if (first.keyword === 'propertyNames' || keywords.has('propertyNames')) return 'a parameter name is too long'
+  if (path === '') return first.keyword === 'type' ? 'the request must be a set of parameters' : 'the request is malformed'
+  if (keywords.has('maxItems')) return `${shown} is repeated`
+  if (keywords.has('maxLength')) return `${shown} is too long`
+  return `${shown} is malformed`
 }
 
 export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {

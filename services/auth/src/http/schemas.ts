@@ -13,7 +13,7 @@ export interface ParamLimits {
 }
 
 function param(maxLength: number) {
-  return { type: ['string', 'array'], maxLength, maxItems: 8, items: { type: 'string', maxLength } } as const
+  return { anyOf: [{ type: 'string', maxLength }, { type: 'array', maxItems: 8, items: { type: 'string', maxLength } }] } as const
 }
 
 /** An object of string parameters: the named ones with their own limits, any other up to `otherMax`. */
@@ -21,9 +21,19 @@ export function paramsSchema(limits: ParamLimits, otherMax = 1024) {
   return {
     type: 'object',
     maxProperties: 40,
+    propertyNames: { maxLength: 128 },
     properties: Object.fromEntries(Object.entries(limits).map(([name, max]) => [name, param(max)])),
     additionalProperties: param(otherMax),
   } as const
+}
+
+/**
+ * A form body's schema. Only the form encoding is checked here: another content type either has
+ * no parser (415) or is refused by the handler with its own error, and a bodiless request (GET
+ * semantics over POST, /userinfo with a header) has nothing to check.
+ */
+export function formBody(schema: ReturnType<typeof paramsSchema>) {
+  return { content: { 'application/x-www-form-urlencoded': { schema } } } as const
 }
 
 /** Client authentication parameters (RFC 6749 §2.3.1, RFC 7523 §2.2). */

@@ -6,7 +6,7 @@ import type { AuthDeps } from '../deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
-import { AUTHORIZE_PARAMS } from '../http/schemas.js'
+import { AUTHORIZE_PARAMS, formBody } from '../http/schemas.js'
 
 /** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
 export function sendLoginPage(reply: FastifyReply, status: number, input: LoginPageInput, redirectUri: string): FastifyReply {
@@ -86,5 +86,5 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
     hint: 'Go back to the application and try again.',
   })
   app.get('/authorize', { schema: { querystring: AUTHORIZE_PARAMS }, errorHandler }, handler)
-  app.post('/authorize', { schema: { body: AUTHORIZE_PARAMS }, errorHandler }, handler)
+  app.post('/authorize', { schema: { body: formBody(AUTHORIZE_PARAMS) }, errorHandler }, handler)
 }

@@ -5,7 +5,7 @@ import type { AssertionVerifier } from '../client-auth.js'
 import type { AuthDeps } from '../deps.js'
 import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
-import { TOKEN_CHECK_BODY } from '../http/schemas.js'
+import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
 import { familyDeadline } from '../store/policy.js'
 
 const INACTIVE = Object.freeze({ active: false })
@@ -18,7 +18,7 @@ const INACTIVE = Object.freeze({ active: false })
  * expired, revoked, unknown, malformed — is `{"active": false}` and nothing more (§2.2).
  */
 export async function introspectRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
-  app.post('/introspect', { schema: { body: TOKEN_CHECK_BODY } }, async (request, reply) => {
+  app.post('/introspect', { schema: { body: formBody(TOKEN_CHECK_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
     if (client.method === 'none') throw new InvalidClient('introspection requires client authentication', { detail: 'public client' })

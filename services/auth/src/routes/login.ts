@@ -5,7 +5,7 @@ import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
-import { LOGIN_BODY } from '../http/schemas.js'
+import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
@@ -27,7 +27,7 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
  */
 export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
-  app.post('/login', { schema: { body: LOGIN_BODY }, errorHandler }, async (request: FastifyRequest, reply: FastifyReply) => {
+  app.post('/login', { schema: { body: formBody(LOGIN_BODY) }, errorHandler }, async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return invalidForm(reply, 400)
     let params: Params
     try {

@@ -6,7 +6,7 @@ import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
-import { LOGOUT_PARAMS } from '../http/schemas.js'
+import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../id-token.js'
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
@@ -81,5 +81,5 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
   }
   const errorHandler = pageErrorHandler({ title: 'Sign-out request not valid', message: 'The sign-out request cannot be processed.', hint: 'You have not been signed out. Go back to the application and try again.' })
   app.get('/logout', { schema: { querystring: LOGOUT_PARAMS }, errorHandler }, handler)
-  app.post('/logout', { schema: { body: LOGOUT_PARAMS }, errorHandler }, handler)
+  app.post('/logout', { schema: { body: formBody(LOGOUT_PARAMS) }, errorHandler }, handler)
 }

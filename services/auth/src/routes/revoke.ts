@@ -5,7 +5,7 @@ import type { AuthDeps } from '../deps.js'
 import { revokeFamily } from '../family-revocation.js'
 import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
-import { TOKEN_CHECK_BODY } from '../http/schemas.js'
+import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
 
 /**
  * POST /revoke (RFC 7009). The caller authenticates as at /token (a public client with its
@@ -18,7 +18,7 @@ import { TOKEN_CHECK_BODY } from '../http/schemas.js'
  * `token_type_hint` is only a hint: both kinds are tried whatever it says (§2.1).
  */
 export async function revokeRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
-  app.post('/revoke', { schema: { body: TOKEN_CHECK_BODY } }, async (request, reply) => {
+  app.post('/revoke', { schema: { body: formBody(TOKEN_CHECK_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
     const token = required(params, 'token')

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { checkAccessToken } from '../access-token-check.js'
 import type { AuthDeps } from '../deps.js'
 import { BearerError } from '../http/bearer.js'
-import { USERINFO_BODY } from '../http/schemas.js'
+import { USERINFO_BODY, formBody } from '../http/schemas.js'
 import { splitScope } from '../scope.js'
 import type { User } from '../users.js'
 
@@ -59,5 +59,5 @@ export async function userinfoRoute(app: FastifyInstance, { deps }: { deps: Auth
     return userClaims(user, scope)
   }
   app.get('/userinfo', handler)
-  app.post('/userinfo', { schema: { body: USERINFO_BODY } }, handler)
+  app.post('/userinfo', { schema: { body: formBody(USERINFO_BODY) } }, handler)
 }
