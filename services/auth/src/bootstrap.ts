@@ -16,6 +16,7 @@ import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './cod
 import { MemoryReplayStore, RedisReplayStore } from './replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from './sessions.js'
 import { LoginGate } from './login-gate.js'
+import { DirectoryCache } from './directory-cache.js'
 import { KNOWN_ADDRESS_TTL_MS, MemoryLoginLimiter, RedisLoginLimiter, type LoginLimiter, type LoginLimitPolicy } from './login-limiter.js'
 
 /** The login gate of a configuration, around the given limiter. */
@@ -81,12 +82,16 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     throw err
   })
   const families = new RedisFamilyStore({ redis, codec, policy, clock })
+  // Clients and users by id, copied in this process so that /token reads no record from Redis per
+  // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
+  const directory = new DirectoryCache({ redis, clock })
+  directory.start()
   const deps: AuthDeps = {
     config,
     clock,
     families,
-    users,
-    clients,
+    users: directory.users(users),
+    clients: directory.clients(clients),
     keys,
     tokens,
     metrics,
@@ -101,6 +106,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   return {
     deps,
     close: async () => {
+      await directory.close()
       await signing.close()
       await families.close()
       redis.disconnect()

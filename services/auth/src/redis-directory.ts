@@ -2,6 +2,7 @@ import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
 import { parseAuthFileConfig, type ClientConfig } from './config-file.js'
 import { redisCall as call } from './redis-call.js'
+import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {
   clientRecordKey,
   clientRecordPattern,
@@ -115,17 +116,24 @@ export interface RedisDirectoryOptions {
   redis: Redis | Cluster
   clock?: Clock
   keyPrefix?: string
+  /**
+   * Tells every replica's directory cache that a record changed, and waits until they dropped
+   * their copies (directory-cache.ts). Default: announced on `redis`.
+   */
+  changes?: ChangeAnnouncer
 }
 
 export class RedisUserDirectory implements UserDirectory {
   readonly #redis: Redis | Cluster
   readonly #clock: Clock
   readonly #prefix: string
+  readonly #changes: ChangeAnnouncer
 
   constructor(opts: RedisDirectoryOptions) {
     this.#redis = opts.redis
     this.#clock = opts.clock ?? Date.now
     this.#prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX
+    this.#changes = opts.changes ?? new RedisChangeAnnouncer(opts.redis, { keyPrefix: this.#prefix })
   }
 
   async findByUsername(username: string): Promise<User | null> {
@@ -195,6 +203,7 @@ export class RedisUserDirectory implements UserDirectory {
     const removed = await call('users.delete', () => this.#redis.eval(DELETE_IF, 1, userRecordKey(name, this.#prefix), id))
     if (removed === null) return null
     await call('users.delete', () => this.#redis.eval(DELETE_IF_VALUE, 1, userIdIndexKey(id, this.#prefix), name))
+    await this.#changes.announce({ kind: 'user', id })
     return toUser(flatToHash(removed))
   }
 
@@ -207,7 +216,9 @@ export class RedisUserDirectory implements UserDirectory {
     const name = await this.#nameOf(id)
     if (name === null) return null
     const after = await call('users.update', () => this.#redis.eval(UPDATE_USER, 1, userRecordKey(name, this.#prefix), id, String(this.#clock()), ...fields))
-    return after === null ? null : toUser(flatToHash(after))
+    if (after === null) return null
+    await this.#changes.announce({ kind: 'user', id })
+    return toUser(flatToHash(after))
   }
 }
 
@@ -242,11 +253,13 @@ export class RedisClientDirectory implements ClientDirectory {
   readonly #redis: Redis | Cluster
   readonly #clock: Clock
   readonly #prefix: string
+  readonly #changes: ChangeAnnouncer
 
   constructor(opts: RedisDirectoryOptions) {
     this.#redis = opts.redis
     this.#clock = opts.clock ?? Date.now
     this.#prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX
+    this.#changes = opts.changes ?? new RedisChangeAnnouncer(opts.redis, { keyPrefix: this.#prefix })
   }
 
   async get(clientId: string): Promise<Client | null> {
@@ -277,12 +290,16 @@ export class RedisClientDirectory implements ClientDirectory {
   async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
     const key = clientRecordKey(clientId, this.#prefix)
     const ok = await call('clients.rotate', () => this.#redis.eval(SET_CLIENT_SECRET, 1, key, String(this.#clock()), secretHash))
-    return ok === 1 ? await this.get(clientId) : null
+    if (ok !== 1) return null
+    await this.#changes.announce({ kind: 'client', id: clientId })
+    return await this.get(clientId)
   }
 
   async delete(clientId: string): Promise<Client | null> {
     const removed = await call('clients.delete', () => this.#redis.eval(DELETE_IF, 1, clientRecordKey(clientId, this.#prefix), ''))
-    return removed === null ? null : toClient(flatToHash(removed))
+    if (removed === null) return null
+    await this.#changes.announce({ kind: 'client', id: clientId })
+    return toClient(flatToHash(removed))
   }
 }
 

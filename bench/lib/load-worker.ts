@@ -1,0 +1,109 @@
+import autocannon, { type Client, type Request, type Result } from 'autocannon'
+import type { LoadResult, LoadSpec } from './load.js'
+
+/**
+ * The load generator: a child process of its own (pinned to the other CPU where possible) that
+ * runs autocannon on request and answers with a summary. Long-lived, so a scenario's rounds do not
+ * each pay a process start.
+ *
+ * Request shapes (LoadSpec.kind):
+ *  - `static`: the same request every time (one token, a form body, a bare route);
+ *  - `pool`: GET with one of N bearer tokens, each connection cycling through its own share of
+ *    them, so the verifier sees a working set of N distinct tokens;
+ *  - `chain`: the refresh-token rotation. Each connection holds a family of its own and presents
+ *    the refresh token of the previous response (autocannon calls onResponse, then builds the next
+ *    request through setupRequest), so every request is a genuine rotation, never a reuse;
+ *  - `forms`: POST with one form body per connection (the password grant, one user each).
+ */
+
+function summarize(r: Result, extra: Partial<LoadResult> = {}): LoadResult {
+  const statusCodes: Record<string, number> = {}
+  for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = v.count
+  const completed = Object.values(statusCodes).reduce((a, b) => a + b, 0)
+  return {
+    completed,
+    ok: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    seconds: r.duration,
+    rps: r.duration > 0 ? completed / r.duration : 0,
+    latencyP50: r.latency.p50,
+    latencyP99: r.latency.p99,
+    statusCodes,
+    ...extra,
+  }
+}
+
+async function run(spec: LoadSpec): Promise<LoadResult> {
+  const base = {
+    url: spec.url,
+    connections: spec.connections,
+    timeout: 10,
+    ...(spec.amount === undefined ? { duration: spec.seconds } : { amount: spec.amount }),
+    ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
+  }
+  switch (spec.kind) {
+    case 'static': {
+      const r = await autocannon({ ...base, method: spec.method, headers: spec.headers, ...(spec.body === undefined ? {} : { body: spec.body }), requests: [{ path: spec.path }] })
+      return summarize(r)
+    }
+    case 'pool': {
+      // Connection i cycles through its own slice of the pool: every token is in use, and the
+      // load generator builds each request once (not once per connection).
+      const size = Math.ceil(spec.tokens.length / spec.connections)
+      let n = 0
+      const setupClient = (client: Client): void => {
+        const from = ((n++ % spec.connections) * size) % spec.tokens.length
+        const slice = [...spec.tokens, ...spec.tokens].slice(from, from + size)
+        client.setRequests(slice.map((t): Request => ({ method: 'GET', path: spec.path, headers: { authorization: `Bearer ${t}` } })))
+      }
+      return summarize(await autocannon({ ...base, setupClient }))
+    }
+    case 'forms': {
+      let n = 0
+      const setupClient = (client: Client): void => {
+        const body = spec.bodies[n++ % spec.bodies.length]!
+        client.setRequests([{ method: 'POST', path: spec.path, headers: spec.headers, body }])
+      }
+      return summarize(await autocannon({ ...base, setupClient }))
+    }
+    case 'chain': {
+      // One refresh token per connection; the latest one each connection received, handed back
+      // so the caller can look the families up afterwards.
+      const latest = [...spec.refreshTokens]
+      let n = 0
+      let broken = 0
+      const setupClient = (client: Client): void => {
+        const slot = n++ % latest.length
+        client.setRequests([
+          {
+            method: 'POST',
+            path: spec.path,
+            headers: spec.headers,
+            setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(latest[slot]!)}` }),
+            onResponse: (status, body) => {
+              if (status !== 200) {
+                broken++
+                return
+              }
+              const next = (JSON.parse(body) as { refresh_token?: unknown }).refresh_token
+              if (typeof next === 'string') latest[slot] = next
+              else broken++
+            },
+          },
+        ])
+      }
+      return summarize(await autocannon({ ...base, setupClient }), { refreshTokens: latest, broken })
+    }
+  }
+}
+
+process.on('message', (m: { id: number; type: string; spec: LoadSpec }) => {
+  if (m.type !== 'run') return
+  run(m.spec).then(
+    (result) => process.send!({ id: m.id, type: 'result', result }),
+    (err: unknown) => process.send!({ id: m.id, type: 'error', message: (err as Error).stack ?? String(err) }),
+  )
+})
+process.send!({ type: 'ready' })

@@ -1,0 +1,67 @@
+import { spawnChild, type Child } from './children.js'
+
+interface Target {
+  url: string
+  connections: number
+  /** Stop after exactly this many responses instead of after `seconds` (counting runs). */
+  amount?: number
+  /** Requests per second over all connections (default: as fast as the server answers). */
+  overallRate?: number
+}
+
+/** What to send, to whom (the request shapes are described in load-worker.ts). */
+export type LoadRequest = Target &
+  (
+    | { kind: 'static'; method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string }
+    | { kind: 'pool'; path: string; tokens: string[] }
+    | { kind: 'forms'; path: string; headers: Record<string, string>; bodies: string[] }
+    | { kind: 'chain'; path: string; headers: Record<string, string>; refreshTokens: string[] }
+  )
+
+/** A request shape and how long to send it (ignored with `amount`). */
+export type LoadSpec = LoadRequest & { seconds: number }
+
+export interface LoadResult {
+  /** Responses received. */
+  completed: number
+  ok: number
+  non2xx: number
+  /** Connection errors. */
+  errors: number
+  timeouts: number
+  seconds: number
+  /** Responses per second. */
+  rps: number
+  latencyP50: number
+  latencyP99: number
+  statusCodes: Record<string, number>
+  /** `chain`: each connection's latest refresh token. */
+  refreshTokens?: string[]
+  /** `chain`: responses that broke a chain (not 200, or no refresh token). */
+  broken?: number
+}
+
+/** A load-generator process (load-worker.ts) on its own CPU. */
+export class Loader {
+  readonly #child: Child
+
+  private constructor(child: Child) {
+    this.#child = child
+  }
+
+  static async start(name: string, cpu: number | undefined): Promise<Loader> {
+    const child = spawnChild(name, { script: 'bench/lib/load-worker.ts', cpu })
+    await child.waitFor((m) => m.type === 'ready', 30_000)
+    return new Loader(child)
+  }
+
+  async run(spec: LoadSpec): Promise<LoadResult> {
+    const bound = (spec.amount === undefined ? spec.seconds * 1000 : 120_000) + 30_000
+    const reply = await this.#child.request<{ result: LoadResult }>({ type: 'run', spec }, bound)
+    return reply.result
+  }
+
+  async stop(): Promise<void> {
+    await this.#child.stop()
+  }
+}

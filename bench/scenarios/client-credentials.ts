@@ -1,0 +1,105 @@
+import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
+import { CpuWorker } from '../lib/cpu.js'
+import { Loader, type LoadRequest } from '../lib/load.js'
+import { measureRounds, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
+import { profileSubject } from '../lib/profiling.js'
+import { CC_CLIENT, FORM, Scope, basic, privateRedis, startAuth, startOidcProvider, type ServerHandle } from '../lib/stack.js'
+
+/** The client_credentials request both servers get: HTTP Basic client authentication, one scope. */
+export function ccRequest(server: ServerHandle, connections: number): LoadRequest {
+  return {
+    kind: 'static',
+    url: server.url,
+    connections,
+    method: 'POST',
+    path: '/token',
+    headers: { authorization: basic(CC_CLIENT.id, CC_CLIENT.secret), 'content-type': FORM },
+    body: 'grant_type=client_credentials&scope=documents%3Aread',
+  }
+}
+
+/**
+ * Target 2: the auth service's `POST /token` with `client_credentials` (HTTP Basic, RS256 JWT
+ * access token), against raw jose RS256 signing on the same CPU (≥ 0.85) and node-oidc-provider's
+ * token endpoint doing the same grant and token format (≥ 1.5). Raw node:crypto signing is
+ * reported too.
+ */
+export const clientCredentialsScenario: Scenario = {
+  name: 'cc',
+  title: 'auth service: POST /token client_credentials vs raw signing and node-oidc-provider',
+  async run(settings: BenchSettings): Promise<ScenarioResult> {
+    const { placement, log } = settings
+    const scope = new Scope()
+    try {
+      log('cc: starting redis, auth, node-oidc-provider')
+      const redis = await privateRedis(scope)
+      const [auth, op, loader, cpu] = await Promise.all([
+        startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
+        startOidcProvider(scope, { cpu: placement.server }),
+        Loader.start('load (cc)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
+        CpuWorker.start(placement.server).then((w) => (scope.add(() => w.stop()), w)),
+      ])
+      const c = settings.connections
+
+      const http = (name: string, what: string, server: ServerHandle): Variant => ({
+        name,
+        what,
+        run: (seconds) => withCpu(server.pid, async () => sampleOf(await loader.run({ ...ccRequest(server, c), seconds }))),
+      })
+      const variants: Variant[] = [
+        http('gatehouse', 'POST /token client_credentials (Gatehouse)', auth),
+        http('oidc-provider', 'POST /token client_credentials (node-oidc-provider 9, JWT access token)', op),
+        {
+          name: 'jose-sign',
+          what: 'raw jose RS256 signing (SignJWT, one at a time, one CPU)',
+          unit: 'ops/s',
+          run: (seconds) =>
+            withCpu(cpu.pid, async () => {
+              const r = await cpu.run({ kind: 'sign-jose', seconds })
+              return { rate: r.rate, count: r.ops }
+            }),
+        },
+        {
+          name: 'node-sign',
+          what: 'raw node:crypto RS256 signing (crypto.sign, one CPU)',
+          unit: 'ops/s',
+          run: (seconds) =>
+            withCpu(cpu.pid, async () => {
+              const r = await cpu.run({ kind: 'sign-node', seconds })
+              return { rate: r.rate, count: r.ops }
+            }),
+        },
+      ]
+      const samples = await measureRounds(variants, settings)
+      const measurements = variants.map((v) => toMeasurement(v, samples.get(v.name)!))
+      const ratios = [
+        ratio('2a', 'client_credentials / raw jose RS256 signing', samples, 'gatehouse', 'jose-sign', 0.85),
+        ratio('2b', 'client_credentials / node-oidc-provider', samples, 'gatehouse', 'oidc-provider', 1.5),
+      ]
+      const checks: Check[] = measurements.map((m) => ({
+        name: `cc/${m.name}: ran${m.unit === 'req/s' ? ', all 200' : ''}`,
+        ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
+        detail: `${m.count} ${m.unit === 'req/s' ? 'responses' : 'operations'}, ${m.non2xx} non-2xx, ${m.errors} errors`,
+      }))
+      const profiles: string[] = []
+      if (settings.profile) {
+        log('cc: profiling gatehouse')
+        profiles.push(
+          await profileSubject(
+            'cc',
+            'gatehouse',
+            settings.seconds,
+            (s, nodeFlags) => startAuth(s, { redisUrl: redis.url, cpu: placement.server, nodeFlags }),
+            async (server) => {
+              await loader.run({ ...ccRequest(server, c), seconds: settings.warmupSeconds })
+              await loader.run({ ...ccRequest(server, c), seconds: settings.seconds })
+            },
+          ),
+        )
+      }
+      return { name: 'cc', measurements, ratios, checks, facts: {}, profiles }
+    } finally {
+      await scope.close()
+    }
+  },
+}

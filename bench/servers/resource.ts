@@ -1,0 +1,73 @@
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
+import { installGracefulShutdown } from '../../packages/service-kit/src/index.js'
+import { Verifier } from '../../packages/verifier/src/index.js'
+import { buildApp } from '../../services/resource/src/app.js'
+import { loadConfig } from '../../services/resource/src/config.js'
+import { DocumentStore } from '../../services/resource/src/document-store.js'
+
+/**
+ * The resource service as server.ts runs it (same config, same buildApp, same plugins, logging
+ * and metrics), plus two benchmark-only routes added here, never in the service:
+ *
+ *  - `GET /bench/bare`: the same body and response schema as `GET /documents`, no auth: the
+ *    "bare route of the same service" (target 1, cache on);
+ *  - `GET /bench/jose`: an onRequest hook that calls jose's `jwtVerify` directly, with a local
+ *    JWKS and the verifier's rules (issuer, audience, `typ: at+jwt`, RS256, tolerance), then the
+ *    same scope check and body: the "reference route" (target 1, cache off).
+ *
+ * `--cache off` builds the verifier without its verified-token cache (every request checks the
+ * signature). Answers `{type: 'ready', port}` on its IPC channel once the keys are loaded.
+ */
+
+const cache = process.argv.includes('--cache') ? process.argv[process.argv.indexOf('--cache') + 1] !== 'off' : true
+const config = loadConfig(process.env)
+const documents = new DocumentStore([
+  { title: 'Quarterly report', body: 'Numbers went up.', owner: 'u_bench' },
+  { title: 'Roadmap', body: 'Ship the benchmark.', owner: 'u_bench' },
+  { title: 'Minutes', body: 'Nothing to add.', owner: 'u_bench' },
+])
+const verifier = new Verifier({
+  issuer: config.issuer,
+  audience: config.audience,
+  clockTolerance: config.clockTolerance,
+  ...(config.jwksUri === undefined ? {} : { jwksUri: config.jwksUri }),
+  cache: cache ? {} : false,
+})
+const health = { accepting: true }
+const app = buildApp(config, { verifier, documents, health })
+
+const documentSchema = {
+  type: 'object',
+  properties: { id: { type: 'string' }, title: { type: 'string' }, body: { type: 'string' }, owner: { type: 'string' }, created_at: { type: 'string' } },
+} as const
+const schema = { response: { 200: { type: 'object', properties: { documents: { type: 'array', items: documentSchema } } } } }
+const refusal = { type: 'object', properties: { error: { type: 'string' } } } as const
+
+app.get('/bench/bare', { schema }, async () => ({ documents: documents.list() }))
+
+// The reference: jose alone, configured as the verifier configures it (verifier.ts).
+await verifier.ready()
+const discovery = (await (await fetch(`${config.issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string }
+const jwks = createLocalJWKSet((await (await fetch(config.jwksUri ?? discovery.jwks_uri)).json()) as JSONWebKeySet)
+const joseOptions = { issuer: config.issuer, audience: config.audience, algorithms: ['RS256'], typ: 'at+jwt', clockTolerance: config.clockTolerance }
+app.get(
+  '/bench/jose',
+  {
+    schema: { response: { ...schema.response, 401: refusal, 403: refusal } },
+    onRequest: async (request, reply) => {
+      const header = request.headers.authorization
+      if (header === undefined || !header.startsWith('Bearer ')) return reply.code(401).send({ error: 'invalid_token' })
+      try {
+        const { payload } = await jwtVerify(header.slice(7), jwks, joseOptions)
+        if (typeof payload.scope !== 'string' || !payload.scope.split(' ').includes('documents:read')) return reply.code(403).send({ error: 'insufficient_scope' })
+      } catch {
+        return reply.code(401).send({ error: 'invalid_token' })
+      }
+    },
+  },
+  async () => ({ documents: documents.list() }),
+)
+
+installGracefulShutdown(app, { onStart: () => (health.accepting = false), timeoutMs: 5000 })
+await app.listen({ host: config.host, port: config.port })
+process.send?.({ type: 'ready', port: config.port })
