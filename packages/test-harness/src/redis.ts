@@ -302,7 +302,7 @@ async function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `probe` every `intervalMs` until it returns true, at most `timeoutMs`; then throws `what`. */
-async function pollUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<void> {
+export async function pollUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
   for (;;) {

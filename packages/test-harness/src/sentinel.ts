@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
-import { connectResp, parseInfo, type RespClient, type RespValue } from './redis.js'
+import { connectResp, parseInfo, pollUntil, type RespClient, type RespValue } from './redis.js'
 
 /**
  * A private Redis Sentinel deployment for tests: one master, its replicas and (by default) three
@@ -72,27 +72,6 @@ function track(child: ChildProcess): void {
     process.once('exit', () => {
       for (const c of live) c.kill('SIGKILL')
     })
-  }
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function pollUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let lastError: unknown
-  for (;;) {
-    try {
-      if (await probe()) return
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() >= deadline) {
-      const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : ''
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`)
-    }
-    await sleep(intervalMs)
   }
 }
 

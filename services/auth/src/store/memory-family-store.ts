@@ -1,5 +1,5 @@
 import { RefreshTokenCodec } from './refresh-token-codec.js'
-import { assertClock, assertPolicy, isExpired } from './policy.js'
+import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
 import type {
   Clock,
   Family,
@@ -80,19 +80,7 @@ export class MemoryFamilyStore implements FamilyStore {
     if (now - this.#lastSweep >= this.#sweepIntervalMs) this.sweep()
     let id = RefreshTokenCodec.newFamilyId()
     while (this.#families.has(id)) id = RefreshTokenCodec.newFamilyId()
-    const family: Family = {
-      id,
-      userId: input.userId,
-      clientId: input.clientId,
-      scope: input.scope,
-      ...(input.sessionId === undefined ? {} : { sessionId: input.sessionId }),
-      authTime: input.authTime,
-      createdAt: now,
-      expiresAt: now + this.#policy.absoluteTtlMs,
-      lastUsedAt: now,
-      generation: 0,
-      revoked: false,
-    }
+    const family = newFamily(id, input, this.#policy, now)
     this.#families.set(id, { family, rotatedAt: 0 })
     addTo(this.#byUser, family.userId, id)
     if (family.sessionId !== undefined) addTo(this.#bySession, family.sessionId, id)

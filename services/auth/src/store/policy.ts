@@ -1,4 +1,4 @@
-import type { Family, FamilyPolicy } from './types.js'
+import type { Family, FamilyInput, FamilyPolicy } from './types.js'
 
 /**
  * Policy checks and the expiry rule shared by both stores, so they cannot drift apart
@@ -33,4 +33,21 @@ export function isExpired(family: Pick<Family, 'expiresAt' | 'lastUsedAt'>, poli
 
 export function assertClock(clock: unknown): void {
   if (typeof clock !== 'function') throw new TypeError('clock must be a function returning ms since the epoch')
+}
+
+/** A new family at generation 0, as both stores create it: the absolute expiry is fixed here. */
+export function newFamily(id: string, input: FamilyInput, policy: FamilyPolicy, now: number): Family {
+  return {
+    id,
+    userId: input.userId,
+    clientId: input.clientId,
+    scope: input.scope,
+    ...(input.sessionId === undefined ? {} : { sessionId: input.sessionId }),
+    authTime: input.authTime,
+    createdAt: now,
+    expiresAt: now + policy.absoluteTtlMs,
+    lastUsedAt: now,
+    generation: 0,
+    revoked: false,
+  }
 }

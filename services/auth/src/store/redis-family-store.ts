@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { familyKeys, isFamilyId, type FamilyKeys } from './keys.js'
-import { assertClock, assertPolicy, isExpired } from './policy.js'
+import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'
 import {
@@ -89,19 +89,7 @@ export class RedisFamilyStore implements FamilyStore {
     const now = this.#clock()
     const ttl = Math.min(this.#policy.absoluteTtlMs, this.#policy.idleTtlMs)
     for (let attempt = 0; attempt < 3; attempt++) {
-      const family: Family = {
-        id: RefreshTokenCodec.newFamilyId(),
-        userId: input.userId,
-        clientId: input.clientId,
-        scope: input.scope,
-        ...(input.sessionId === undefined ? {} : { sessionId: input.sessionId }),
-        authTime: input.authTime,
-        createdAt: now,
-        expiresAt: now + this.#policy.absoluteTtlMs,
-        lastUsedAt: now,
-        generation: 0,
-        revoked: false,
-      }
+      const family = newFamily(RefreshTokenCodec.newFamilyId(), input, this.#policy, now)
       const key = this.#keys.family(family.id)
       const created = await this.#call('create', () =>
         this.#scripts.gatehouseFamilyCreate(key, ttl, ...toFields(family)),
