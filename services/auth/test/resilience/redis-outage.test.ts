@@ -256,7 +256,10 @@ t.test('Redis killed during a stream of rotations: every family ends consistent,
   for (const [familyId, token] of current) {
     const family = await h.runtime.deps.families.get(familyId)
     t.ok(family !== null && !family.revoked, `family ${familyId} is live`, { diagnostic: false })
-    t.equal(family?.generation, Number(token.split('.')[1]), `family ${familyId}: the store and the client agree`, { diagnostic: false })
+    // Equal, or one ahead when Redis stored a rotation whose answer died with it: the client
+    // then holds the immediate predecessor, which the grace rule turns into a retry (below).
+    const lag = (family?.generation ?? -1) - Number(token.split('.')[1])
+    t.ok(lag === 0 || lag === 1, `family ${familyId}: the store and the client agree (lag ${lag})`, { diagnostic: false })
     const next = await refresh(h.app, token)
     t.equal(next.statusCode, 200, `family ${familyId}: the last token the client holds still rotates`, { diagnostic: false })
   }
