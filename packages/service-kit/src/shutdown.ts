@@ -21,7 +21,18 @@ export interface GracefulShutdownOptions {
  */
 export function installGracefulShutdown(app: FastifyInstance, options: GracefulShutdownOptions = {}): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
-  const exit = options.exit ?? ((code: number) => process.exit(code))
+  const hardExit = options.exit ?? ((code: number) => process.exit(code))
+  // pino may buffer lines: flush them first so the last requests and `service.stopped` are not
+  // lost with the process (bounded, in case the destination never answers).
+  const exit = (code: number): void => {
+    const log = app.log as { flush?: (cb?: (err?: Error) => void) => void }
+    if (typeof log.flush !== 'function') return hardExit(code)
+    const fallback = setTimeout(() => hardExit(code), 1000)
+    log.flush(() => {
+      clearTimeout(fallback)
+      hardExit(code)
+    })
+  }
   let stopping = false
   // A response finished while draining tells the client to close the connection (RFC 9112 §9.6).
   // close() only ends the keep-alive connections idle at that moment; one whose request was still
