@@ -1,17 +1,8 @@
 import t from 'tap'
+import { configProblems as problems } from './helpers.js'
 import { writeFileSync } from 'node:fs'
-import { ConfigError } from '@gatehouse/service-kit'
 import { loadConfig } from '../src/config.js'
 
-async function problems(env: Record<string, string>): Promise<string[]> {
-  try {
-    await loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems]
-    throw err
-  }
-  return []
-}
 
 t.test('defaults are the DESIGN §3 values', async (t) => {
   const c = await loadConfig({})

@@ -1,3 +1,4 @@
+import { ConfigError } from '@gatehouse/service-kit'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../src/app.js'
@@ -77,4 +78,15 @@ export async function token(app: FastifyInstance, params: Record<string, string>
 
 export async function passwordLogin(app: FastifyInstance, username = 'alice', password = 'alice-password') {
   return await token(app, { grant_type: 'password', username, password })
+}
+
+/** The problems loadConfig names for an environment ([] when it is valid). */
+export async function configProblems(env: Record<string, string>): Promise<string[]> {
+  try {
+    await loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems]
+    throw err
+  }
+  return []
 }

@@ -1,17 +1,8 @@
 import t from 'tap'
-import { ConfigError } from '@gatehouse/service-kit'
+import { configProblems as problems } from './helpers.js'
 import { loadConfig } from '../src/config.js'
 import { keyPolicy } from '../src/key-lifecycle.js'
 
-async function problems(env: Record<string, string>): Promise<string[]> {
-  try {
-    await loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems]
-    throw err
-  }
-  return []
-}
 
 t.test('key lifecycle settings: defaults and the policy they imply', async (t) => {
   const c = await loadConfig({})
