@@ -4,7 +4,8 @@
  * off and new connections are refused from the signal on; the process closes Redis and exits 0.
  *
  * "In flight" is made certain, not hoped for: a request's headers and half its body are sent, the
- * service logs that it received it, then SIGTERM, and only then the rest of the body.
+ * service logs that it received it (its "incoming request" line, logged at debug), then SIGTERM,
+ * and only then the rest of the body.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
@@ -30,7 +31,7 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
     script: AUTH_SCRIPT,
     port,
     // Room for a burst of parallel logins of one user (the login limiter would queue them).
-    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET, LOG_LEVEL: 'info', LOGIN_MAX_ATTEMPTS: '1000' },
+    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET, LOG_LEVEL: 'debug', LOGIN_MAX_ATTEMPTS: '1000' },
     readyPath: '/readyz',
   })
   t.teardown(() => auth.stop())
@@ -83,7 +84,7 @@ t.test('resource: SIGTERM during requests fails none of them', async (t) => {
   const auth = await startService({ script: AUTH_SCRIPT, port: authPort, env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET }, readyPath: '/readyz' })
   t.teardown(() => auth.stop())
   const port = await freePort()
-  const resource = await startService({ script: RESOURCE_SCRIPT, port, env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' }, readyPath: '/readyz' })
+  const resource = await startService({ script: RESOURCE_SCRIPT, port, env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'debug' }, readyPath: '/readyz' })
   t.teardown(() => resource.stop())
   const lines = collectLines(resource.child)
   const login = await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })

@@ -38,8 +38,9 @@ export function installGracefulShutdown(app: FastifyInstance, options: GracefulS
   // close() only ends the keep-alive connections idle at that moment; one whose request was still
   // in flight would otherwise stay open after its response and hold the process until the
   // keep-alive timeout. (Hence: install before listen, while hooks can still be added.)
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (stopping) void reply.header('connection', 'close')
+    done(null, payload)
   })
 
   const shutdown = async (signal: NodeJS.Signals): Promise<void> => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
-import { httpMetrics, loggerOptions } from '@gatehouse/service-kit'
+import { RequestLogController, httpMetrics, loggerOptions } from '@gatehouse/service-kit'
 import type { DestinationStream } from 'pino'
 import type { AssertionVerifier } from './client-auth.js'
 import type { AuthDeps } from './deps.js'
@@ -10,7 +10,6 @@ import { discoveryRoutes, type MetadataExtension } from './routes/discovery.js'
 import { healthRoutes, type HealthState } from './routes/health.js'
 import { jwksRoute } from './routes/jwks.js'
 import { tokenRoute } from './routes/token.js'
-import cookie from '@fastify/cookie'
 import { createAssertionVerifier } from './assertion.js'
 import { oidcRoutes } from './routes/oidc.js'
 
@@ -35,6 +34,7 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
         : loggerOptions(deps.config.logLevel)
   const app = Fastify({
     logger,
+    logController: new RequestLogController(),
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
@@ -45,8 +45,9 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   })
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id)
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id)
+    done()
   })
   const health = options.health ?? { accepting: true }
   installErrorHandler(app, () => deps.metrics.storeErrors.inc())
@@ -61,8 +62,6 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   const tokenOptions: Parameters<typeof tokenRoute>[1] = { deps }
   tokenOptions.verifyAssertion = verifyAssertion
   await app.register(tokenRoute, tokenOptions)
-  // Signed cookies (login session, pending login) for the browser flow.
-  await app.register(cookie, { secret: deps.config.cookieSecret })
   await app.register(oidcRoutes, { deps, verifyAssertion })
   return app
 }

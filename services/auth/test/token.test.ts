@@ -166,4 +166,11 @@ t.test('request ids', async (t) => {
   t.equal(res.headers['x-request-id'], 'abc-123')
   const gen = await h.app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'bad id with spaces' } })
   t.match(gen.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  // Refusals and unknown routes carry it too (the error handler keeps the headers set on arrival).
+  const refused = await h.app.inject({ method: 'POST', url: '/token', headers: { 'x-request-id': 'refused-1', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' })
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.headers['x-request-id'], 'refused-1')
+  const missing = await h.app.inject({ method: 'GET', url: '/no-such-route', headers: { 'x-request-id': 'missing-1' } })
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.headers['x-request-id'], 'missing-1')
 })

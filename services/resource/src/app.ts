@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Registry, httpMetrics, loggerOptions } from '@gatehouse/service-kit'
+import { Registry, RequestLogController, httpMetrics, loggerOptions } from '@gatehouse/service-kit'
 import { Verifier, gatehouseAuth, type Clock, type FetchLike, type GatehouseAuthOptions } from '@gatehouse/verifier'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ResourceConfig } from './config.js'
@@ -38,6 +38,7 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
         : { ...loggerOptions(config.logLevel), stream: deps.logStream }
   const app = Fastify({
     logger,
+    logController: new RequestLogController(),
     bodyLimit: 16 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id']

@@ -77,7 +77,8 @@ t.test('serves, then on SIGTERM finishes the request in flight and exits 0', asy
   // Hold the first JWKS response: a request arriving meanwhile waits on it, in flight.
   let release!: () => void
   auth.holdJwks = new Promise<void>((resolve) => (release = resolve))
-  const p = run({ ISSUER: auth.issuer, AUDIENCE, PORT: '0', LOG_LEVEL: 'info' })
+  // debug: the "incoming request" line says the request arrived.
+  const p = run({ ISSUER: auth.issuer, AUDIENCE, PORT: '0', LOG_LEVEL: 'debug' })
   const listening = await p.waitForLine((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at'), 20_000, 'listen')
   const base = /(http:\/\/127\.0\.0\.1:\d+)/.exec(listening.msg as string)![1]!
 

@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import type { AssertionVerifier } from '../client-auth.js'
 import type { AuthDeps } from '../deps.js'
@@ -10,10 +11,13 @@ import { userinfoRoute } from './userinfo.js'
 
 /**
  * The browser and OIDC surface (DESIGN §3): /authorize, /login, /userinfo, /revoke, /introspect,
- * /logout. Needs @fastify/cookie registered on the app (buildApp does).
+ * /logout.
  */
 export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
   const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
+  // Signed cookies (login session, pending login) for the browser flow, and only here: the plugin
+  // parses the Cookie header of every request in its scope, and /token has no use for it.
+  await app.register(cookie, { secret: deps.config.cookieSecret })
   await app.register(authorizeRoute, { deps })
   await app.register(loginRoute, { deps })
   await app.register(userinfoRoute, { deps })
