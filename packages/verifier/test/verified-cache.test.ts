@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import { createVerifier, type VerifierOptions } from '../src/index.js'
+import { createVerifier, type AuthContext, type VerifierOptions } from '../src/index.js'
+import { VerifiedTokenCache } from '../src/verified-cache.js'
 import { AUDIENCE, makeKey, manualClock, startIssuer, token } from './helpers/issuer.js'
 
 /** The verified-token cache: repeated tokens skip the signature check, never past `exp`. */
@@ -81,4 +82,46 @@ t.test('a refused token is never cached', async (t) => {
   await t.rejects(v.verify(jwt), { code: 'invalid_token' })
   await t.rejects(v.verify(jwt), { code: 'invalid_token' })
   t.equal(v.stats().cachedTokens, 0)
+})
+
+t.test('a token that only ends like a cached one never hits', async (t) => {
+  const { v, sign } = setup(t)
+  const jwt = sign({ scope: 'documents:read' })
+  await v.verify(jwt)
+  // The cached token's signature on another payload (more scopes): same ending, not the same token.
+  const [h, , s] = jwt.split('.')
+  const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()), scope: 'documents:read documents:write' })).toString('base64url')}.${s}`
+  t.equal(v.verifyCached(forged), undefined, 'a miss')
+  await t.rejects(v.verify(forged), { code: 'invalid_token', detail: 'bad_signature' }, 'and the signature check refuses it')
+  t.ok(v.verifyCached(jwt), 'the genuine token is still cached')
+  t.equal(v.stats().cachedTokens, 1)
+})
+
+t.test('the cache itself: entries found by ending, matched in full', async (t) => {
+  const cache = new VerifiedTokenCache(10)
+  const ctx = (subject: string) => ({ subject, expiresAt: 2_000_000_000 }) as unknown as AuthContext
+  const tail = 'x'.repeat(40)
+  const a = `aaa.bbb.${tail}`
+  const b = `ccc.ddd.${tail}`
+  cache.set(a, ctx('a'), 'k', 0)
+  t.equal(cache.get(b, 0), undefined, 'another token with the same ending misses')
+  t.equal(cache.get(a, 0)?.subject, 'a')
+  cache.delete(b)
+  t.equal(cache.get(a, 0)?.subject, 'a', 'deleting the other token leaves this one')
+  cache.set(b, ctx('b'), 'k', 0)
+  t.equal(cache.get(a, 0), undefined, 'the later one replaces it')
+  t.equal(cache.get(b, 0)?.subject, 'b')
+  t.equal(cache.size, 1)
+  cache.set('short', ctx('s'), 'k', 0)
+  t.equal(cache.get('short', 0)?.subject, 's', 'tokens shorter than the key length are keyed whole')
+})
+
+t.test('with the real clock (no clock option) expiry is enforced from the system time', async (t) => {
+  const v = createVerifier({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, audience: AUDIENCE, clockTolerance: 0 })
+  t.teardown(() => v.close())
+  const now = Math.floor(Date.now() / 1000)
+  const live = token({ key, issuer: issuer.issuer, now, claims: { exp: now + 60 } })
+  t.equal((await v.verify(live)).expiresAt, now + 60)
+  const expired = token({ key, issuer: issuer.issuer, now: now - 120, claims: { exp: now - 60 } })
+  await t.rejects(v.verify(expired), { code: 'invalid_token', detail: 'expired' })
 })
