@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
-import { RequestLogController, httpMetrics, loggerOptions } from '@gatehouse/service-kit'
+import { RequestLogController, httpMetrics, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import type { DestinationStream } from 'pino'
 import type { AssertionVerifier } from './client-auth.js'
 import type { AuthDeps } from './deps.js'
@@ -31,7 +31,7 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
       ? false
       : options.logStream
         ? { ...loggerOptions(deps.config.logLevel), stream: options.logStream }
-        : loggerOptions(deps.config.logLevel)
+        : { ...loggerOptions(deps.config.logLevel), stream: stdoutDestination() }
   const app = Fastify({
     logger,
     logController: new RequestLogController(),

@@ -1,5 +1,5 @@
 import pino from 'pino'
-import { ConfigError, installGracefulShutdown, loggerOptions } from '@gatehouse/service-kit'
+import { ConfigError, installGracefulShutdown, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import { buildApp } from './app.js'
 import { createRuntime } from './bootstrap.js'
 import { loadConfig } from './config.js'
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const log = pino(loggerOptions(config.logLevel))
+  const log = pino(loggerOptions(config.logLevel), stdoutDestination())
   let runtime
   try {
     runtime = await createRuntime(config, log)

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Registry, RequestLogController, httpMetrics, loggerOptions } from '@gatehouse/service-kit'
+import { Registry, RequestLogController, httpMetrics, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import { Verifier, gatehouseAuth, type Clock, type FetchLike, type GatehouseAuthOptions } from '@gatehouse/verifier'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ResourceConfig } from './config.js'
@@ -34,7 +34,7 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
     deps.logStream === false
       ? false
       : deps.logStream === undefined
-        ? loggerOptions(config.logLevel)
+        ? { ...loggerOptions(config.logLevel), stream: stdoutDestination() }
         : { ...loggerOptions(config.logLevel), stream: deps.logStream }
   const app = Fastify({
     logger,
