@@ -140,10 +140,11 @@ export async function startResource(scope: Scope, opts: { issuer: string; cache:
   return { url: `http://127.0.0.1:${port}`, port, pid: child.pid, child }
 }
 
-export async function startOidcProvider(scope: Scope, opts: { cpu: number | undefined }): Promise<ServerHandle> {
+/** node-oidc-provider (servers/oidc-provider.ts), or with `lean` the floor of servers/lean-cc.ts: the same client and token. */
+export async function startOidcProvider(scope: Scope, opts: { cpu: number | undefined; lean?: boolean }): Promise<ServerHandle> {
   const port = await freePort()
-  const child = spawnChild('oidc-provider', {
-    script: 'bench/servers/oidc-provider.ts',
+  const child = spawnChild(opts.lean === true ? 'lean-cc' : 'oidc-provider', {
+    script: opts.lean === true ? 'bench/servers/lean-cc.ts' : 'bench/servers/oidc-provider.ts',
     cpu: opts.cpu,
     env: { NODE_ENV: 'production', PORT: String(port), CLIENT_ID: CC_CLIENT.id, CLIENT_SECRET: CC_CLIENT.secret, AUDIENCE, SCOPE: 'documents:read' },
   })

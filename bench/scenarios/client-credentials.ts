@@ -22,7 +22,8 @@ export function ccRequest(server: ServerHandle, connections: number): LoadReques
  * Target 2: the auth service's `POST /token` with `client_credentials` (HTTP Basic, RS256 JWT
  * access token), against raw jose RS256 signing on the same CPU (≥ 0.85) and node-oidc-provider's
  * token endpoint doing the same grant and token format (≥ 1.5). Raw node:crypto signing is
- * reported too.
+ * reported too, and a lean fastify endpoint (servers/lean-cc.ts): the floor that fastify, HTTP and
+ * the signature set on this machine, with its ratios as facts.
  */
 export const clientCredentialsScenario: Scenario = {
   name: 'cc',
@@ -31,11 +32,12 @@ export const clientCredentialsScenario: Scenario = {
     const { placement, log } = settings
     const scope = new Scope()
     try {
-      log('cc: starting redis, auth, node-oidc-provider')
+      log('cc: starting redis, auth, node-oidc-provider, the lean floor')
       const redis = await privateRedis(scope)
-      const [auth, op, loader, cpu] = await Promise.all([
+      const [auth, op, lean, loader, cpu] = await Promise.all([
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
         startOidcProvider(scope, { cpu: placement.server }),
+        startOidcProvider(scope, { cpu: placement.server, lean: true }),
         Loader.start('load (cc)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
         CpuWorker.start(placement.server).then((w) => (scope.add(() => w.stop()), w)),
       ])
@@ -49,6 +51,7 @@ export const clientCredentialsScenario: Scenario = {
       const variants: Variant[] = [
         http('gatehouse', 'POST /token client_credentials (Gatehouse)', auth),
         http('oidc-provider', 'POST /token client_credentials (node-oidc-provider 9, JWT access token)', op),
+        http('lean', 'the floor, not a product: bare fastify, form parse, secret check, node:crypto RS256 sign, no logging', lean),
         {
           name: 'jose-sign',
           what: 'raw jose RS256 signing (SignJWT, one at a time, one CPU)',
@@ -76,6 +79,14 @@ export const clientCredentialsScenario: Scenario = {
         ratio('2a', 'client_credentials / raw jose RS256 signing', samples, 'gatehouse', 'jose-sign', 0.85),
         ratio('2b', 'client_credentials / node-oidc-provider', samples, 'gatehouse', 'oidc-provider', 1.5),
       ]
+      // Not targets: where the floor itself lands against the same references, and how much of it
+      // Gatehouse keeps (what fastify and HTTP leave of the raw signing rate on this machine).
+      const floor = (subject: string, reference: string): number => ratio('', '', samples, subject, reference, 0).value
+      const facts = {
+        lean_vs_jose_sign: floor('lean', 'jose-sign'),
+        lean_vs_oidc_provider: floor('lean', 'oidc-provider'),
+        gatehouse_vs_lean: floor('gatehouse', 'lean'),
+      }
       const checks: Check[] = measurements.map((m) => ({
         name: `cc/${m.name}: ran${m.unit === 'req/s' ? ', all 200' : ''}`,
         ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
@@ -97,7 +108,7 @@ export const clientCredentialsScenario: Scenario = {
           ),
         )
       }
-      return { name: 'cc', measurements, ratios, checks, facts: {}, profiles }
+      return { name: 'cc', measurements, ratios, checks, facts, profiles }
     } finally {
       await scope.close()
     }
