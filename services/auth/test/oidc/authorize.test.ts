@@ -4,6 +4,7 @@
  * no user enumeration, cookie attributes, security headers, escaping.
  */
 import t, { type Test } from 'tap'
+import { unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { s256 } from '../../src/pkce.js'
 import { startOidcApp, parseLoginForm, type OidcApp } from './harness.js'
@@ -283,7 +284,7 @@ t.test('a live session skips the form; a different user signing in ends the prev
   const forged = await authorize(h, {}, { gh_session: session.gh_session!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) })
   t.equal(forged.statusCode, 200, 'a cookie with a bad signature is no session')
 
-  const aliceSid = (await h.deps.sessions.resolve(h.app.unsignCookie(session.gh_session!).value!))!.id
+  const aliceSid = (await h.deps.sessions.resolve(unsign(session.gh_session!, h.config.cookieSecret).value!))!.id
   const bobPage = await authorize(h, { prompt: 'login' }, session)
   const bob = await postLogin(h, { ...parseLoginForm(bobPage.body), username: 'bob', password: 'bob-password' }, { ...cookiesOf(bobPage), ...session })
   t.equal(bob.statusCode, 303)
