@@ -26,12 +26,7 @@ export interface BuildOptions {
 
 /** Builds the auth service from its dependencies; never listens, never reads process.env. */
 export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const logger =
-    options.logStream === false
-      ? false
-      : options.logStream
-        ? { ...loggerOptions(deps.config.logLevel), stream: options.logStream }
-        : { ...loggerOptions(deps.config.logLevel), stream: stdoutDestination() }
+  const logger = options.logStream === false ? false : { ...loggerOptions(deps.config.logLevel), stream: options.logStream ?? stdoutDestination() }
   const app = Fastify({
     logger,
     logController: new RequestLogController(),

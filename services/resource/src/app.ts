@@ -30,12 +30,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 /** Builds the resource service (DESIGN §4); never listens, never reads process.env. */
 export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): FastifyInstance {
-  const logger =
-    deps.logStream === false
-      ? false
-      : deps.logStream === undefined
-        ? { ...loggerOptions(config.logLevel), stream: stdoutDestination() }
-        : { ...loggerOptions(config.logLevel), stream: deps.logStream }
+  const logger = deps.logStream === false ? false : { ...loggerOptions(config.logLevel), stream: deps.logStream ?? stdoutDestination() }
   const app = Fastify({
     logger,
     logController: new RequestLogController(),
