@@ -16,6 +16,7 @@ import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './cod
 import { MemoryReplayStore, RedisReplayStore } from './replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from './sessions.js'
 import { LoginGate } from './login-gate.js'
+import { NoopBackchannelLogout } from './logout/backchannel.js'
 import { DirectoryCache } from './directory-cache.js'
 import { KNOWN_ADDRESS_TTL_MS, MemoryLoginLimiter, RedisLoginLimiter, type LoginLimiter, type LoginLimitPolicy } from './login-limiter.js'
 
@@ -64,6 +65,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
+      backchannel: new NoopBackchannelLogout(),
     }
     return {
       deps,
@@ -102,6 +104,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
+    backchannel: new NoopBackchannelLogout(),
   }
   return {
     deps,

@@ -3,6 +3,7 @@ import type { ClientDirectory } from './clients.js'
 import type { AuthorizationCodeStore } from './codes.js'
 import type { KeyRing } from './keys.js'
 import type { LoginGate } from './login-gate.js'
+import type { BackchannelLogout } from './logout/backchannel.js'
 import type { AuthMetrics } from './metrics.js'
 import type { ReplayStore } from './replay.js'
 import type { RevocationPublisher } from './revocation-publisher.js'
@@ -31,6 +32,8 @@ export interface AuthDeps {
   assertionReplay: ReplayStore
   /** Every password check: attempt limits per username and address, progressive delay, the KDF. */
   loginGate: LoginGate
+  /** Back-channel logout (OIDC Back-Channel Logout 1.0): told when a login session ends. */
+  backchannel: BackchannelLogout
   /** Resolves when the store answers; throws StoreUnavailable otherwise. */
   ping(): Promise<void>
 }
