@@ -30,7 +30,7 @@ t.test('two auth and two resource replicas on one Redis', async (t) => {
   const issuer = `http://127.0.0.1:${portA}`
   const shared = { ISSUER: issuer, REDIS_URL: redis.url, SIGNING_KEYS_FILE: keysFile, COOKIE_SECRET: randomBytes(32).toString('base64url'), LOG_LEVEL: 'info' }
   const start = async (script: string, port: number, env: Record<string, string>): Promise<ServiceProcess> => {
-    const svc = await startService({ script, port, env, readyPath: '/readyz', timeoutMs: 20_000 })
+    const svc = await startService({ script, port, env, readyPath: '/readyz', timeoutMs: 60_000 })
     t.teardown(() => svc.stop())
     return svc
   }

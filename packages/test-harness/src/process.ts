@@ -43,7 +43,7 @@ export async function startService(opts: StartServiceOptions): Promise<ServicePr
     resolve(code)
   }))
   const url = `http://127.0.0.1:${opts.port}`
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000)
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
   let exitCode: number | null | undefined
   void exited.then((c) => (exitCode = c))
   for (;;) {
