@@ -45,6 +45,7 @@ t.test(`Redis frozen ${FREEZE_MS} ms (grace ${GRACE_S} s) under rotations: no fa
     port: authPort,
     env: { ISSUER: issuer, REDIS_URL: redis.url, REFRESH_REUSE_GRACE: String(GRACE_S), LOG_LEVEL: 'info' },
     readyPath: '/readyz',
+    timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
   })
   t.teardown(() => auth.stop())
 

@@ -67,6 +67,7 @@ t.test('the connection cut right after the rotate script answered "reused": the 
     // Grace 0: presenting the spent token once is reuse, at once.
     env: { ISSUER: issuer, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, ACCESS_TOKEN_TTL: '300', REFRESH_REUSE_GRACE: '0', LOG_LEVEL: 'info' },
     readyPath: '/readyz',
+    timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
   })
   t.teardown(() => auth.stop())
   const resource = await startService({
@@ -74,6 +75,7 @@ t.test('the connection cut right after the rotate script answered "reused": the 
     port: await freePort(),
     env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
     readyPath: '/readyz',
+    timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
   })
   t.teardown(() => resource.stop())
 
