@@ -20,8 +20,8 @@ import { freePort, startRedis, startService } from '@gatehouse/test-harness'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const CLI = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
 const RECENT_REVOCATIONS_KEY = 'gatehouse:revocations:recent'
-const GRACE_S = 3
-const FREEZE_MS = 7_000
+const GRACE_S = 5
+const FREEZE_MS = 10_000
 const CLIENTS = 5
 
 async function token(issuer: string, params: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
