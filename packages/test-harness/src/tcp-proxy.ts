@@ -9,12 +9,23 @@ export interface GatedProxy {
   open: boolean
   /** Drops every proxied connection. */
   cut(): void
+  /**
+   * Arms a one-shot cut at a chosen moment: the first chunk from the server containing `marker`
+   * (e.g. a script's reply `reused`) is delivered to the client, then every proxied connection is
+   * dropped, before the client can send anything after it. Resolves when the cut happened.
+   */
+  cutAfterReply(marker: string): Promise<void>
   close(): Promise<void>
 }
 
 export async function startProxy(targetPort: number): Promise<GatedProxy> {
   const sockets = new Set<Socket>()
   const state = { open: true }
+  let armed: { marker: Buffer; fired: () => void } | undefined
+  const cutAll = (): void => {
+    for (const s of sockets) s.destroy()
+    sockets.clear()
+  }
   const server: Server = createServer((client) => {
     if (!state.open) {
       client.destroy()
@@ -34,7 +45,19 @@ export async function startProxy(targetPort: number): Promise<GatedProxy> {
     client.on('close', drop)
     upstream.on('close', drop)
     client.pipe(upstream)
-    upstream.pipe(client)
+    upstream.on('data', (chunk: Buffer) => {
+      const a = armed
+      if (a !== undefined && chunk.includes(a.marker)) {
+        armed = undefined
+        // Deliver the reply, then cut once it is flushed to the client's socket.
+        client.write(chunk, () => {
+          cutAll()
+          a.fired()
+        })
+        return
+      }
+      client.write(chunk)
+    })
   })
   const port = await new Promise<number>((resolve) => {
     server.listen(0, '127.0.0.1', () => {
@@ -50,9 +73,11 @@ export async function startProxy(targetPort: number): Promise<GatedProxy> {
     set open(v: boolean) {
       state.open = v
     },
-    cut() {
-      for (const s of sockets) s.destroy()
-      sockets.clear()
+    cut: cutAll,
+    cutAfterReply(marker: string) {
+      return new Promise<void>((resolve) => {
+        armed = { marker: Buffer.from(marker), fired: resolve }
+      })
     },
     close: async () => {
       state.open = false

@@ -1,7 +1,6 @@
 import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from './clients.js'
 import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from './config-file.js'
 import { hashPassword } from './passwords.js'
-import type { RevocationPublisher } from './revocation-publisher.js'
 import type { Family, FamilyStore, RevokeReason } from './store/types.js'
 import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from './users.js'
 
@@ -19,8 +18,8 @@ export interface AuditLog {
 export interface AdminDeps {
   users: UserDirectory
   clients: ClientDirectory
+  /** Announces what it revokes to resource servers in the same step (DESIGN §6). */
   families: FamilyStore
-  revocations: RevocationPublisher
   /** ms since the epoch */
   clock: () => number
   /** seconds: how long a revoked family's access tokens could still live (ACCESS_TOKEN_TTL) */
@@ -239,11 +238,12 @@ export class Admin {
     return revoked
   }
 
-  /** DESIGN §6: resource servers drop the families' access tokens, which live at most ACCESS_TOKEN_TTL more. */
+  /**
+   * DESIGN §6: the family store has already told resource servers, in the step that revoked
+   * (issue 20); their access tokens live at most ACCESS_TOKEN_TTL more. Here: the audit line.
+   */
   async #published(families: readonly Family[], reason: RevokeReason): Promise<void> {
-    const exp = Math.floor(this.d.clock() / 1000) + this.d.accessTokenTtl
     for (const f of families) {
-      await this.d.revocations.publish(f.id, exp)
       // The same audit line as the service writes (family-revocation.ts), plus who acted.
       this.d.log.info({ event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason, actor: this.d.actor }, 'family revoked')
     }

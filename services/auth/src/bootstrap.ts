@@ -56,11 +56,13 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
 
   if (!config.redis) {
     log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
-    const families = new MemoryFamilyStore({ codec, policy, clock })
+    // In one process "announcing" a revocation means the in-process list (nobody else listens).
+    const revocations = new NoopRevocationPublisher()
+    const families = new MemoryFamilyStore({ codec, policy, clock, accessTokenTtlS: config.accessTokenTtl, announce: (sid, exp) => void revocations.publish(sid, exp) })
     const users = await MemoryUserDirectory.fromConfig(config.file.users)
     const clients = new MemoryClientDirectory(config.file.clients)
     const deps: AuthDeps = {
-      config, clock, families, users, clients, keys, tokens, metrics, revocations: new NoopRevocationPublisher(), ping: () => families.ping(),
+      config, clock, families, users, clients, keys, tokens, metrics, revocations, ping: () => families.ping(),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
@@ -83,7 +85,16 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     void signing.close()
     throw err
   })
-  const families = new RedisFamilyStore({ redis, codec, policy, clock })
+  // The store announces each revocation in the script that revokes it (issue 20).
+  const families = new RedisFamilyStore({
+    redis, codec, policy, clock, accessTokenTtlS: config.accessTokenTtl,
+    onAnnouncement: (e) => {
+      metrics.revocationAnnouncements.inc({ outcome: e.kind })
+      const fields = { event: `revocation.announcement_${e.kind}`, family_id: e.sid, attempts: e.attempts, err: e.error }
+      if (e.kind === 'delivered') log.info(fields, 'revocation announcement written after a retry')
+      else log.warn(fields, e.kind === 'failed' ? 'revocation announcement failed; retrying' : 'revocation announcement dropped')
+    },
+  })
   // Clients and users by id, copied in this process so that /token reads no record from Redis per
   // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
   const directory = new DirectoryCache({ redis, clock })

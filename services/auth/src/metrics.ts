@@ -48,6 +48,16 @@ export class AuthMetrics {
     help: 'Failed client authentications',
     registers: [this.registry],
   })
+  /**
+   * Cluster only: writes of a revocation to the recent set that happen after the revoking script
+   * (store/revocation-outbox.ts): `failed` (retried), `delivered` (after a retry), `dropped`.
+   */
+  readonly revocationAnnouncements = new Counter({
+    name: 'gatehouse_revocation_announcements_total',
+    help: 'Revocation announcements written outside the revoking script, by outcome (failed attempts are retried)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
   readonly storeErrors = new Counter({
     name: 'gatehouse_store_errors_total',
     help: 'Store (Redis) failures answered with 503',

@@ -7,7 +7,6 @@ import { loadConfig, type AuthConfig } from '../config.js'
 import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
 import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
-import { RedisRevocationPublisher } from '../revocation-publisher.js'
 import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
 import { RedisFamilyStore } from '../store/redis-family-store.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
@@ -92,8 +91,9 @@ export class CliContext {
         policy: { absoluteTtlMs: config.refreshTokenTtl * 1000, idleTtlMs: config.refreshTokenIdleTtl * 1000, reuseGraceMs: config.refreshReuseGrace * 1000 },
         clock,
         ownsConnection: false,
+        // The store announces what it revokes (DESIGN §6), with this lifetime.
+        accessTokenTtlS: config.accessTokenTtl,
       }),
-      revocations: new RedisRevocationPublisher(redis, clock),
       clock,
       accessTokenTtl: config.accessTokenTtl,
       resources: config.file.resources,

@@ -1,4 +1,5 @@
 import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
+import { announceRevoked, revokeFamily } from '../family-revocation.js'
 import { required } from '../http/form.js'
 import { splitScope } from '../scope.js'
 import type { GrantHandler } from './types.js'
@@ -21,8 +22,8 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
         { event: 'refresh_token.reuse_detected', family_id: f.id, client_id: f.clientId, sub: f.userId, ip: request.ip, generation: f.generation },
         'refresh token reuse detected: family revoked',
       )
-      request.log.info({ event: 'family.revoked', family_id: f.id, reason: 'reuse' }, 'family revoked')
-      await deps.revocations.publish(f.id, Math.floor(deps.clock() / 1000) + deps.tokens.ttl)
+      // The rotate script revoked the family and announced it in the same step.
+      await announceRevoked(deps, request.log, [f], 'reuse')
       throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'reuse' })
     }
     default:
@@ -33,7 +34,7 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
   const { family, refreshToken } = outcome
   const user = await deps.users.findById(family.userId)
   if (!user || user.disabled) {
-    await deps.families.revoke(family.id, 'user_disabled')
+    await revokeFamily(deps, request.log, family.id, 'user_disabled')
     throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'user gone or disabled' })
   }
   // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own.

@@ -11,6 +11,7 @@ export { DEFAULT_KEY_PREFIX, familyKeys, isFamilyId, type FamilyKeys } from './k
 export { MemoryFamilyStore, type MemoryFamilyStoreOptions } from './memory-family-store.js'
 export { RedisFamilyStore, type RedisFamilyStoreOptions } from './redis-family-store.js'
 export { createRedis, waitForRedis, type RedisConnectionOptions, type RedisHost } from './redis-connection.js'
+export { RevocationOutbox, type AnnouncementEvent, type RevocationOutboxOptions } from './revocation-outbox.js'
 
 export interface CreateFamilyStoreOptions {
   codec: RefreshTokenCodec

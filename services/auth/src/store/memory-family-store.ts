@@ -19,6 +19,15 @@ export interface MemoryFamilyStoreOptions {
    * `create`. Expired entries already answer `expired`/null before they are swept.
    */
   sweepIntervalMs?: number
+  /**
+   * Announces a revoked family to resource services (DESIGN §6), called inside the revoking step
+   * (reuse, revoke, revokeByUser, revokeBySession, and a revoke of an already revoked family).
+   * In one process nobody else listens: the service passes NoopRevocationPublisher, which keeps
+   * the last announcements for tests. Must not throw.
+   */
+  announce?: (sid: string, exp: number) => void
+  /** Seconds an announcement lives (ACCESS_TOKEN_TTL); default 900. */
+  accessTokenTtlS?: number
 }
 
 interface Entry {
@@ -38,6 +47,8 @@ export class MemoryFamilyStore implements FamilyStore {
   readonly #policy: FamilyPolicy
   readonly #clock: Clock
   readonly #sweepIntervalMs: number
+  readonly #announce: (sid: string, exp: number) => void
+  readonly #accessTokenTtlS: number
   readonly #families = new Map<string, Entry>()
   readonly #byUser = new Map<string, Set<string>>()
   readonly #bySession = new Map<string, Set<string>>()
@@ -53,6 +64,10 @@ export class MemoryFamilyStore implements FamilyStore {
     const sweep = options.sweepIntervalMs ?? 60_000
     if (!Number.isFinite(sweep) || sweep < 0) throw new TypeError('sweepIntervalMs must be a number >= 0')
     this.#sweepIntervalMs = sweep
+    this.#announce = options.announce ?? (() => undefined)
+    const ttl = options.accessTokenTtlS ?? 900
+    if (!Number.isSafeInteger(ttl) || ttl < 1) throw new TypeError('accessTokenTtlS must be an integer >= 1 (s)')
+    this.#accessTokenTtlS = ttl
     this.#lastSweep = this.#clock()
   }
 
@@ -114,6 +129,7 @@ export class MemoryFamilyStore implements FamilyStore {
     if (presented < family.generation) {
       family.revoked = true
       this.#unindex(family)
+      this.#announced(family.id, now)
       return { status: 'reused', family: { ...family } }
     }
     return { status: 'not_found' }
@@ -170,15 +186,25 @@ export class MemoryFamilyStore implements FamilyStore {
     this.#bySession.clear()
   }
 
-  /** Revokes the family if it is live; returns it then, else null. */
+  /** Revokes the family if it is live and returns it; announces an already revoked one again (null). */
   #revokeNow(familyId: string, now: number): Family | null {
     const entry = this.#families.get(familyId)
     if (entry === undefined) return null
     const { family } = entry
-    if (family.revoked || isExpired(family, this.#policy, now)) return null
+    if (isExpired(family, this.#policy, now)) return null
+    this.#announced(family.id, now)
+    if (family.revoked) return null
     family.revoked = true
     this.#unindex(family)
     return { ...family }
+  }
+
+  #announced(familyId: string, now: number): void {
+    try {
+      this.#announce(familyId, Math.floor(now / 1000) + this.#accessTokenTtlS)
+    } catch {
+      // An in-process listener's failure must not undo or fail the revocation.
+    }
   }
 
   /** Every member of one index entry, revoked in one synchronous pass; the entry is then gone. */

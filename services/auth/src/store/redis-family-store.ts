@@ -1,8 +1,10 @@
 import type { Cluster, Redis } from 'ioredis'
+import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
 import { familyKeys, isFamilyId, type FamilyKeys } from './keys.js'
 import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'
+import { RevocationOutbox, type AnnouncementEvent } from './revocation-outbox.js'
 import {
   StoreUnavailable,
   type Clock,
@@ -24,23 +26,40 @@ export interface RedisFamilyStoreOptions {
   keyPrefix?: string
   /** close() quits the connection (default true: the store owns the connection it is given). */
   ownsConnection?: boolean
+  /**
+   * Seconds an announced revocation stays in the recent set (ACCESS_TOKEN_TTL: the family's
+   * access tokens are dead by then anyway). Default 900, the default ACCESS_TOKEN_TTL.
+   */
+  accessTokenTtlS?: number
+  /**
+   * The clock of the reuse-grace window: `redis` (TIME at execution: a command that waited in a
+   * stalled Redis cannot turn the client's own retry into reuse) or `caller` (the injected
+   * clock, for tests that drive the window). Default: `redis` on the real clock (no clock, or
+   * Date.now), `caller` with any other clock.
+   */
+  graceClock?: 'redis' | 'caller'
+  /** Cluster only: what the retrying outbox of the recent set reports (metrics, logs). */
+  onAnnouncement?: (event: AnnouncementEvent) => void
 }
 
 type ScriptFn = (key: string, ...args: (string | number)[]) => Promise<unknown>
+/** A script whose first argument is its number of keys (the recent set is a key only outside Cluster). */
+type KeysScriptFn = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>
 
 /** The commands defineCommand adds (EVALSHA, falling back to EVAL on NOSCRIPT). */
 interface FamilyScripts {
-  gatehouseFamilyRotate: ScriptFn
+  gatehouseFamilyRotate: KeysScriptFn
   gatehouseFamilyCreate: ScriptFn
-  gatehouseFamilyRevoke: ScriptFn
+  gatehouseFamilyRevoke: KeysScriptFn
   gatehouseFamilyIndexAdd: ScriptFn
 }
 
-const SCRIPTS: Record<keyof FamilyScripts, string> = {
-  gatehouseFamilyRotate: ROTATE_SCRIPT,
-  gatehouseFamilyCreate: CREATE_SCRIPT,
-  gatehouseFamilyRevoke: REVOKE_SCRIPT,
-  gatehouseFamilyIndexAdd: INDEX_ADD_SCRIPT,
+/** numberOfKeys: 1, or undefined when the caller passes it (the scripts that may record a revocation). */
+const SCRIPTS: Record<keyof FamilyScripts, { lua: string; numberOfKeys?: number }> = {
+  gatehouseFamilyRotate: { lua: ROTATE_SCRIPT },
+  gatehouseFamilyCreate: { lua: CREATE_SCRIPT, numberOfKeys: 1 },
+  gatehouseFamilyRevoke: { lua: REVOKE_SCRIPT },
+  gatehouseFamilyIndexAdd: { lua: INDEX_ADD_SCRIPT, numberOfKeys: 1 },
 }
 
 const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'revoked', 'expired', 'client_mismatch', 'stale'])
@@ -54,6 +73,10 @@ const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'r
  * Per-user and per-session sets of family ids (other slots, separate commands) serve logout and
  * revocation; they carry TTLs and are pruned of dead members when read.
  *
+ * A revocation (reuse, revoke, revokeByUser, revokeBySession) is announced to resource services
+ * (DESIGN §6) by the script that revokes: recent set + PUBLISH in standalone and Sentinel; in
+ * Cluster PUBLISH in the script and the recent set through a retrying outbox (redis-scripts.ts).
+ *
  * Every Redis failure surfaces as StoreUnavailable; protocol outcomes are values.
  */
 export class RedisFamilyStore implements FamilyStore {
@@ -64,6 +87,10 @@ export class RedisFamilyStore implements FamilyStore {
   readonly #clock: Clock
   readonly #keys: FamilyKeys
   readonly #ownsConnection: boolean
+  readonly #accessTokenTtlS: number
+  readonly #graceClock: 'redis' | 'caller'
+  /** Cluster only: the recent set is written after the script (another slot). */
+  readonly #outbox: RevocationOutbox | undefined
   #closed = false
 
   constructor(options: RedisFamilyStoreOptions) {
@@ -79,8 +106,21 @@ export class RedisFamilyStore implements FamilyStore {
     this.#clock = clock
     this.#keys = familyKeys(options.keyPrefix)
     this.#ownsConnection = options.ownsConnection ?? true
-    for (const [name, lua] of Object.entries(SCRIPTS)) {
-      this.#redis.defineCommand(name, { numberOfKeys: 1, lua })
+    const ttl = options.accessTokenTtlS ?? 900
+    if (!Number.isSafeInteger(ttl) || ttl < 1) throw new TypeError('accessTokenTtlS must be an integer >= 1 (s)')
+    this.#accessTokenTtlS = ttl
+    const graceClock = options.graceClock ?? (options.clock === undefined || options.clock === Date.now ? 'redis' : 'caller')
+    if (graceClock !== 'redis' && graceClock !== 'caller') throw new TypeError("graceClock must be 'redis' or 'caller'")
+    this.#graceClock = graceClock
+    if (this.#redis.isCluster) {
+      this.#outbox = new RevocationOutbox({
+        write: (sid, exp) => this.#writeRecent(sid, exp),
+        clock: this.#clock,
+        ...(options.onAnnouncement === undefined ? {} : { onEvent: options.onAnnouncement }),
+      })
+    }
+    for (const [name, { lua, numberOfKeys }] of Object.entries(SCRIPTS)) {
+      this.#redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua })
     }
     this.#scripts = this.#redis as unknown as FamilyScripts
   }
@@ -112,14 +152,17 @@ export class RedisFamilyStore implements FamilyStore {
     // A forged token never reaches Redis, so it can neither revoke nor probe a family.
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
+    const now = this.#clock()
     const reply = await this.#call('rotate', () =>
       this.#scripts.gatehouseFamilyRotate(
-        this.#keys.family(parsed.familyId),
-        this.#clock(),
+        ...this.#keysWithRecent(parsed.familyId),
+        now,
         parsed.generation,
         ctx.clientId,
         this.#policy.idleTtlMs,
         this.#policy.reuseGraceMs,
+        this.#graceClock,
+        ...this.#announcement(parsed.familyId, now),
       ),
     )
     if (!Array.isArray(reply) || typeof reply[0] !== 'string' || !ROTATE_STATUSES.has(reply[0])) {
@@ -134,6 +177,8 @@ export class RedisFamilyStore implements FamilyStore {
         // The successor is a pure function of (family, current generation): a retry gets the same one.
         return { status, family, refreshToken: this.#codec.mint(family.id, family.generation) }
       case 'reused':
+        this.#afterScriptAnnounced(family.id, now)
+        return { status, family }
       case 'revoked':
       case 'client_mismatch':
         return { status, family }
@@ -194,6 +239,10 @@ export class RedisFamilyStore implements FamilyStore {
 
   /** Quits the connection if the store owns it (replies pending are awaited); idempotent. */
   async close(): Promise<void> {
+    if (this.#outbox !== undefined && !this.#closed) {
+      await this.#outbox.drain(1000)
+      this.#outbox.close()
+    }
     if (!this.#ownsConnection || this.#closed) return
     this.#closed = true
     if (this.#redis.status === 'ready') {
@@ -208,12 +257,57 @@ export class RedisFamilyStore implements FamilyStore {
     this.#redis.disconnect()
   }
 
+  /** Cluster: announcements whose recent-set entry is not yet written (see RevocationOutbox). */
+  get pendingAnnouncements(): number {
+    return this.#outbox?.size ?? 0
+  }
+
+  /** Revokes a live family (returned) or announces an already revoked one again (null). */
   async #revokeOne(familyId: string, now: number): Promise<Family | null> {
-    const key = this.#keys.family(familyId)
     const reply = await this.#call('revoke', () =>
-      this.#scripts.gatehouseFamilyRevoke(key, now, this.#policy.idleTtlMs),
+      this.#scripts.gatehouseFamilyRevoke(...this.#keysWithRecent(familyId), now, this.#policy.idleTtlMs, ...this.#announcement(familyId, now)),
     )
-    return reply === null ? null : toFamily(familyId, reply)
+    if (reply === null) return null
+    if (!Array.isArray(reply) || (reply[0] !== 'revoked' && reply[0] !== 'again')) {
+      throw new StoreUnavailable('redis: unexpected reply from the revoke script')
+    }
+    this.#afterScriptAnnounced(familyId, now)
+    return reply[0] === 'revoked' ? toFamily(familyId, reply[1]) : null
+  }
+
+  /** numkeys and KEYS of a script that may record a revocation: the recent set only outside Cluster. */
+  #keysWithRecent(familyId: string): [number, ...string[]] {
+    const key = this.#keys.family(familyId)
+    return this.#outbox === undefined ? [2, key, RECENT_REVOCATIONS_KEY] : [1, key]
+  }
+
+  /** ARGV of announce() in redis-scripts.ts: sid, exp (s), now (s), channel, message. */
+  #announcement(familyId: string, now: number): string[] {
+    const nowS = Math.floor(now / 1000)
+    const exp = nowS + this.#accessTokenTtlS
+    return [familyId, String(exp), String(nowS), REVOCATION_CHANNEL, encodeRevocation({ sid: familyId, exp })]
+  }
+
+  /** The script PUBLISHed (and, outside Cluster, wrote the recent set); in Cluster queue the set's entry. */
+  #afterScriptAnnounced(familyId: string, now: number): void {
+    this.#outbox?.add(familyId, Math.floor(now / 1000) + this.#accessTokenTtlS)
+  }
+
+  /** The recent set's entry, as announce() writes it (Cluster: one key, so MULTI is allowed). */
+  async #writeRecent(sid: string, exp: number): Promise<void> {
+    const nowS = Math.floor(this.#clock() / 1000)
+    const ttl = Math.max(1, exp - nowS)
+    await this.#call('announce', async () => {
+      const res = await this.#redis
+        .multi()
+        .zadd(RECENT_REVOCATIONS_KEY, 'GT', exp, sid)
+        .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', nowS)
+        .expire(RECENT_REVOCATIONS_KEY, ttl, 'NX')
+        .expire(RECENT_REVOCATIONS_KEY, ttl, 'GT')
+        .exec()
+      const failed = res?.find(([err]) => err !== null)
+      if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('transaction aborted')
+    })
   }
 
   /**

@@ -1,28 +1,66 @@
 /**
- * Lua scripts of RedisFamilyStore. Each touches exactly one key (so Redis Cluster never answers
- * CROSSSLOT; a family's key carries its `{familyId}` hash tag) and runs atomically on the server.
- * They restate the rules of MemoryFamilyStore; the shared contract suite keeps the two in step.
+ * Lua scripts of RedisFamilyStore. Each touches one family key (a family's key carries its
+ * `{familyId}` hash tag) and runs atomically on the server. They restate the rules of
+ * MemoryFamilyStore; the shared contract suite keeps the two in step.
  *
  * The family hash's fields: userId, clientId, scope, sessionId (optional), authTime, createdAt,
- * expiresAt, lastUsedAt, generation, rotatedAt, revoked ('0' | '1'). All times are ms from the
- * injected clock, passed in as ARGV (never the Redis clock: tests run the clock ahead). Integers
- * are written with string.format('%d') so a large number is never written as "1e+13".
- * TTLs are relative (PEXPIRE) for the same reason: PEXPIREAT would compare against Redis's time.
+ * expiresAt, lastUsedAt, generation, rotatedAt, revoked ('0' | '1'). Times are ms from the
+ * injected clock, passed in as ARGV (tests run the clock ahead), with ONE exception: on the real
+ * clock the reuse-grace window is measured on Redis's own clock at execution (TIME), so a command
+ * that waited in a stalled Redis (SIGSTOP, a hung host) and ran long after its caller gave up
+ * cannot make the client's own retry look like reuse (issue 20, defect 2). Integers are written
+ * with string.format('%d') so a large number is never written as "1e+13". TTLs are relative
+ * (PEXPIRE): PEXPIREAT would compare against Redis's time.
+ *
+ * Revocation is recorded in the same script that revokes (issue 20, defect 1; STYLE: "what must
+ * never be lost is recorded in that same step"): the family id goes into the recent-revocations
+ * set (KEYS[2], service-kit/revocation.ts) and is PUBLISHed on the channel. In Redis Cluster the
+ * recent set lives in another slot (CROSSSLOT), so KEYS[2] is absent there: the script still
+ * PUBLISHes, and the store writes the recent set through its retrying outbox.
  */
 
 /**
+ * Records one revocation; `a` is the ARGV index of: family id (sid), exp (s), now (s), channel,
+ * message. ZADD GT never shortens an entry; entries past their exp are trimmed; the set lives as
+ * long as its longest entry (never shortened).
+ */
+function announce(a: number): string {
+  return `
+local function announce()
+  local sid, exp, nowS = ARGV[${a}], tonumber(ARGV[${a + 1}]), tonumber(ARGV[${a + 2}])
+  if KEYS[2] then
+    redis.call('ZADD', KEYS[2], 'GT', ARGV[${a + 1}], sid)
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[${a + 2}])
+    local ttl = math.max(1, exp - nowS)
+    if redis.call('TTL', KEYS[2]) < ttl then
+      redis.call('EXPIRE', KEYS[2], string.format('%d', ttl))
+    end
+  end
+  redis.call('PUBLISH', ARGV[${a + 3}], ARGV[${a + 4}])
+end
+`
+}
+
+/**
  * Rotation, one atomic step (DESIGN §5).
- * KEYS[1] family key
+ * KEYS[1] family key, KEYS[2] recent-revocations set (absent in Cluster)
  * ARGV[1] now (ms), ARGV[2] presented generation, ARGV[3] presenting client id,
- * ARGV[4] idle TTL (ms), ARGV[5] reuse grace (ms)
+ * ARGV[4] idle TTL (ms), ARGV[5] reuse grace (ms), ARGV[6] grace clock ('redis' | 'caller'),
+ * ARGV[7..11] the announcement of a revocation (see announce())
  * Returns {status} or {status, HGETALL of the family after the step}.
  */
-export const ROTATE_SCRIPT = `
+export const ROTATE_SCRIPT = `${announce(7)}
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local presented = tonumber(ARGV[2])
 local idle = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
+-- The instant the grace window is measured with: Redis's clock at execution, or the caller's.
+local stamp = now
+if ARGV[6] == 'redis' then
+  local t = redis.call('TIME')
+  stamp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local f = redis.call('HMGET', key, 'clientId', 'generation', 'expiresAt', 'lastUsedAt', 'rotatedAt', 'revoked')
 if not f[2] then
@@ -44,14 +82,14 @@ end
 if presented == current then
   -- The idle expiry slides, never past the absolute one.
   local ttl = math.min(expiresAt, now + idle) - now
-  redis.call('HSET', key, 'generation', string.format('%d', current + 1), 'lastUsedAt', ARGV[1], 'rotatedAt', ARGV[1])
+  redis.call('HSET', key, 'generation', string.format('%d', current + 1), 'lastUsedAt', ARGV[1], 'rotatedAt', string.format('%d', stamp))
   redis.call('PEXPIRE', key, string.format('%d', ttl))
   return {'rotated', redis.call('HGETALL', key)}
 end
 -- The immediate predecessor within the grace window of the last rotation: a retry gets the same
 -- successor (the caller mints it from the current generation). rotatedAt is not touched, so
 -- retries never stretch the window, and older generations never qualify.
-if presented == current - 1 and now - tonumber(f[5]) <= grace then
+if presented == current - 1 and stamp - tonumber(f[5]) <= grace then
   return {'retried', redis.call('HGETALL', key)}
 end
 -- A request older than the family's last rotation that presents a spent token is a delayed
@@ -63,6 +101,7 @@ end
 if presented < current then
   -- Reuse: revoke the family. The key stays until its TTL so later presentations say 'revoked'.
   redis.call('HSET', key, 'revoked', '1')
+  announce()
   return {'reused', redis.call('HGETALL', key)}
 end
 return {'not_found'}
@@ -83,22 +122,30 @@ return 1
 `
 
 /**
- * Revocation of a live family (not revoked, not expired by the injected clock).
- * KEYS[1] family key; ARGV[1] now (ms), ARGV[2] idle TTL (ms)
- * Returns the HGETALL of the family just revoked, or nil when it was not live.
+ * Revocation of a family, announced in the same step. A live family is revoked; one already
+ * revoked (and not expired) is announced again, so a later /revoke or an admin revoke repairs an
+ * announcement a subscriber missed (idempotent for the resource services).
+ * KEYS[1] family key, KEYS[2] recent-revocations set (absent in Cluster)
+ * ARGV[1] now (ms), ARGV[2] idle TTL (ms), ARGV[3..7] the announcement (see announce())
+ * Returns {'revoked' | 'again', HGETALL of the family}, or nil when it is unknown or expired.
  */
-export const REVOKE_SCRIPT = `
+export const REVOKE_SCRIPT = `${announce(3)}
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', key, 'expiresAt', 'lastUsedAt', 'revoked')
-if not f[1] or f[3] == '1' then
+if not f[1] then
   return false
 end
 if now >= tonumber(f[1]) or now >= tonumber(f[2]) + tonumber(ARGV[2]) then
   return false
 end
-redis.call('HSET', key, 'revoked', '1')
-return redis.call('HGETALL', key)
+local status = 'again'
+if f[3] ~= '1' then
+  redis.call('HSET', key, 'revoked', '1')
+  status = 'revoked'
+end
+announce()
+return {status, redis.call('HGETALL', key)}
 `
 
 /**

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
+import type { Cluster, Redis } from 'ioredis'
+import { RECENT_REVOCATIONS_KEY } from '@gatehouse/service-kit'
 import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
 import type { Clock, FamilyInput, FamilyPolicy, FamilyStore, RotateOutcome } from '../../src/store/types.js'
 
@@ -40,6 +42,45 @@ export interface StoreFactoryInput {
   clock: Clock
   policy: FamilyPolicy
   codec: RefreshTokenCodec
+  /** For a store that announces in-process (memory): where its announcements go. */
+  announce?: (sid: string, exp: number) => void
+  /** Seconds an announcement lives (ACCESS_TOKEN_TTL). */
+  accessTokenTtlS?: number
+}
+
+/** The announcement lifetime the suite gives every store. */
+export const ANNOUNCE_TTL_S = 600
+
+/**
+ * How the suite sees what a store announced (DESIGN §6): the `exp` recorded for a family id (the
+ * recent-revocations set in Redis; the `announce` callback in memory), and forgetting it, as a
+ * lost announcement would be.
+ */
+export interface AnnouncementProbe {
+  exp(sid: string): Promise<number | null>
+  forget(sid: string): Promise<void>
+}
+
+/**
+ * The probe of a Redis store: the recent set, read through any client of the deployment.
+ * `waitMs`: how long a missing entry is waited for (Cluster writes it after the script, through
+ * the store's outbox); 0 elsewhere, where the script itself writes it.
+ */
+export function redisAnnouncementProbe(redis: Redis | Cluster, waitMs = 0): AnnouncementProbe {
+  return {
+    async exp(sid) {
+      const deadline = Date.now() + waitMs
+      for (;;) {
+        const score = await redis.zscore(RECENT_REVOCATIONS_KEY, sid)
+        if (score !== null) return Number(score)
+        if (Date.now() >= deadline) return null
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    },
+    async forget(sid) {
+      await redis.zrem(RECENT_REVOCATIONS_KEY, sid)
+    },
+  }
 }
 
 /** Builds a fresh, empty store (its own key space); the suite closes it. */
@@ -84,12 +125,24 @@ function flipMacChar(token: string, index: number): string {
   return `${id}.${gen}.${mac.slice(0, index)}${flipped}${mac.slice(index + 1)}`
 }
 
-export function familyStoreContract(t: Test, factory: StoreFactory): void {
+/** `probe`: how announcements are seen; by default the `announce` callback (the memory store). */
+export function familyStoreContract(t: Test, factory: StoreFactory, probe?: AnnouncementProbe): void {
+  const inProcess = new Map<string, number>()
+  const announce = (sid: string, exp: number): void => {
+    inProcess.set(sid, Math.max(exp, inProcess.get(sid) ?? 0))
+  }
+  const announced: AnnouncementProbe = probe ?? {
+    exp: async (sid) => inProcess.get(sid) ?? null,
+    forget: async (sid) => {
+      inProcess.delete(sid)
+    },
+  }
+
   async function setup(t: Test, policy: Partial<FamilyPolicy> = {}): Promise<Fixture> {
     const clock = new ManualClock()
     const codec = new RefreshTokenCodec(randomBytes(32))
     const full = { ...DEFAULT_TEST_POLICY, ...policy }
-    const store = await factory({ clock: clock.now, policy: full, codec })
+    const store = await factory({ clock: clock.now, policy: full, codec, announce, accessTokenTtlS: ANNOUNCE_TTL_S })
     t.teardown(() => store.close())
     return { store, clock, codec, policy: full }
   }
@@ -315,6 +368,47 @@ export function familyStoreContract(t: Test, factory: StoreFactory): void {
     t.equal(await store.revoke(family.id, 'revocation'), null, 'already revoked')
     t.match(await store.rotate(refreshToken, { clientId: CLIENT }), { status: 'revoked', family: { id: family.id } })
     t.equal(await store.revoke(RefreshTokenCodec.newFamilyId(), 'admin'), null, 'unknown family')
+  })
+
+  t.test('every revocation is announced by the step that revokes; a revoked family is announced again', async (t) => {
+    // Issue 20: announcing is not a second call that can fail on its own.
+    const { store, clock, policy } = await setup(t)
+    const expNow = (): number => Math.floor(clock.now() / SECOND) + ANNOUNCE_TTL_S
+
+    const reused = await store.create(input())
+    await rotateOk(t, store, reused.refreshToken)
+    clock.advance(policy.reuseGraceMs + 1)
+    t.match(await store.rotate(reused.refreshToken, { clientId: CLIENT }), { status: 'reused' })
+    t.equal(await announced.exp(reused.family.id), expNow(), 'reuse: announced, exp = now + ACCESS_TOKEN_TTL')
+
+    const revoked = await store.create(input())
+    t.ok(await store.revoke(revoked.family.id, 'revocation'))
+    t.equal(await announced.exp(revoked.family.id), expNow(), 'revoke: announced')
+
+    // A lost announcement (a subscriber missed it, the entry is gone): revoking again repairs it.
+    await announced.forget(revoked.family.id)
+    clock.advance(SECOND)
+    t.equal(await store.revoke(revoked.family.id, 'admin'), null, 'already revoked: null')
+    t.equal(await announced.exp(revoked.family.id), expNow(), 'but announced again')
+    await announced.forget(reused.family.id)
+    t.equal(await store.revoke(reused.family.id, 'revocation'), null)
+    t.equal(await announced.exp(reused.family.id), expNow(), 'a family revoked for reuse too')
+
+    const user = uniq('user')
+    const sess = uniq('sess')
+    const byUser = await store.create(input({ userId: user }))
+    const bySession = await store.create(input({ userId: uniq('user'), sessionId: sess }))
+    t.equal((await store.revokeByUser(user, 'password_change')).length, 1)
+    t.equal(await announced.exp(byUser.family.id), expNow(), 'revokeByUser: announced')
+    t.equal((await store.revokeBySession(sess, 'logout')).length, 1)
+    t.equal(await announced.exp(bySession.family.id), expNow(), 'revokeBySession: announced')
+
+    const unknown = RefreshTokenCodec.newFamilyId()
+    t.equal(await store.revoke(unknown, 'admin'), null)
+    const live = await store.create(input())
+    await rotateOk(t, store, live.refreshToken)
+    // Checked last and on live families only: an absent entry may be waited for (Cluster).
+    t.equal(await announced.exp(live.family.id), null, 'a rotation announces nothing')
   })
 
   t.test('revokeByUser revokes every live family of the user, and only those', async (t) => {

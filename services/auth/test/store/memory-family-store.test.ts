@@ -5,7 +5,7 @@ import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
 import { DAY, DEFAULT_TEST_POLICY, HOUR, ManualClock, familyStoreContract } from './family-store-contract.js'
 
 t.test('contract', async (t) => {
-  familyStoreContract(t, async ({ clock, policy, codec }) => new MemoryFamilyStore({ clock, policy, codec }))
+  familyStoreContract(t, async ({ clock, policy, codec, announce, accessTokenTtlS }) => new MemoryFamilyStore({ clock, policy, codec, ...(announce ? { announce } : {}), ...(accessTokenTtlS ? { accessTokenTtlS } : {}) }))
 })
 
 t.test('memory stays bounded: expired families are swept with their index entries', async (t) => {

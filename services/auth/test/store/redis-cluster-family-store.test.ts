@@ -6,7 +6,7 @@ import { RedisFamilyStore } from '../../src/store/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
 import { StoreUnavailable, type FamilyStore } from '../../src/store/types.js'
-import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, type StoreFactoryInput } from './family-store-contract.js'
+import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const cluster = await startRedisCluster()
 t.teardown(() => cluster.stop())
@@ -66,7 +66,11 @@ async function rotated(store: FamilyStore, token: string): Promise<string> {
 const user = { clientId: 'web-app', scope: 'openid', authTime: 1_700_000_000 }
 
 t.test('contract (cluster: 3 masters, 3 replicas)', async (t) => {
-  familyStoreContract(t, async (input) => await clusterStore(input))
+  const probe = createRedis({ clusterNodes: cluster.nodes })
+  await waitForRedis(probe, 10_000)
+  t.teardown(() => probe.disconnect())
+  // The recent set is written after the script (another slot), through the store's outbox.
+  familyStoreContract(t, async (input) => await clusterStore(input), redisAnnouncementProbe(probe, 3000))
 })
 
 t.test('families spread over the masters; each rotation is one EVALSHA on its master', async (t) => {

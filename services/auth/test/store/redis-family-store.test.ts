@@ -13,6 +13,7 @@ import {
   ManualClock,
   SECOND,
   familyStoreContract,
+  redisAnnouncementProbe,
   type StoreFactoryInput,
 } from './family-store-contract.js'
 
@@ -67,7 +68,10 @@ function num(v: RespValue): number {
 const user = { clientId: 'web-app', scope: 'openid', authTime: 1_700_000_000 }
 
 t.test('contract (standalone)', async (t) => {
-  familyStoreContract(t, async (input) => await redisStore(input))
+  const probe = createRedis({ url: server.url })
+  await waitForRedis(probe)
+  t.teardown(() => probe.disconnect())
+  familyStoreContract(t, async (input) => await redisStore(input), redisAnnouncementProbe(probe))
 })
 
 t.test('a rotation is exactly one Redis command (EVALSHA)', async (t) => {
@@ -346,3 +350,37 @@ async function rotated(store: FamilyStore, token: string): Promise<string> {
   if (out.status !== 'rotated') throw new Error(`expected rotated, got ${out.status}`)
   return out.refreshToken
 }
+
+t.test("issue 20: the grace window on Redis's clock, so a rotation that ran late cannot turn the client's retry into reuse", async (t) => {
+  // The caller's clock moves past the window between the rotation and the retry, as it does when
+  // the rotation's command waited in a frozen Redis and ran on resume: measured on the caller's
+  // clock that is reuse (the defect); measured on Redis's clock at execution it is a retry.
+  const outcomes: Record<string, string[]> = {}
+  for (const graceClock of ['caller', 'redis'] as const) {
+    const f = fixture()
+    const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
+    await waitForRedis(redis)
+    const store = new RedisFamilyStore({ redis, ...f, keyPrefix: prefix(), graceClock })
+    t.teardown(() => store.close())
+    const { refreshToken: t0 } = await store.create({ userId: 'u1', ...user })
+    const t1 = await store.rotate(t0, { clientId: 'web-app' })
+    f.manual.advance(DEFAULT_TEST_POLICY.reuseGraceMs + 5 * SECOND)
+    const retry = await store.rotate(t0, { clientId: 'web-app' })
+    outcomes[graceClock] = [t1.status, retry.status]
+    if (graceClock === 'redis' && retry.status === 'retried' && t1.status === 'rotated') {
+      t.equal(retry.refreshToken, t1.refreshToken, 'the retry gets the same successor')
+      const t2 = await store.rotate(t1.refreshToken, { clientId: 'web-app' })
+      t.equal(t2.status, 'rotated')
+      t.match(await store.rotate(t0, { clientId: 'web-app' }), { status: 'reused' }, 'two generations back is still reuse')
+    }
+  }
+  t.same(outcomes, { caller: ['rotated', 'reused'], redis: ['rotated', 'retried'] })
+})
+
+t.test('the grace clock: redis on the real clock, the caller with an injected one; anything else is refused', async (t) => {
+  const redis = createRedis({ url: server.url })
+  t.teardown(() => redis.disconnect())
+  const codec = new RefreshTokenCodec(randomBytes(32))
+  t.throws(() => new RedisFamilyStore({ redis, codec, policy: DEFAULT_TEST_POLICY, ownsConnection: false, graceClock: 'server' as 'redis' }), /graceClock/)
+  t.throws(() => new RedisFamilyStore({ redis, codec, policy: DEFAULT_TEST_POLICY, ownsConnection: false, accessTokenTtlS: 0 }), /accessTokenTtlS/)
+})

@@ -11,7 +11,7 @@ import { RedisFamilyStore } from '../../src/store/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
 import { StoreUnavailable, type FamilyStore, type RotateOutcome } from '../../src/store/types.js'
-import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, type StoreFactoryInput } from './family-store-contract.js'
+import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const sentinel = await startRedisSentinel()
 t.teardown(() => sentinel.stop())
@@ -23,7 +23,10 @@ async function sentinelStore(input: StoreFactoryInput): Promise<RedisFamilyStore
 }
 
 t.test('contract (Sentinel: master, replica, 3 sentinels)', async (t) => {
-  familyStoreContract(t, async (input) => await sentinelStore(input))
+  const probe = createRedis({ sentinels: sentinel.sentinels, sentinelName: sentinel.name })
+  await waitForRedis(probe, 10_000)
+  t.teardown(() => probe.disconnect())
+  familyStoreContract(t, async (input) => await sentinelStore(input), redisAnnouncementProbe(probe))
 })
 
 t.test('the master dies: bounded errors, then the promoted replica serves the family', async (t) => {
