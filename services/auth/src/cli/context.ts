@@ -6,6 +6,8 @@ import { Admin, type AuditLog } from '../admin.js'
 import { loadConfig, type AuthConfig } from '../config.js'
 import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
 import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
+import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
+import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
 import { RedisRevocationPublisher } from '../revocation-publisher.js'
 import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
@@ -81,9 +83,10 @@ export class CliContext {
     const config = await this.config()
     const redis = await this.redis()
     const clock = this.clock
+    const clients = new RedisClientDirectory({ redis, clock })
     return new Admin({
       users: new RedisUserDirectory({ redis, clock }),
-      clients: new RedisClientDirectory({ redis, clock }),
+      clients,
       families: new RedisFamilyStore({
         redis,
         // The codec only mints and parses tokens, which the CLI never does; the families it lists
@@ -99,6 +102,8 @@ export class CliContext {
       resources: config.file.resources,
       log: this.audit,
       actor: this.actor,
+      // Enqueues only: the running service's worker delivers (the CLI exits before any retry).
+      backchannel: new QueuedBackchannelLogout({ queue: new RedisLogoutQueue({ redis, clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } }),
     })
   }
 
