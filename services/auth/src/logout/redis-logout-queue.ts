@@ -23,7 +23,7 @@ return 'queued'
 /** ARGV: now (ms), limit, lease (ms), lease token, TTL (ms). Returns the claimed jobs' JSON. */
 const CLAIM = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local until = string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[3]))
+local leased = string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[2], id)
@@ -35,7 +35,7 @@ for _, id in ipairs(ids) do
     job.lease = ARGV[4]
     local enc = cjson.encode(job)
     redis.call('HSET', KEYS[2], id, enc)
-    redis.call('ZADD', KEYS[1], until, id)
+    redis.call('ZADD', KEYS[1], leased, id)
     out[#out + 1] = enc
   end
 end
