@@ -85,3 +85,16 @@ export class ManualTimers {
     return due.length
   }
 }
+
+/** The promise, or a rejection after `ms` of real time: a guard so a broken defence fails instead of hanging. */
+export async function bounded<T>(p: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, guard])
+  } finally {
+    clearTimeout(timer)
+  }
+}
