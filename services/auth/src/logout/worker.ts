@@ -54,6 +54,8 @@ export class BackchannelWorker {
   #running: Promise<void> = Promise.resolve()
   #stopped = true
   #abort = new AbortController()
+  /** The queue failed at the last poll: said once, not every second, until it answers again. */
+  #queueDown = false
 
   constructor(options: BackchannelWorkerOptions) {
     const o = {
@@ -121,9 +123,12 @@ export class BackchannelWorker {
     try {
       jobs = await this.#o.queue.claim(this.#o.clock(), this.#o.batch, this.#leaseMs, lease)
     } catch (err) {
-      this.#o.log.warn({ event: 'backchannel_logout.queue_unavailable', err: (err as Error).message }, 'back-channel logout queue unavailable')
+      if (!this.#queueDown) this.#o.log.warn({ event: 'backchannel_logout.queue_unavailable', err: (err as Error).message }, 'back-channel logout queue unavailable')
+      this.#queueDown = true
       return 0
     }
+    if (this.#queueDown) this.#o.log.info({ event: 'backchannel_logout.queue_available' }, 'back-channel logout queue available again')
+    this.#queueDown = false
     await Promise.all(jobs.map((job) => this.#attempt(job)))
     return jobs.length
   }

@@ -289,3 +289,27 @@ t.test('postLogoutToken: an unreachable receiver is a network failure, and the t
   const result = await postLogoutToken(url, 'secret.token.value', { timeoutMs: 5000 })
   t.same(result, { ok: false, reason: 'network' })
 })
+
+t.test('an unavailable queue is reported once, not at every poll, and its recovery once', async (t) => {
+  const f = await fixture(t)
+  let down = true
+  const queue = {
+    enqueue: f.queue.enqueue.bind(f.queue),
+    claim: async (...a: Parameters<MemoryLogoutQueue['claim']>) => {
+      if (down) throw new Error('redis: logout queue claim failed: connection is closed')
+      return await f.queue.claim(...a)
+    },
+    complete: f.queue.complete.bind(f.queue),
+    reschedule: f.queue.reschedule.bind(f.queue),
+    size: f.queue.size.bind(f.queue),
+  }
+  const worker = new BackchannelWorker({ queue, clients: f.env.deps.clients, keys: f.env.deps.keys, issuer: f.env.config.issuer, clock: f.env.clock.now, log: f.lines, timeoutMs: TIMEOUT_MS, retries: 1, timers: f.timers })
+  for (let i = 0; i < 3; i++) t.equal(await worker.tick(), 0)
+  t.equal(f.lines.events('backchannel_logout.queue_unavailable').length, 1)
+  down = false
+  await f.backchannel.sessionEnded({ sid: 's', sub: 'u', clientIds: ['rp-web'] })
+  t.equal(await worker.tick(), 1)
+  await worker.tick()
+  t.equal(f.lines.events('backchannel_logout.queue_available').length, 1)
+  t.equal(f.receiver.requests.length, 1, 'delivered once it answered')
+})
