@@ -6,6 +6,7 @@ import { Admin, type AuditLog } from '../admin.js'
 import { loadConfig, type AuthConfig } from '../config.js'
 import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
 import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
+import type { BackchannelLogout } from '../logout/backchannel.js'
 import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
 import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
@@ -102,9 +103,20 @@ export class CliContext {
       resources: config.file.resources,
       log: this.audit,
       actor: this.actor,
-      // Enqueues only: the running service's worker delivers (the CLI exits before any retry).
-      backchannel: new QueuedBackchannelLogout({ queue: new RedisLogoutQueue({ redis, clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } }),
+      backchannel: this.#backchannel(redis, clients),
     })
+  }
+
+  /** Back-channel logout for commands that end sessions (OIDC Back-Channel Logout, DESIGN §10.1). */
+  async backchannel(): Promise<BackchannelLogout> {
+    const redis = await this.redis()
+    return this.#backchannel(redis, new RedisClientDirectory({ redis, clock: this.clock }))
+  }
+
+  /** Enqueues only: the running service's worker delivers (the CLI exits before any retry). */
+  #backchannel(redis: Redis | Cluster, clients: RedisClientDirectory): BackchannelLogout {
+    const clock = this.clock
+    return new QueuedBackchannelLogout({ queue: new RedisLogoutQueue({ redis, clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } })
   }
 
   /**

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { startRedis } from '@gatehouse/test-harness'
-import { RedisLogoutQueue } from '../../src/logout/redis-logout-queue.js'
+import { Readable } from 'node:stream'
+import { CliContext } from '../../src/cli/context.js'
 import { logoutQueueKeys } from '../../src/store/keys.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { cliRunner, liveService } from '../cli/harness.js'
@@ -51,11 +52,15 @@ t.test('with Redis: a client added by the CLI, a job queued by another process, 
   t.equal(added.code, 0, added.stderr)
   t.match(added.json().client, { backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true })
 
-  // What the CLI's enqueue-only back-channel does (cli/context.ts): its own connection, its own queue.
+  // The CLI's back-channel (the one its Admin is given) only enqueues, on its own connection.
+  let stderr = ''
+  const ctx = new CliContext({ stdout: { write: () => true }, stderr: { write: (s: string) => (stderr += s) }, stdin: Readable.from([]), env: { ...ENV, GATEHOUSE_ACTOR: 'op' } })
+  t.teardown(() => ctx.close())
+  await (await ctx.backchannel()).sessionEnded({ sid: 'sid-cli', sub: 'u_2', clientIds: ['rp', 'nobody'] })
+  t.match(stderr, /"event":"backchannel_logout.queued"/, 'an audit line on stderr')
   const redis = createRedis({ url: server.url })
   t.teardown(() => redis.disconnect())
   await waitForRedis(redis)
-  t.equal(await new RedisLogoutQueue({ redis }).enqueue({ clientId: 'rp', sid: 'sid-cli', sub: 'u_2' }, Date.now()), 'queued')
 
   await live.deps.backchannel.sessionEnded({ sid: 'sid-svc', sub: 'u_3', clientIds: ['rp'] })
   const requests = await receiver.received(2)
