@@ -1,6 +1,7 @@
 import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from './clients.js'
 import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from './config-file.js'
 import { hashPassword } from './passwords.js'
+import type { BackchannelLogout } from './logout/backchannel.js'
 import type { Family, FamilyStore, RevokeReason } from './store/types.js'
 import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from './users.js'
 
@@ -28,6 +29,8 @@ export interface AdminDeps {
   log: AuditLog
   /** Who acts (the operator's login), recorded in every audit line. */
   actor: string
+  /** Told when an admin action ends login sessions (OIDC Back-Channel Logout; the CLI only enqueues). */
+  backchannel?: BackchannelLogout
 }
 
 export type AdminErrorCode = 'not_found' | 'exists' | 'invalid'
@@ -60,6 +63,8 @@ export interface NewClientInput {
   redirect_uris?: string[]
   post_logout_redirect_uris?: string[]
   jwks?: { keys: Record<string, unknown>[] } | null
+  backchannel_logout_uri?: string
+  backchannel_logout_session_required?: boolean
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -16,7 +16,7 @@ import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './cod
 import { MemoryReplayStore, RedisReplayStore } from './replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from './sessions.js'
 import { LoginGate } from './login-gate.js'
-import { NoopBackchannelLogout } from './logout/backchannel.js'
+import { backchannelLogoutFor } from './logout/runtime.js'
 import { DirectoryCache } from './directory-cache.js'
 import { KNOWN_ADDRESS_TTL_MS, MemoryLoginLimiter, RedisLoginLimiter, type LoginLimiter, type LoginLimitPolicy } from './login-limiter.js'
 
@@ -61,17 +61,19 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     const families = new MemoryFamilyStore({ codec, policy, clock, accessTokenTtlS: config.accessTokenTtl, announce: (sid, exp) => void revocations.publish(sid, exp) })
     const users = await MemoryUserDirectory.fromConfig(config.file.users)
     const clients = new MemoryClientDirectory(config.file.clients)
+    const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
     const deps: AuthDeps = {
       config, clock, families, users, clients, keys, tokens, metrics, revocations, ping: () => families.ping(),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
-      backchannel: new NoopBackchannelLogout(),
+      backchannel: backchannel.logout,
     }
     return {
       deps,
       close: async () => {
+        await backchannel.worker.stop()
         await signing.close()
         await families.close()
       },
@@ -99,6 +101,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
   const directory = new DirectoryCache({ redis, clock })
   directory.start()
+  const backchannel = backchannelLogoutFor({ config, clients: directory.clients(clients), keys, clock, log, metrics, redis })
   const deps: AuthDeps = {
     config,
     clock,
@@ -115,11 +118,12 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
-    backchannel: new NoopBackchannelLogout(),
+    backchannel: backchannel.logout,
   }
   return {
     deps,
     close: async () => {
+      await backchannel.worker.stop()
       await directory.close()
       await signing.close()
       await families.close()

@@ -14,6 +14,9 @@ export interface Client {
   redirectUris: readonly string[]
   postLogoutRedirectUris: readonly string[]
   jwks: { keys: Record<string, unknown>[] } | null
+  /** OIDC Back-Channel Logout 1.0 §2.2 (logout/): absent = the client is not told. */
+  backchannelLogoutUri?: string | undefined
+  backchannelLogoutSessionRequired?: boolean
 }
 
 export type AddClientResult = { status: 'created'; client: Client } | { status: 'exists' }
@@ -81,6 +84,8 @@ export function clientFromConfig(c: ClientConfig): Client {
     redirectUris: [...c.redirect_uris],
     postLogoutRedirectUris: [...c.post_logout_redirect_uris],
     jwks: c.jwks,
+    backchannelLogoutUri: c.backchannel_logout_uri,
+    backchannelLogoutSessionRequired: c.backchannel_logout_session_required === true,
   }
 }
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { backchannelLogoutUriProblem } from './logout/client-metadata.js'
 
 /**
  * The AUTH_CONFIG_FILE schema (DESIGN §3): resources, clients, users. Parsed
@@ -26,6 +27,10 @@ export interface ClientConfig {
   redirect_uris: string[]
   post_logout_redirect_uris: string[]
   jwks: { keys: Record<string, unknown>[] } | null
+  /** OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed. */
+  backchannel_logout_uri?: string
+  /** §2.2: the client needs `sid` in logout tokens (ours always carry it); default false. */
+  backchannel_logout_session_required?: boolean
 }
 
 export interface UserConfig {
@@ -136,6 +141,11 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         else jwks = c.jwks as ClientConfig['jwks']
       }
       if (method === 'private_key_jwt' && !jwks) p(`${path}.jwks`, 'is required for private_key_jwt')
+      const backchannel_logout_uri = str(c.backchannel_logout_uri, `${path}.backchannel_logout_uri`, false)
+      const bclProblem = backchannel_logout_uri === undefined ? null : backchannelLogoutUriProblem(backchannel_logout_uri)
+      if (bclProblem !== null) p(`${path}.backchannel_logout_uri`, bclProblem)
+      const bclSession = c.backchannel_logout_session_required
+      if (bclSession !== undefined && bclSession !== null && typeof bclSession !== 'boolean') p(`${path}.backchannel_logout_session_required`, 'must be true or false')
       if (client_id) {
         const rec: ClientConfig = {
           client_id,
@@ -150,6 +160,8 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (typeof c.client_name === 'string') rec.client_name = c.client_name
         if (client_secret) rec.client_secret = client_secret
         if (client_secret_hash) rec.client_secret_hash = client_secret_hash
+        if (backchannel_logout_uri !== undefined && bclProblem === null) rec.backchannel_logout_uri = backchannel_logout_uri
+        if (bclSession === true) rec.backchannel_logout_session_required = true
         config.clients.push(rec)
       }
     })

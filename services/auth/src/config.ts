@@ -39,6 +39,15 @@ export interface AuthConfig {
   readonly loginLimits: LoginLimits
   /** fastify `trustProxy` (TRUST_PROXY): false = the socket address is the client's. */
   readonly trustProxy: false | string[]
+  /** OIDC Back-Channel Logout delivery (logout/worker.ts). */
+  readonly backchannelLogout: BackchannelLogoutSettings
+}
+
+export interface BackchannelLogoutSettings {
+  /** BACKCHANNEL_LOGOUT_TIMEOUT: seconds per delivery attempt. */
+  readonly timeout: number
+  /** BACKCHANNEL_LOGOUT_RETRIES: retries after the first attempt, with exponential backoff. */
+  readonly retries: number
 }
 
 export interface LoginLimits {
@@ -146,6 +155,10 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     delayMs: r.int('LOGIN_DELAY_MS', 250, { min: 0, max: 5000 }),
   })
   const trustProxy = parseTrustProxy(r)
+  const backchannelLogout: BackchannelLogoutSettings = Object.freeze({
+    timeout: r.int('BACKCHANNEL_LOGOUT_TIMEOUT', 5, { min: 1, max: 60 }),
+    retries: r.int('BACKCHANNEL_LOGOUT_RETRIES', 5, { min: 0, max: 10 }),
+  })
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
@@ -177,6 +190,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     logLevel,
     loginLimits,
     trustProxy,
+    backchannelLogout,
   })
 }
 

@@ -64,6 +64,14 @@ export class AuthMetrics {
     registers: [this.registry],
   })
 
+  /** OIDC Back-Channel Logout deliveries (logout/worker.ts). */
+  readonly backchannelLogout = new Counter({
+    name: 'gatehouse_backchannel_logout_total',
+    help: 'Back-channel logout deliveries, by outcome (delivered, retry, failed after the last retry, dropped)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+
   constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
   }

@@ -18,6 +18,8 @@ export function clientJson(c: Client): Record<string, unknown> {
     post_logout_redirect_uris: c.postLogoutRedirectUris,
     has_secret: c.secretHash !== undefined,
     jwks_keys: c.jwks?.keys.length ?? 0,
+    backchannel_logout_uri: c.backchannelLogoutUri ?? null,
+    backchannel_logout_session_required: c.backchannelLogoutSessionRequired === true,
   }
 }
 
@@ -45,11 +47,14 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'an exact redirect URI (repeat; required for authorization_code)' },
         'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'a post-logout redirect URI (repeat)' },
         'jwks-file': { type: 'string', value: 'file', description: "the client's public JWK Set, for private_key_jwt" },
+        'backchannel-logout-uri': { type: 'string', value: 'uri', description: 'where logout tokens are POSTed when a session ends (OIDC Back-Channel Logout; https, or http to loopback)' },
+        'backchannel-logout-session-required': { type: 'boolean', description: 'the client needs sid in logout tokens (always sent)' },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
         'gatehouse clients add web2 --grant-type authorization_code --grant-type refresh_token --scope "openid profile" --redirect-uri https://app.example.com/cb',
         'gatehouse clients add spa2 --auth-method none --grant-type authorization_code --redirect-uri https://spa.example.com/cb --json',
+        'gatehouse clients add web3 --grant-type authorization_code --scope openid --redirect-uri https://app.example.com/cb --backchannel-logout-uri https://app.example.com/backchannel-logout',
       ],
       async run(inv) {
         const method = (str(inv.values, 'auth-method') ?? 'client_secret_basic') as TokenEndpointAuthMethod
@@ -71,6 +76,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         const admin = await ctx.admin()
         const name = str(inv.values, 'name')
         const audience = str(inv.values, 'audience')
+        const backchannelUri = str(inv.values, 'backchannel-logout-uri')
         const { client, secret } = await admin.addClient({
           client_id: inv.args[0]!,
           ...(name !== undefined ? { client_name: name } : {}),
@@ -81,6 +87,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           redirect_uris: list(inv.values, 'redirect-uri'),
           post_logout_redirect_uris: list(inv.values, 'post-logout-redirect-uri'),
           jwks,
+          ...(backchannelUri !== undefined ? { backchannel_logout_uri: backchannelUri } : {}),
+          ...(inv.values['backchannel-logout-session-required'] === true ? { backchannel_logout_session_required: true } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },
@@ -106,7 +114,11 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
       async run(inv) {
         const admin = await ctx.admin()
         const c = await admin.findClient(inv.args[0]!)
-        const extra = [c.redirectUris.length ? `redirect_uris: ${c.redirectUris.join(' ')}` : '', `audience: ${c.audience}`].filter(Boolean).join('\n')
+        const extra = [
+          c.redirectUris.length ? `redirect_uris: ${c.redirectUris.join(' ')}` : '',
+          `audience: ${c.audience}`,
+          c.backchannelLogoutUri ? `backchannel_logout_uri: ${c.backchannelLogoutUri}` : '',
+        ].filter(Boolean).join('\n')
         inv.print(`${clientLine(c)}\n${extra}`, { client: clientJson(c) })
       },
     },

@@ -6,6 +6,9 @@ import { Admin, type AuditLog } from '../admin.js'
 import { loadConfig, type AuthConfig } from '../config.js'
 import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
 import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
+import type { BackchannelLogout } from '../logout/backchannel.js'
+import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
+import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
 import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
 import { RedisFamilyStore } from '../store/redis-family-store.js'
@@ -80,9 +83,10 @@ export class CliContext {
     const config = await this.config()
     const redis = await this.redis()
     const clock = this.clock
+    const clients = new RedisClientDirectory({ redis, clock })
     return new Admin({
       users: new RedisUserDirectory({ redis, clock }),
-      clients: new RedisClientDirectory({ redis, clock }),
+      clients,
       families: new RedisFamilyStore({
         redis,
         // The codec only mints and parses tokens, which the CLI never does; the families it lists
@@ -99,7 +103,20 @@ export class CliContext {
       resources: config.file.resources,
       log: this.audit,
       actor: this.actor,
+      backchannel: this.#backchannel(redis, clients),
     })
+  }
+
+  /** Back-channel logout for commands that end sessions (OIDC Back-Channel Logout, DESIGN §10.1). */
+  async backchannel(): Promise<BackchannelLogout> {
+    const redis = await this.redis()
+    return this.#backchannel(redis, new RedisClientDirectory({ redis, clock: this.clock }))
+  }
+
+  /** Enqueues only: the running service's worker delivers (the CLI exits before any retry). */
+  #backchannel(redis: Redis | Cluster, clients: RedisClientDirectory): BackchannelLogout {
+    const clock = this.clock
+    return new QueuedBackchannelLogout({ queue: new RedisLogoutQueue({ redis, clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } })
   }
 
   /**

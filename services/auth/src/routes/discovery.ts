@@ -42,6 +42,9 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     // RFC 7662 §4: introspection is for clients that can authenticate.
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     introspection_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+    // OIDC Back-Channel Logout 1.0 §2.1: logout tokens are POSTed, and always carry `sid`.
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
   }
   for (const ext of extensions) Object.assign(doc, ext(iss))
   return doc

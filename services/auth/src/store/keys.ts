@@ -139,3 +139,19 @@ export function loginBucketKeys(kind: 'u' | 'a', digest: string, prefix: string 
   const base = `${prefix}login:{${kind}:${digest}}`
   return Object.freeze({ attempts: `${base}:attempts`, locks: `${base}:locks`, known: `${base}:known` })
 }
+
+// Keys of the back-channel logout queue (logout/redis-logout-queue.ts). Both share the `{bcl}`
+// hash tag, so the Lua scripts that enqueue, claim and settle a job touch one Cluster slot.
+
+export interface LogoutQueueKeys {
+  /** Sorted set of job ids by the time (ms) they are next due. */
+  readonly due: string
+  /** Hash of job id → the job (JSON). */
+  readonly jobs: string
+}
+
+/** `<prefix>bcl:{queue}:due|jobs` */
+export function logoutQueueKeys(prefix: string = DEFAULT_KEY_PREFIX): LogoutQueueKeys {
+  if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) throw new TypeError('keyPrefix must be a string without braces or whitespace')
+  return Object.freeze({ due: `${prefix}bcl:{queue}:due`, jobs: `${prefix}bcl:{queue}:jobs` })
+}
