@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
+import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
 import { readAuthFileConfig, type AuthFileConfig } from './config-file.js'
 
 /** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
@@ -39,6 +39,8 @@ export interface AuthConfig {
   readonly loginLimits: LoginLimits
   /** fastify `trustProxy` (TRUST_PROXY): false = the socket address is the client's. */
   readonly trustProxy: false | string[]
+  /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
+  readonly http?: HttpTimeouts
 }
 
 export interface LoginLimits {
@@ -146,6 +148,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     delayMs: r.int('LOGIN_DELAY_MS', 250, { min: 0, max: 5000 }),
   })
   const trustProxy = parseTrustProxy(r)
+  const http = readHttpTimeouts(r)
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
@@ -177,6 +180,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     logLevel,
     loginLimits,
     trustProxy,
+    http,
   })
 }
 
