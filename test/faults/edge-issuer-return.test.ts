@@ -80,18 +80,22 @@ t.test('an issuer that comes back with a new key is trusted within seconds; its 
       await sleep(20)
     }
   }
+  const outageStart = Date.now()
   auth1.child.kill('SIGSTOP')
   await during(6_500) // longer than one JWKS fetch timeout (5 s): a fetch hangs, then fails
   auth1.child.kill('SIGKILL')
   await new Promise((r) => (auth1.child.exitCode !== null || auth1.child.signalCode !== null ? r(null) : auth1.child.once('exit', r)))
   await during(3_000)
-  t.ok(unverifiable >= 100, `${unverifiable} requests could not be checked during the outage`)
+  const outageS = Math.ceil((Date.now() - outageStart) / 1000)
+  t.ok(unverifiable >= 50, `${unverifiable} requests could not be checked during the ${outageS} s outage`)
 
-  // Defect 6: the warning is written once and counted, not once per request.
+  // Defect 6: the warning is written once and counted (a line per 10 s), not once per request.
   const warned = resource.output.filter((l) => l.includes('access token cannot be checked'))
-  t.ok(warned.length >= 1 && warned.length <= 3, `${unverifiable} unverifiable requests, ${warned.length} warning line(s)`)
+  t.ok(warned.length >= 1 && warned.length <= 1 + Math.ceil(outageS / 10), `${unverifiable} unverifiable requests, ${warned.length} warning line(s)`)
+  t.match(warned[0], /"reason":"jwks_refresh_failing"/, 'the first in full, with its reason')
+  // Failed JWKS fetches add about one line a second (a probe a second at most, single-flight).
   const warnings = resource.output.filter((l) => l.includes('"level":40')).length
-  t.ok(warnings <= 25, `every warning of the outage, JWKS fetch failures included: ${warnings} lines`)
+  t.ok(warnings <= 5 + 2 * outageS, `every warning of the outage, JWKS fetch failures included: ${warnings} lines`)
 
   // Defect 5: the issuer comes back with a new key; its tokens verify within seconds.
   const auth2 = await startAuth()
