@@ -43,6 +43,13 @@ class JwksFetchError extends Error {
 
 /** Refresh this far into a lifetime, so keys are renewed ahead of expiry and requests never wait for it. */
 const REFRESH_AHEAD_RATIO = 0.8
+/**
+ * While the issuer is failing, an unknown kid may probe it this often, free of the cool-down and
+ * the early-refetch budget: a failed fetch says nothing about kids, and the issuer that comes back
+ * (restarted, perhaps with a key we never saw) must be trusted again within seconds, not after a
+ * cool-down spent during the outage. Bounded: one fetch per interval, shared by every caller.
+ */
+const OUTAGE_PROBE_MS = 1000
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 const PUBLIC_MEMBERS: Readonly<Record<string, readonly string[]>> = {
@@ -169,7 +176,9 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
  *   of expiry in the background, revalidated with `If-None-Match`;
  * - an unknown `kid` refetches at most once per cool-down, plus a small
  *   budget of early refetches refilled one per cool-down, so a flood of
- *   random kids cannot amplify into fetches;
+ *   random kids cannot amplify into fetches; while the issuer is failing,
+ *   an unknown kid probes it at most once a second instead, so a returning
+ *   issuer's new key verifies within about a second;
  * - one fetch in flight at a time, shared by everyone who needs it; a slow
  *   older response that lands after a newer one has been applied is ignored;
  * - when the issuer is unreachable the cached keys keep verifying
@@ -258,6 +267,8 @@ export class JwksCache {
     for (let round = 0; round < 2; round++) {
       if (this.#inflight !== null) {
         await this.#inflight
+        // It failed: the issuer is not answering, and trying again at once would not change that.
+        if (this.#lastFailed) break
       } else if (this.#mayRefetchForUnknownKid(this.#c.clock())) {
         await this.refresh()
         round = 2
@@ -328,6 +339,7 @@ export class JwksCache {
 
   #mayRefetchForUnknownKid(now: number): boolean {
     if (now - this.#lastStartAt >= this.#o.cooldownMs) return true
+    if (this.#lastFailed && now - this.#lastStartAt >= OUTAGE_PROBE_MS) return true
     const cooldown = this.#o.cooldownMs
     if (this.#budgetAt === Number.NEGATIVE_INFINITY) this.#budgetAt = now
     if (cooldown > 0 && now - this.#budgetAt >= cooldown) {

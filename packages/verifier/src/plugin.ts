@@ -1,4 +1,4 @@
-import { AccessDenied, InvalidRequest, isOAuthError, type OAuthError } from '@gatehouse/service-kit'
+import { AccessDenied, InvalidRequest, LogAggregator, isOAuthError, type OAuthError } from '@gatehouse/service-kit'
 import type {
   FastifyInstance,
   FastifyReply,
@@ -48,6 +48,12 @@ declare module 'fastify' {
 interface PluginExtras {
   /** The `realm` of RFC 6750 challenges (default: the audience). */
   realm?: string
+  /**
+   * Requests that cannot be checked (503: no verification key) are logged once, then counted:
+   * one line per this many ms while it lasts (default 10 s), so an issuer outage does not log
+   * one warning per request.
+   */
+  warningIntervalMs?: number
 }
 
 /** Either the verifier's options (the plugin owns and closes it) or a verifier built elsewhere. */
@@ -85,12 +91,17 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
   const verifier: Verifier =
     options.verifier ?? new Verifier({ ...(options as VerifierOptions), logger: (options as VerifierOptions).logger ?? app.log })
   const realm = options.realm ?? verifier.audience
+  const clock = (options as VerifierOptions).clock ?? Date.now
+  const warnings = new LogAggregator({ logger: app.log, clock, intervalMs: options.warningIntervalMs ?? 10_000 })
 
   /** Writes the RFC 6750 response and logs the internal reason; never sends `detail`. */
   function fail(request: FastifyRequest, reply: FastifyReply, err: OAuthError): void {
     const res = authErrorResponse(err, realm)
     const fields = { error: err.code, reason: err.detail }
-    if (res.statusCode === 503) request.log.warn(fields, 'access token cannot be checked: no verification key')
+    if (res.statusCode === 503) {
+      // One per request during an outage: the first in full, then a count per interval.
+      warnings.warn(request.log, `verifier.no_key.${err.detail ?? 'unknown'}`, fields, 'access token cannot be checked: no verification key')
+    }
     else if (res.statusCode === 403) request.log.info(fields, 'access denied')
     else request.log.info(fields, 'access token rejected')
     void reply.code(res.statusCode).headers(res.headers).send(res.body)
@@ -194,6 +205,9 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
 
   app.addHook('onReady', async () => {
     verifier.start()
+  })
+  app.addHook('onClose', async () => {
+    warnings.close()
   })
   if (owned) {
     app.addHook('onClose', async () => {

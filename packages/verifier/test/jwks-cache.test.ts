@@ -86,6 +86,34 @@ t.test('kid flooding: 1,000 random kids cause at most the budgeted refetches', a
   t.ok(issuer.counts.jwks <= 4 + 2, `after a cool-down: one refetch plus one refilled early refetch (${issuer.counts.jwks})`)
 })
 
+t.test('a returning issuer is trusted again within a second, though its outage spent the budget', async (t) => {
+  // Issue 20, defect 5: the issuer goes away, every request with its new key spends the early
+  // refetches and the cool-down on failures; when it answers again, its new key must verify at once.
+  const { issuer, v, clock, sign } = await setup(t, { jwks: { earlyRefetches: 3, cooldownMs: 30_000 } })
+  await v.ready()
+  issuer.failWith = 503
+  const flood = (): string =>
+    unsigned({ alg: 'RS256', typ: 'at+jwt', kid: randomUUID() }, userClaims(issuer.issuer, clock.seconds()), 'AAAA')
+  const before = issuer.counts.jwks
+  for (let second = 0; second < 10; second++) {
+    for (let i = 0; i < 100; i++) t.equal(await outcome(v, sign(keyB)), '503 temporarily_unavailable')
+    for (let i = 0; i < 100; i++) await outcome(v, flood())
+    clock.advance(1000)
+  }
+  const during = issuer.counts.jwks - before
+  t.ok(during <= 10 + 3 + 1, `2,000 requests over a 10 s outage: at most one probe a second plus the budget (${during})`)
+  t.equal(await outcome(v, sign(keyA)), 'accepted', 'the cached key kept verifying during the outage')
+
+  issuer.failWith = undefined
+  issuer.publish([keyA, keyB])
+  clock.advance(1000)
+  t.equal(await outcome(v, sign(keyB)), 'accepted', 'the new key verifies one probe interval after the issuer answers')
+
+  const after = issuer.counts.jwks
+  for (let i = 0; i < 1000; i++) t.equal(await outcome(v, flood()), 'unknown_kid')
+  t.ok(issuer.counts.jwks - after <= 3, `with the issuer back, a flood costs the budget at most (${issuer.counts.jwks - after})`)
+})
+
 t.test('concurrent misses share one fetch; a new key is picked up without a restart', async (t) => {
   const { issuer, v, sign } = await setup(t)
   await v.ready()

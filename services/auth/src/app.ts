@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
-import { RequestLogController, httpMetrics, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
+import { RequestLogController, httpMetrics, httpServerOptions, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import type { DestinationStream } from 'pino'
 import type { AssertionVerifier } from './client-auth.js'
 import type { AuthDeps } from './deps.js'
@@ -39,6 +39,8 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
     trustProxy: deps.config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Request, header and keep-alive timeouts (HTTP_*): a slow client cannot hold a connection.
+    ...httpServerOptions(deps.config.http),
   })
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id)

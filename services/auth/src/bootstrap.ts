@@ -3,7 +3,7 @@ import type { AuthConfig } from './config.js'
 import { MemoryClientDirectory } from './clients.js'
 import type { AuthDeps } from './deps.js'
 import { openSigningKeys } from './key-manager.js'
-import { openRedisDirectories } from './seed.js'
+import { DirectoryKeeper, openRedisDirectories } from './seed.js'
 import { AuthMetrics } from './metrics.js'
 import { NoopRevocationPublisher, RedisRevocationPublisher } from './revocation-publisher.js'
 import { RefreshTokenCodec } from './store/refresh-token-codec.js'
@@ -97,6 +97,9 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       else log.warn(fields, e.kind === 'failed' ? 'revocation announcement failed; retrying' : 'revocation announcement dropped')
     },
   })
+  // Seeds the directory again should Redis come back without it (seed.ts).
+  const keeper = new DirectoryKeeper({ redis, dirs: { users, clients }, file: config.file, log })
+  keeper.start()
   // Clients and users by id, copied in this process so that /token reads no record from Redis per
   // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
   const directory = new DirectoryCache({ redis, clock })
@@ -113,6 +116,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     metrics,
     revocations: new RedisRevocationPublisher(redis, clock),
     ping: () => families.ping(),
+    directoryReady: () => keeper.check(),
     // Same connection as the families (the families store closes it).
     sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
@@ -124,6 +128,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     deps,
     close: async () => {
       await backchannel.worker.stop()
+      keeper.close()
       await directory.close()
       await signing.close()
       await families.close()

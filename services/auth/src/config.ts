@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ConfigError, EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
+import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
 import { readAuthFileConfig, type AuthFileConfig } from './config-file.js'
 
 /** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
@@ -41,6 +41,8 @@ export interface AuthConfig {
   readonly trustProxy: false | string[]
   /** OIDC Back-Channel Logout delivery (logout/worker.ts). */
   readonly backchannelLogout: BackchannelLogoutSettings
+  /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
+  readonly http?: HttpTimeouts
 }
 
 export interface BackchannelLogoutSettings {
@@ -159,6 +161,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     timeout: r.int('BACKCHANNEL_LOGOUT_TIMEOUT', 5, { min: 1, max: 60 }),
     retries: r.int('BACKCHANNEL_LOGOUT_RETRIES', 5, { min: 0, max: 10 }),
   })
+  const http = readHttpTimeouts(r)
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
@@ -191,6 +194,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     loginLimits,
     trustProxy,
     backchannelLogout,
+    http,
   })
 }
 

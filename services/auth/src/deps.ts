@@ -36,4 +36,6 @@ export interface AuthDeps {
   backchannel: BackchannelLogout
   /** Resolves when the store answers; throws StoreUnavailable otherwise. */
   ping(): Promise<void>
+  /** With Redis: false while the users and clients are missing from the store (being seeded again; seed.ts). */
+  directoryReady?: () => Promise<boolean>
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Registry, RequestLogController, httpMetrics, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
+import { Registry, RequestLogController, httpMetrics, httpServerOptions, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import { Verifier, gatehouseAuth, type Clock, type FetchLike, type GatehouseAuthOptions } from '@gatehouse/verifier'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ResourceConfig } from './config.js'
@@ -41,6 +41,8 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Request, header and keep-alive timeouts (HTTP_*): a slow client cannot hold a connection.
+    ...httpServerOptions(config.http),
     // A body is what the schema says it is: no coercion, no silently dropped properties.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   })

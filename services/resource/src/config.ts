@@ -1,4 +1,4 @@
-import { EnvReader, LOG_LEVELS, type Env, type LogLevel } from '@gatehouse/service-kit'
+import { EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
 
 /** The resource service's configuration (DESIGN §4). Only this module reads the environment. */
 export interface ResourceConfig {
@@ -15,6 +15,8 @@ export interface ResourceConfig {
   /** Seconds of clock skew accepted. */
   readonly clockTolerance: number
   readonly logLevel: LogLevel
+  /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
+  readonly http?: HttpTimeouts
 }
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
@@ -29,6 +31,7 @@ export function loadConfig(env: Env): ResourceConfig {
   const redisUrl = r.url('REDIS_URL', undefined, ['redis:', 'rediss:'])
   const clockTolerance = r.int('CLOCK_TOLERANCE', 30, { min: 0, max: 300 })
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
+  const http = readHttpTimeouts(r)
   r.done()
-  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, logLevel })
+  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, logLevel, http })
 }

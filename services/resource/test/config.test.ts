@@ -13,6 +13,7 @@ t.test('defaults (DESIGN §4)', async (t) => {
     redisUrl: undefined,
     clockTolerance: 30,
     logLevel: 'info',
+    http: { requestTimeout: 30, headersTimeout: 10, keepAliveTimeout: 65 },
   })
   t.ok(Object.isFrozen(config))
 })
@@ -27,6 +28,9 @@ t.test('every variable', async (t) => {
     REDIS_URL: 'rediss://user:pw@redis.internal:6380',
     CLOCK_TOLERANCE: '5',
     LOG_LEVEL: 'warn',
+    HTTP_REQUEST_TIMEOUT: '20',
+    HTTP_HEADERS_TIMEOUT: '5',
+    HTTP_KEEP_ALIVE_TIMEOUT: '120',
   })
   t.same(config, {
     host: '0.0.0.0',
@@ -37,6 +41,7 @@ t.test('every variable', async (t) => {
     redisUrl: 'rediss://user:pw@redis.internal:6380',
     clockTolerance: 5,
     logLevel: 'warn',
+    http: { requestTimeout: 20, headersTimeout: 5, keepAliveTimeout: 120 },
   })
 })
 
@@ -49,6 +54,9 @@ t.test('every invalid value is reported at once, naming the variable', async (t)
     REDIS_URL: 'http://redis:6379',
     CLOCK_TOLERANCE: '-5',
     LOG_LEVEL: 'loud',
+    HTTP_REQUEST_TIMEOUT: '0',
+    HTTP_HEADERS_TIMEOUT: '1.5',
+    HTTP_KEEP_ALIVE_TIMEOUT: '3601',
   }
   const err = t.throws(() => loadConfig(env)) as unknown
   t.ok(err instanceof ConfigError)
@@ -57,4 +65,6 @@ t.test('every invalid value is reported at once, naming the variable', async (t)
   for (const name of Object.keys(env)) t.ok(problems.some((p) => p.startsWith(name)), name)
   t.throws(() => loadConfig({ PORT: '70000' }), /PORT must be between 0 and 65535/)
   t.throws(() => loadConfig({ CLOCK_TOLERANCE: '301' }), /CLOCK_TOLERANCE/)
+  t.throws(() => loadConfig({ HTTP_REQUEST_TIMEOUT: '5', HTTP_HEADERS_TIMEOUT: '10' }), /HTTP_HEADERS_TIMEOUT must not exceed HTTP_REQUEST_TIMEOUT/)
+  t.equal(loadConfig({ HTTP_REQUEST_TIMEOUT: '4' }).http?.headersTimeout, 4, 'the headers default never exceeds the request timeout')
 })

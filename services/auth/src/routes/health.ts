@@ -18,6 +18,13 @@ export async function healthRoutes(app: FastifyInstance, { deps, state }: { deps
       checks.store = 'unavailable'
       request.log.warn({ err: (err as Error).message }, 'readiness: store unavailable')
     }
+    // Users and clients gone from the store (Redis restarted empty): not ready until seeded again.
+    if (deps.directoryReady !== undefined && checks.store === 'ok') {
+      checks.directory = await deps.directoryReady().then(
+        (present) => (present ? 'ok' : 'missing'),
+        () => 'unavailable',
+      )
+    }
     checks.shutdown = state.accepting ? 'ok' : 'draining'
     const ready = Object.values(checks).every((v) => v === 'ok')
     return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'unavailable', checks })
