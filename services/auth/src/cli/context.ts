@@ -7,7 +7,9 @@ import { loadConfig, type AuthConfig } from '../config.js'
 import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
 import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
+import { NoopBackchannelLogout } from '../logout/backchannel.js'
 import { RedisRevocationPublisher } from '../revocation-publisher.js'
+import { LOGIN_SESSION_TTL_MS, RedisLoginSessionStore } from '../sessions.js'
 import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
 import { RedisFamilyStore } from '../store/redis-family-store.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
@@ -28,7 +30,7 @@ export class CliContext {
     // Audit events are JSON lines on stderr, through the service's redaction list (DESIGN §9).
     const level = io.env.LOG_LEVEL && ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(io.env.LOG_LEVEL) ? io.env.LOG_LEVEL : 'info'
     const logger = pino({ ...loggerOptions(level), base: { source: 'gatehouse-cli' } }, { write: (s: string) => void io.stderr.write(s) })
-    this.audit = { info: (obj, msg) => logger.info(obj, msg) }
+    this.audit = { info: (obj, msg) => logger.info(obj, msg), error: (obj, msg) => logger.error(obj, msg) }
   }
 
   get clock(): () => number {
@@ -93,6 +95,9 @@ export class CliContext {
         clock,
         ownsConnection: false,
       }),
+      sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+      // Back-channel delivery is not wired into the CLI yet: nobody is told (logout/backchannel.ts).
+      backchannel: new NoopBackchannelLogout(),
       revocations: new RedisRevocationPublisher(redis, clock),
       clock,
       accessTokenTtl: config.accessTokenTtl,

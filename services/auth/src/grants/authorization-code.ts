@@ -51,7 +51,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   }
   if (g.nonce !== undefined) input.nonce = g.nonce
   const { response, familyId } = await startUserTokens(input)
-  if (familyId !== undefined && (await deps.codes.recordFamily(code, familyId)) === 'replayed') {
+  if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
     request.log.warn({ event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice')
     await revokeFamily(deps, request.log, familyId, 'code_replay')
