@@ -57,5 +57,11 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
     await revokeFamily(deps, request.log, familyId, 'code_replay')
     throw new InvalidGrant(REJECTED, { detail: 'reused during exchange' })
   }
+  // A logout (or an admin ending the user's sessions) that ran after the check above could not
+  // see the family started here: look again, so no token outlives its session (DESIGN §10.1).
+  if ((await deps.sessions.get(g.sessionId)) === null) {
+    await revokeFamily(deps, request.log, familyId, 'logout')
+    throw new InvalidGrant(REJECTED, { detail: 'login session ended during exchange' })
+  }
   return response
 }

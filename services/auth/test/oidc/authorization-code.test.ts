@@ -4,6 +4,7 @@
  * short-lived.
  */
 import t from 'tap'
+import { endSession } from '../../src/browser.js'
 import { s256 } from '../../src/pkce.js'
 import { basic, form } from '../helpers.js'
 import { parseLoginForm, parseLogoutForm, startOidcApp, type OidcApp } from './harness.js'
@@ -155,6 +156,26 @@ t.test('logging out between the redirect and the exchange voids the code', async
   t.equal(out.statusCode, 200)
   t.match(out.body, /You have been signed out/)
   t.equal((await exchange(h, code)).json().error, 'invalid_grant')
+})
+
+t.test('a logout that lands while the code is being exchanged leaves no live token', async (t) => {
+  const h = await startOidcApp()
+  t.teardown(h.close)
+  const { code, cookies } = await getCode(h)
+  const session = await h.deps.sessions.resolve(cookies.gh_session!.replace(/^s:/, '').split('.').slice(0, 2).join('.'))
+  t.ok(session)
+  // The logout runs after the grant checked the session and before the family exists.
+  const families = h.deps.families
+  const create = families.create.bind(families)
+  families.create = async (input) => {
+    await endSession(h.deps, h.app.log, session!.id, 'logout')
+    return await create(input)
+  }
+  const res = await exchange(h, code)
+  families.create = create
+  t.equal(res.json().error, 'invalid_grant')
+  t.same(await h.deps.families.listByUser(session!.userId), [], 'the family started meanwhile is revoked')
+  t.equal(h.published().length, 1, 'and announced')
 })
 
 t.test('a client without refresh_token gets no refresh token; the password grant gets an ID token without sid', async (t) => {
