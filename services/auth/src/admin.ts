@@ -1,7 +1,9 @@
 import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from './clients.js'
 import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from './config-file.js'
-import { hashPassword } from './passwords.js'
+import { endSessions, endUserSessions, type SessionEndDeps, type SessionEndReason } from './logout/end-sessions.js'
 import type { BackchannelLogout } from './logout/backchannel.js'
+import { hashPassword } from './passwords.js'
+import { isSessionId, type LoginSession, type LoginSessionStore } from './sessions.js'
 import type { Family, FamilyStore, RevokeReason } from './store/types.js'
 import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from './users.js'
 
@@ -14,6 +16,7 @@ import { roleProblem, usernameProblem, type User, type UserDirectory, type UserP
  */
 export interface AuditLog {
   info(obj: Record<string, unknown>, msg?: string): void
+  error?(obj: Record<string, unknown>, msg?: string): void
 }
 
 export interface AdminDeps {
@@ -21,6 +24,8 @@ export interface AdminDeps {
   clients: ClientDirectory
   /** Announces what it revokes to resource servers in the same step (DESIGN §6). */
   families: FamilyStore
+  /** Login sessions: ended with the user's families (DESIGN §10.1). */
+  sessions: LoginSessionStore
   /** ms since the epoch */
   clock: () => number
   /** seconds: how long a revoked family's access tokens could still live (ACCESS_TOKEN_TTL) */
@@ -30,7 +35,13 @@ export interface AdminDeps {
   /** Who acts (the operator's login), recorded in every audit line. */
   actor: string
   /** Told when an admin action ends login sessions (OIDC Back-Channel Logout; the CLI only enqueues). */
-  backchannel?: BackchannelLogout
+  backchannel: BackchannelLogout
+}
+
+/** What ending a user's sessions did: the login sessions ended and the families revoked. */
+export interface UserSessionsEnded {
+  sessions: LoginSession[]
+  revoked: Family[]
 }
 
 export type AdminErrorCode = 'not_found' | 'exists' | 'invalid'
@@ -116,13 +127,13 @@ export class Admin {
     }
   }
 
-  async disableUser(ref: string): Promise<{ user: User; revoked: Family[] }> {
+  async disableUser(ref: string): Promise<{ user: User } & UserSessionsEnded> {
     const user = await this.findUser(ref)
     const updated = await this.d.users.setDisabled(user.id, true)
     if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
-    const revoked = await this.#revokeUser(user.id, 'user_disabled')
-    this.#audit('admin.user_disabled', { user_id: user.id, username: user.username, families_revoked: revoked.length }, 'user disabled')
-    return { user: updated, revoked }
+    const ended = await this.#endUser(user.id, 'user_disabled')
+    this.#audit('admin.user_disabled', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'user disabled')
+    return { user: updated, ...ended }
   }
 
   async enableUser(ref: string): Promise<User> {
@@ -133,15 +144,15 @@ export class Admin {
     return updated
   }
 
-  async setPassword(ref: string, password: string): Promise<{ user: User; revoked: Family[] }> {
+  async setPassword(ref: string, password: string): Promise<{ user: User } & UserSessionsEnded> {
     const problem = passwordProblem(password)
     if (problem !== null) throw new AdminError('invalid', problem)
     const user = await this.findUser(ref)
     const updated = await this.d.users.setPassword(user.id, await hashPassword(password))
     if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
-    const revoked = await this.#revokeUser(user.id, 'password_change')
-    this.#audit('admin.user_password_set', { user_id: user.id, username: user.username, families_revoked: revoked.length }, 'password changed')
-    return { user: updated, revoked }
+    const ended = await this.#endUser(user.id, 'password_change')
+    this.#audit('admin.user_password_set', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'password changed')
+    return { user: updated, ...ended }
   }
 
   async setRoles(ref: string, roles: readonly string[]): Promise<User> {
@@ -155,13 +166,13 @@ export class Admin {
     return updated
   }
 
-  async deleteUser(ref: string): Promise<{ user: User; revoked: Family[] }> {
+  async deleteUser(ref: string): Promise<{ user: User } & UserSessionsEnded> {
     const user = await this.findUser(ref)
     const removed = await this.d.users.delete(user.id)
     if (removed === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
-    const revoked = await this.#revokeUser(user.id, 'admin')
-    this.#audit('admin.user_deleted', { user_id: user.id, username: user.username, families_revoked: revoked.length }, 'user deleted')
-    return { user: removed, revoked }
+    const ended = await this.#endUser(user.id, 'user_deleted')
+    this.#audit('admin.user_deleted', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'user deleted')
+    return { user: removed, ...ended }
   }
 
   async addClient(input: NewClientInput): Promise<{ client: Client; secret: string | undefined }> {
@@ -217,16 +228,28 @@ export class Admin {
     return removed
   }
 
-  async listSessions(userRef: string): Promise<{ user: User; families: Family[] }> {
+  /** The user's login sessions (browsers) and refresh families (what each client holds). */
+  async listSessions(userRef: string): Promise<{ user: User; sessions: LoginSession[]; families: Family[] }> {
     const user = await this.findUser(userRef)
-    return { user, families: await this.d.families.listByUser(user.id) }
+    return { user, sessions: await this.d.sessions.listByUser(user.id), families: await this.d.families.listByUser(user.id) }
   }
 
-  async revokeUserSessions(userRef: string): Promise<{ user: User; revoked: Family[] }> {
+  /** Sign out everywhere: every login session and every family of the user. */
+  async revokeUserSessions(userRef: string): Promise<{ user: User } & UserSessionsEnded> {
     const user = await this.findUser(userRef)
-    const revoked = await this.#revokeUser(user.id, 'admin')
-    this.#audit('admin.sessions_revoked', { user_id: user.id, username: user.username, families_revoked: revoked.length }, 'sessions revoked')
-    return { user, revoked }
+    const ended = await this.#endUser(user.id, 'admin')
+    this.#audit('admin.sessions_revoked', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'sessions revoked')
+    return { user, ...ended }
+  }
+
+  /** Ends one login session (a browser) and the families started from it. */
+  async revokeSession(sessionId: string): Promise<{ session: LoginSession; revoked: Family[] }> {
+    const live = isSessionId(sessionId) ? await this.d.sessions.get(sessionId) : null
+    if (live === null) throw new AdminError('not_found', `no live session ${JSON.stringify(sessionId)}`)
+    const { sessions, families } = await endSessions(this.#sessionEndDeps(), [sessionId], 'admin')
+    const session = sessions[0] ?? live
+    this.#audit('admin.session_revoked', { session_id: session.id, user_id: session.userId, families_revoked: families.length }, 'session revoked')
+    return { session, revoked: families }
   }
 
   async revokeFamily(familyId: string): Promise<Family> {
@@ -237,10 +260,19 @@ export class Admin {
     return family
   }
 
-  async #revokeUser(userId: string, reason: RevokeReason): Promise<Family[]> {
-    const revoked = await this.d.families.revokeByUser(userId, reason)
-    await this.#published(revoked, reason)
-    return revoked
+  async #endUser(userId: string, reason: SessionEndReason): Promise<UserSessionsEnded> {
+    const { sessions, families } = await endUserSessions(this.#sessionEndDeps(), userId, reason)
+    return { sessions, revoked: families }
+  }
+
+  #sessionEndDeps(): SessionEndDeps {
+    return {
+      sessions: this.d.sessions,
+      families: this.d.families,
+      backchannel: this.d.backchannel,
+      announce: (families, reason) => this.#published(families, reason),
+      log: { info: (obj, msg) => this.d.log.info({ ...obj, actor: this.d.actor }, msg), error: (obj, msg) => (this.d.log.error ?? this.d.log.info)({ ...obj, actor: this.d.actor }, msg) },
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ import { isAuthorizationRequest, type AuthorizationRequest } from './authorizati
 import type { AuthConfig } from './config.js'
 import type { AuthDeps } from './deps.js'
 import { announceRevoked } from './family-revocation.js'
+import { endSessions, type SessionEndDeps, type SessionEndReason } from './logout/end-sessions.js'
 import type { LoginSession } from './sessions.js'
 
 /**
@@ -27,15 +28,15 @@ export function isLocalDevelopment(issuer: string): boolean {
 }
 
 /** The issuer's path ('' at the root): cookies are scoped under it when the issuer has one. */
-function issuerPath(config: AuthConfig): string {
+export function issuerPath(config: AuthConfig): string {
   return new URL(config.issuer).pathname.replace(/\/+$/, '')
 }
 
-function cookieOptions(config: AuthConfig, path: string): CookieSerializeOptions {
+export function cookieOptions(config: AuthConfig, path: string): CookieSerializeOptions {
   return { path, httpOnly: true, sameSite: 'lax', secure: !isLocalDevelopment(config.issuer), signed: true }
 }
 
-function readSigned(request: FastifyRequest, name: string): string | null {
+export function readSigned(request: FastifyRequest, name: string): string | null {
   const raw = request.cookies[name]
   if (raw === undefined) return null
   const unsigned = request.unsignCookie(raw)
@@ -59,13 +60,21 @@ export function clearSessionCookie(reply: FastifyReply, config: AuthConfig): voi
   reply.clearCookie(SESSION_COOKIE, { ...cookieOptions(config, issuerPath(config) || '/'), signed: false })
 }
 
+/** What ending sessions needs, from the service's dependencies (logout/end-sessions.ts). */
+export function sessionEndDeps(deps: AuthDeps, log: FastifyBaseLogger): SessionEndDeps {
+  return {
+    sessions: deps.sessions,
+    families: deps.families,
+    backchannel: deps.backchannel,
+    announce: (families, reason) => announceRevoked(deps, log, families, reason),
+    log,
+  }
+}
+
 /** Ends a login session and revokes every family started from it (logout, or another user signing in). */
-export async function endSession(deps: AuthDeps, log: FastifyBaseLogger, sessionId: string, reason: 'logout' | 'replaced'): Promise<boolean> {
-  const ended = await deps.sessions.end(sessionId)
-  const families = await deps.families.revokeBySession(sessionId, 'logout')
-  await announceRevoked(deps, log, families, 'logout')
-  if (ended !== null) log.info({ event: 'session.ended', session_id: sessionId, sub: ended.userId, reason, families: families.length }, 'login session ended')
-  return ended !== null
+export async function endSession(deps: AuthDeps, log: FastifyBaseLogger, sessionId: string, reason: SessionEndReason): Promise<boolean> {
+  const { sessions } = await endSessions(sessionEndDeps(deps, log), [sessionId], reason)
+  return sessions.length > 0
 }
 
 // --- pending login (interaction) --------------------------------------------------------------
@@ -152,6 +161,8 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     authTime: session.authTime,
   }
   if (req.nonce !== undefined) grant.nonce = req.nonce
+  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
+  await deps.sessions.recordUse(session.id, req.clientId)
   const code = await deps.codes.issue(grant)
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
-import { DEFAULT_KEY_PREFIX, loginSessionKey } from './store/keys.js'
+import { DEFAULT_KEY_PREFIX, loginSessionKey, userLoginSessionsKey } from './store/keys.js'
 import { redisCall as call } from './redis-call.js'
 import { StoreUnavailable, type Clock } from './store/types.js'
 
@@ -23,6 +23,14 @@ export interface LoginSession {
   createdAt: number
   /** ms epoch; the session is gone after this */
   expiresAt: number
+  /** ms epoch: the last login or /authorize answered from this session. */
+  lastUsedAt: number
+  /** The browser's User-Agent at login (truncated), to tell the user's devices apart. */
+  userAgent?: string
+  /** The client address at login (DESIGN §8: forwarded only behind a trusted proxy). */
+  address?: string
+  /** Clients that received a code in this session: those told when it ends (back-channel logout). */
+  clientIds: string[]
 }
 
 export interface StartSessionInput {
@@ -34,6 +42,8 @@ export interface StartSessionInput {
    * login is worthless after it (session fixation).
    */
   reuseId?: string
+  userAgent?: string
+  address?: string
 }
 
 export interface LoginSessionStore {
@@ -45,6 +55,15 @@ export interface LoginSessionStore {
   get(id: string): Promise<LoginSession | null>
   /** Ends a session; returns it if it was live. */
   end(id: string): Promise<LoginSession | null>
+  /**
+   * Records that a client received a code from this session: its last use, and the client among
+   * those told when the session ends. Nothing happens for a session that is not live.
+   */
+  recordUse(id: string, clientId: string): Promise<void>
+  /** The user's live sessions, oldest first (DESIGN §10.1: a session is listed under its user). */
+  listByUser(userId: string): Promise<LoginSession[]>
+  /** Ends every live session of the user; returns those ended. */
+  endByUser(userId: string): Promise<LoginSession[]>
 }
 
 export interface SessionStoreOptions {
@@ -58,12 +77,28 @@ export const LOGIN_SESSION_TTL_MS = 12 * 60 * 60 * 1000
 
 const ID = /^[A-Za-z0-9_-]{22}$/
 const SECRET = /^[A-Za-z0-9_-]{43}$/
+/** What is kept of a User-Agent and an address: enough to recognise a device, bounded. */
+const MAX_USER_AGENT = 256
+const MAX_ADDRESS = 64
+/** Client ids are visible ASCII without spaces (config-file.ts), so a space-separated list holds them. */
+const CLIENT_ID = /^[\x21-\x7e]{1,128}$/
+/** A session records at most this many clients (a browser signs in to a handful). */
+const MAX_CLIENTS = 64
+
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && ID.test(value)
+}
 
 interface Stored {
   userId: string
   authTime: number
   createdAt: number
   expiresAt: number
+  lastUsedAt?: number
+  userAgent?: string
+  address?: string
+  /** Space-separated client ids (a string, so the Lua side never meets an empty JSON array). */
+  clients?: string
   /** base64url SHA-256 of the secret */
   secretHash: string
 }
@@ -87,16 +122,44 @@ function secretMatches(stored: Stored, secret: string): boolean {
   return expected.length === given.length && timingSafeEqual(expected, given)
 }
 
-function newRecord(input: StartSessionInput, now: number, ttlMs: number): { id: string; secret: string; stored: Stored } {
+/** Control characters never reach a listing or a log line. */
+function clean(value: string | undefined, max: number): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const v = value.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, max)
+  return v === '' ? undefined : v
+}
+
+function newRecord(input: StartSessionInput, now: number, ttlMs: number, previous: Stored | null): { id: string; secret: string; stored: Stored } {
   const id = input.reuseId !== undefined && ID.test(input.reuseId) ? input.reuseId : randomBytes(16).toString('base64url')
   const secret = randomBytes(32).toString('base64url')
-  const stored: Stored = { userId: input.userId, authTime: input.authTime, createdAt: now, expiresAt: now + ttlMs, secretHash: digest(secret).toString('base64url') }
+  const stored: Stored = { userId: input.userId, authTime: input.authTime, createdAt: now, expiresAt: now + ttlMs, lastUsedAt: now, secretHash: digest(secret).toString('base64url') }
+  const userAgent = clean(input.userAgent, MAX_USER_AGENT)
+  const address = clean(input.address, MAX_ADDRESS)
+  if (userAgent !== undefined) stored.userAgent = userAgent
+  if (address !== undefined) stored.address = address
+  // Re-keying keeps the clients of the session: they still hold tokens of its id.
+  if (previous !== null && previous.userId === input.userId && previous.clients) stored.clients = previous.clients
   return { id, secret, stored }
 }
 
-function toSession(id: string, s: Stored): LoginSession {
-  return { id, userId: s.userId, authTime: s.authTime, createdAt: s.createdAt, expiresAt: s.expiresAt }
+function clientList(s: Stored): string[] {
+  return s.clients ? s.clients.split(' ').filter((c) => c !== '') : []
 }
+
+function toSession(id: string, s: Stored): LoginSession {
+  const out: LoginSession = { id, userId: s.userId, authTime: s.authTime, createdAt: s.createdAt, expiresAt: s.expiresAt, lastUsedAt: s.lastUsedAt ?? s.createdAt, clientIds: clientList(s) }
+  if (s.userAgent !== undefined) out.userAgent = s.userAgent
+  if (s.address !== undefined) out.address = s.address
+  return out
+}
+
+function withClient(clients: string | undefined, clientId: string): string {
+  const list = clients ? clients.split(' ') : []
+  if (list.includes(clientId) || list.length >= MAX_CLIENTS) return list.join(' ')
+  return [...list, clientId].join(' ')
+}
+
+const byCreation = (a: LoginSession, b: LoginSession): number => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)
 
 function checkOptions(options: SessionStoreOptions): { ttlMs: number; clock: Clock } {
   if (!Number.isSafeInteger(options?.ttlMs) || options.ttlMs < 1) throw new TypeError('ttlMs must be a positive integer (ms)')
@@ -110,6 +173,8 @@ export class MemoryLoginSessionStore implements LoginSessionStore {
   readonly #ttlMs: number
   readonly #clock: Clock
   readonly #sessions = new Map<string, Stored>()
+  /** user id → ids of the user's sessions (pruned as they end or expire) */
+  readonly #byUser = new Map<string, Set<string>>()
 
   constructor(options: SessionStoreOptions) {
     const { ttlMs, clock } = checkOptions(options)
@@ -120,9 +185,14 @@ export class MemoryLoginSessionStore implements LoginSessionStore {
   async start(input: StartSessionInput): Promise<{ session: LoginSession; token: string }> {
     const now = this.#clock()
     this.#sweep(now)
-    let rec = newRecord(input, now, this.#ttlMs)
-    while (input.reuseId === undefined && this.#sessions.has(rec.id)) rec = newRecord(input, now, this.#ttlMs)
+    const previous = input.reuseId !== undefined ? this.#live(input.reuseId) : null
+    if (previous !== null && previous.userId !== input.userId) this.#remove(input.reuseId!, previous)
+    let rec = newRecord(input, now, this.#ttlMs, previous)
+    while (input.reuseId === undefined && this.#sessions.has(rec.id)) rec = newRecord(input, now, this.#ttlMs, null)
     this.#sessions.set(rec.id, rec.stored)
+    let ids = this.#byUser.get(input.userId)
+    if (ids === undefined) this.#byUser.set(input.userId, (ids = new Set()))
+    ids.add(rec.id)
     return { session: toSession(rec.id, rec.stored), token: `${rec.id}.${rec.secret}` }
   }
 
@@ -140,8 +210,43 @@ export class MemoryLoginSessionStore implements LoginSessionStore {
 
   async end(id: string): Promise<LoginSession | null> {
     const stored = this.#live(id)
+    if (stored === null) return null
+    this.#remove(id, stored)
+    return toSession(id, stored)
+  }
+
+  async recordUse(id: string, clientId: string): Promise<void> {
+    const stored = this.#live(id)
+    if (stored === null || !CLIENT_ID.test(clientId)) return
+    stored.lastUsedAt = this.#clock()
+    stored.clients = withClient(stored.clients, clientId)
+  }
+
+  async listByUser(userId: string): Promise<LoginSession[]> {
+    const ids = this.#byUser.get(userId)
+    if (ids === undefined) return []
+    const live: LoginSession[] = []
+    for (const id of [...ids]) {
+      const stored = this.#live(id)
+      if (stored === null || stored.userId !== userId) ids.delete(id)
+      else live.push(toSession(id, stored))
+    }
+    if (ids.size === 0) this.#byUser.delete(userId)
+    return live.sort(byCreation)
+  }
+
+  async endByUser(userId: string): Promise<LoginSession[]> {
+    const live = await this.listByUser(userId)
+    for (const s of live) this.#sessions.delete(s.id)
+    this.#byUser.delete(userId)
+    return live
+  }
+
+  #remove(id: string, stored: Stored): void {
     this.#sessions.delete(id)
-    return stored === null ? null : toSession(id, stored)
+    const ids = this.#byUser.get(stored.userId)
+    ids?.delete(id)
+    if (ids?.size === 0) this.#byUser.delete(stored.userId)
   }
 
   #live(id: string): Stored | null {
@@ -149,7 +254,7 @@ export class MemoryLoginSessionStore implements LoginSessionStore {
     const stored = this.#sessions.get(id)
     if (stored === undefined) return null
     if (this.#clock() >= stored.expiresAt) {
-      this.#sessions.delete(id)
+      this.#remove(id, stored)
       return null
     }
     return stored
@@ -157,7 +262,7 @@ export class MemoryLoginSessionStore implements LoginSessionStore {
 
   /** Memory stays bounded by live sessions. */
   #sweep(now: number): void {
-    for (const [id, s] of this.#sessions) if (now >= s.expiresAt) this.#sessions.delete(id)
+    for (const [id, s] of this.#sessions) if (now >= s.expiresAt) this.#remove(id, s)
   }
 }
 
@@ -167,8 +272,38 @@ export interface RedisLoginSessionStoreOptions extends SessionStoreOptions {
 }
 
 /**
+ * Records a use in one step (the record is JSON; a read-modify-write from Node could lose a
+ * concurrent one): last use, and the client appended to the space-separated list unless present.
+ * KEEPTTL: a use never extends the session.
+ */
+const RECORD_USE = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, s = pcall(cjson.decode, raw)
+if not ok or type(s) ~= 'table' then return 0 end
+s.lastUsedAt = tonumber(ARGV[1])
+local clients = s.clients
+if type(clients) ~= 'string' then clients = '' end
+local n = 0
+for c in string.gmatch(clients, '%S+') do
+  if c == ARGV[2] then n = -1 break end
+  n = n + 1
+end
+if n >= 0 and n < tonumber(ARGV[3]) then
+  if clients == '' then clients = ARGV[2] else clients = clients .. ' ' .. ARGV[2] end
+end
+s.clients = clients
+redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
+return 1
+`
+
+/**
  * Sessions in Redis: one JSON string per session with a TTL (PX, relative, so the Redis clock
- * never matters; expiry is decided with the injected clock). The connection is shared, not owned.
+ * never matters; expiry is decided with the injected clock), and per user a sorted set of the
+ * user's session ids scored by their expiry, pruned on every write and expiring with the user's
+ * newest session: memory is bounded by live sessions. The two keys live in different Cluster
+ * slots and are written by separate commands; a session missing from the index could not be
+ * listed or ended by user, so the index is written first. The connection is shared, not owned.
  */
 export class RedisLoginSessionStore implements LoginSessionStore {
   readonly #redis: Redis | Cluster
@@ -186,10 +321,16 @@ export class RedisLoginSessionStore implements LoginSessionStore {
 
   async start(input: StartSessionInput): Promise<{ session: LoginSession; token: string }> {
     const now = this.#clock()
+    const previous = input.reuseId !== undefined ? await this.#read(input.reuseId) : null
+    if (previous !== null && previous.userId !== input.userId) await this.end(input.reuseId!)
     for (let attempt = 0; attempt < 3; attempt++) {
-      const rec = newRecord(input, now, this.#ttlMs)
+      const rec = newRecord(input, now, this.#ttlMs, previous)
       const key = loginSessionKey(rec.id, this.#prefix)
       const value = JSON.stringify(rec.stored)
+      const index = userLoginSessionsKey(input.userId, this.#prefix)
+      await call('start', () =>
+        this.#redis.multi().zremrangebyscore(index, '-inf', now).zadd(index, rec.stored.expiresAt, rec.id).pexpire(index, this.#ttlMs).exec().then(failedExec),
+      )
       // A re-keyed session overwrites its own record; a new one must not collide with another.
       const ok = await call('start', () =>
         input.reuseId === undefined ? this.#redis.set(key, value, 'PX', this.#ttlMs, 'NX') : this.#redis.set(key, value, 'PX', this.#ttlMs),
@@ -212,17 +353,52 @@ export class RedisLoginSessionStore implements LoginSessionStore {
   }
 
   async end(id: string): Promise<LoginSession | null> {
-    if (typeof id !== 'string' || !ID.test(id)) return null
+    if (!isSessionId(id)) return null
     const raw = await call('end', () => this.#redis.getdel(loginSessionKey(id, this.#prefix)))
     const stored = decode(raw)
-    return stored === null || this.#clock() >= stored.expiresAt ? null : toSession(id, stored)
+    if (stored === null) return null
+    await call('end', () => this.#redis.zrem(userLoginSessionsKey(stored.userId, this.#prefix), id))
+    return this.#clock() >= stored.expiresAt ? null : toSession(id, stored)
+  }
+
+  async recordUse(id: string, clientId: string): Promise<void> {
+    if (!isSessionId(id) || !CLIENT_ID.test(clientId)) return
+    await call('recordUse', () => this.#redis.eval(RECORD_USE, 1, loginSessionKey(id, this.#prefix), String(this.#clock()), clientId, String(MAX_CLIENTS)))
+  }
+
+  async listByUser(userId: string): Promise<LoginSession[]> {
+    const index = userLoginSessionsKey(userId, this.#prefix)
+    const ids = (await call('listByUser', () => this.#redis.zrange(index, 0, -1))).filter(isSessionId)
+    // One GET per session (they live in different Cluster slots), sent together.
+    const found = await Promise.all(ids.map(async (id) => [id, await this.#read(id)] as const))
+    const live: LoginSession[] = []
+    const dead: string[] = []
+    for (const [id, stored] of found) {
+      if (stored === null || stored.userId !== userId) dead.push(id)
+      else live.push(toSession(id, stored))
+    }
+    if (dead.length > 0) await call('listByUser', () => this.#redis.zrem(index, ...dead))
+    return live.sort(byCreation)
+  }
+
+  async endByUser(userId: string): Promise<LoginSession[]> {
+    const index = userLoginSessionsKey(userId, this.#prefix)
+    const ids = (await call('endByUser', () => this.#redis.zrange(index, 0, -1))).filter(isSessionId)
+    const ended = await Promise.all(ids.map((id) => this.end(id)))
+    return ended.filter((s): s is LoginSession => s !== null && s.userId === userId).sort(byCreation)
   }
 
   async #read(id: string): Promise<Stored | null> {
-    if (typeof id !== 'string' || !ID.test(id)) return null
+    if (!isSessionId(id)) return null
     const stored = decode(await call('get', () => this.#redis.get(loginSessionKey(id, this.#prefix))))
     return stored === null || this.#clock() >= stored.expiresAt ? null : stored
   }
+}
+
+/** A MULTI whose command failed rejects, so redisCall turns it into StoreUnavailable. */
+function failedExec(results: [Error | null, unknown][] | null): void {
+  if (results === null) throw new Error('transaction aborted')
+  for (const [err] of results) if (err) throw err
 }
 
 function decode(raw: string | null): Stored | null {
@@ -232,6 +408,7 @@ function decode(raw: string | null): Stored | null {
     if (typeof v.userId !== 'string' || typeof v.authTime !== 'number' || typeof v.expiresAt !== 'number' || typeof v.createdAt !== 'number' || typeof v.secretHash !== 'string') {
       return null
     }
+    if (v.clients !== undefined && typeof v.clients !== 'string') delete v.clients
     return v as Stored
   } catch {
     return null

@@ -10,6 +10,7 @@ import type { BackchannelLogout } from '../logout/backchannel.js'
 import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
 import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
+import { LOGIN_SESSION_TTL_MS, RedisLoginSessionStore } from '../sessions.js'
 import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
 import { RedisFamilyStore } from '../store/redis-family-store.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
@@ -30,7 +31,7 @@ export class CliContext {
     // Audit events are JSON lines on stderr, through the service's redaction list (DESIGN §9).
     const level = io.env.LOG_LEVEL && ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(io.env.LOG_LEVEL) ? io.env.LOG_LEVEL : 'info'
     const logger = pino({ ...loggerOptions(level), base: { source: 'gatehouse-cli' } }, { write: (s: string) => void io.stderr.write(s) })
-    this.audit = { info: (obj, msg) => logger.info(obj, msg) }
+    this.audit = { info: (obj, msg) => logger.info(obj, msg), error: (obj, msg) => logger.error(obj, msg) }
   }
 
   get clock(): () => number {
@@ -98,6 +99,7 @@ export class CliContext {
         // The store announces what it revokes (DESIGN §6), with this lifetime.
         accessTokenTtlS: config.accessTokenTtl,
       }),
+      sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       clock,
       accessTokenTtl: config.accessTokenTtl,
       resources: config.file.resources,

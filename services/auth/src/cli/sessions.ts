@@ -1,10 +1,30 @@
+import type { LoginSession } from '../sessions.js'
 import type { Family } from '../store/types.js'
 import type { CliContext } from './context.js'
 import { str, UsageError, type CommandSpec, type GroupSpec } from './framework.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
-/** A session is a refresh-token family (DESIGN §5); its id is the `sid` of its access tokens. */
+/**
+ * A user's sessions are of two kinds (DESIGN §10.1): login sessions (a browser signed in at
+ * /login; its id is the ID tokens' `sid`) and refresh-token families (what one client holds; its
+ * id is the `sid` of its access tokens). Ending a login session revokes the families started
+ * from it.
+ */
+export function loginSessionJson(s: LoginSession): Record<string, unknown> {
+  return {
+    session_id: s.id,
+    user_id: s.userId,
+    device: s.userAgent ?? null,
+    address: s.address ?? null,
+    created_at: iso(s.createdAt),
+    last_used_at: iso(s.lastUsedAt),
+    expires_at: iso(s.expiresAt),
+    auth_time: iso(s.authTime * 1000),
+    clients: s.clientIds,
+  }
+}
+
 export function familyJson(f: Family): Record<string, unknown> {
   return {
     family_id: f.id,
@@ -19,48 +39,67 @@ export function familyJson(f: Family): Record<string, unknown> {
   }
 }
 
+/** The User-Agent is the operator's only hint at the device; bounded and quoted. */
+function loginSessionLine(s: LoginSession): string {
+  return `session ${s.id}  device=${JSON.stringify(s.userAgent ?? 'unknown')}  address=${s.address ?? 'unknown'}  created=${iso(s.createdAt)}  last_used=${iso(s.lastUsedAt)}  clients=${s.clientIds.join(',') || '-'}`
+}
+
 function familyLine(f: Family): string {
-  return `${f.id}  client=${f.clientId}  created=${iso(f.createdAt)}  last_used=${iso(f.lastUsedAt)}  scope="${f.scope}"`
+  return `family  ${f.id}  client=${f.clientId}  session=${f.sessionId ?? '-'}  created=${iso(f.createdAt)}  last_used=${iso(f.lastUsedAt)}  scope="${f.scope}"`
 }
 
 export function sessionsGroup(ctx: CliContext): GroupSpec {
   const commands: CommandSpec[] = [
     {
       name: 'list',
-      summary: "list a user's live sessions (refresh-token families)",
+      summary: "list a user's live login sessions (device, address, created, last use) and token families",
       options: { user: { type: 'string', value: 'user', description: 'a username or user id (required)' } },
       examples: ['gatehouse sessions list --user alice', 'gatehouse sessions list --user alice --json'],
       async run(inv) {
         const ref = str(inv.values, 'user')
         if (ref === undefined) throw new UsageError('--user <user> is required')
         const admin = await ctx.admin()
-        const { user, families } = await admin.listSessions(ref)
-        inv.print(families.length === 0 ? `${user.username} has no live sessions` : families.map(familyLine).join('\n'), {
+        const { user, sessions, families } = await admin.listSessions(ref)
+        const lines = [...sessions.map(loginSessionLine), ...families.map(familyLine)]
+        inv.print(lines.length === 0 ? `${user.username} has no live sessions` : lines.join('\n'), {
           user_id: user.id,
           username: user.username,
+          login_sessions: sessions.map(loginSessionJson),
           sessions: families.map(familyJson),
         })
       },
     },
     {
       name: 'revoke',
-      summary: "revoke every session of a user, or one family; resource servers drop their access tokens",
+      summary: 'end every session of a user (sign out everywhere), one login session, or one family; resource servers drop their access tokens',
       options: {
-        user: { type: 'string', value: 'user', description: 'revoke every session of this user (username or id)' },
-        family: { type: 'string', value: 'id', description: 'revoke this one family (the `sid` of its tokens)' },
+        user: { type: 'string', value: 'user', description: 'end every login session and family of this user (username or id)' },
+        session: { type: 'string', value: 'id', description: 'end this login session (a browser) and the families started from it' },
+        family: { type: 'string', value: 'id', description: 'revoke this one family (the `sid` of its access tokens)' },
       },
       destructive: true,
-      examples: ['gatehouse sessions revoke --user alice --yes', 'gatehouse sessions revoke --family 5Zy0...w --yes'],
+      examples: ['gatehouse sessions revoke --user alice --yes', 'gatehouse sessions revoke --session 3q2x...Q --yes', 'gatehouse sessions revoke --family 5Zy0...w --yes'],
       async run(inv) {
         const ref = str(inv.values, 'user')
+        const session = str(inv.values, 'session')
         const family = str(inv.values, 'family')
-        if ((ref === undefined) === (family === undefined)) throw new UsageError('give exactly one of --user, --family')
+        if ([ref, session, family].filter((v) => v !== undefined).length !== 1) throw new UsageError('give exactly one of --user, --session, --family')
         const admin = await ctx.admin()
         if (ref !== undefined) {
           const user = await admin.findUser(ref)
-          await inv.confirm(`Revoke every session of ${user.username}?`)
-          const { revoked } = await admin.revokeUserSessions(user.id)
-          inv.print(`revoked ${revoked.length} session(s) of ${user.username}`, { user_id: user.id, revoked_families: revoked.map((f) => f.id) })
+          await inv.confirm(`End every session of ${user.username}?`)
+          const { sessions, revoked } = await admin.revokeUserSessions(user.id)
+          inv.print(`ended ${sessions.length} login session(s) and revoked ${revoked.length} token family(ies) of ${user.username}`, {
+            user_id: user.id,
+            ended_sessions: sessions.map((s) => s.id),
+            revoked_families: revoked.map((f) => f.id),
+          })
+          return
+        }
+        if (session !== undefined) {
+          await inv.confirm(`End login session ${session}?`)
+          const { session: s, revoked } = await admin.revokeSession(session)
+          inv.print(`ended login session ${s.id} (user ${s.userId}); revoked ${revoked.length} token family(ies)`, { ended_sessions: [s.id], revoked_families: revoked.map((f) => f.id) })
           return
         }
         await inv.confirm(`Revoke family ${family}?`)
@@ -69,5 +108,5 @@ export function sessionsGroup(ctx: CliContext): GroupSpec {
       },
     },
   ]
-  return { name: 'sessions', summary: "sessions (refresh-token families): list a user's, revoke", commands }
+  return { name: 'sessions', summary: "a user's login sessions and token families: list, revoke", commands }
 }

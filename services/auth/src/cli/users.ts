@@ -1,4 +1,5 @@
 import type { Family } from '../store/types.js'
+import type { LoginSession } from '../sessions.js'
 import type { User } from '../users.js'
 import type { CliContext } from './context.js'
 import { list, PASSWORD_OPTIONS, positiveInt, readPassword, str, UsageError, type CommandSpec, type GroupSpec, type Invocation } from './framework.js'
@@ -14,7 +15,8 @@ function userLine(u: User): string {
 
 const USER_ARG = { name: 'user', description: 'a username (case-insensitive) or a user id (u_...)' }
 
-const revokedNote = (revoked: readonly Family[]): string => (revoked.length === 0 ? 'no sessions to revoke' : `${revoked.length} session(s) revoked`)
+const revokedNote = (sessions: readonly LoginSession[], revoked: readonly Family[]): string =>
+  sessions.length === 0 && revoked.length === 0 ? 'no sessions to revoke' : `${sessions.length} login session(s) ended, ${revoked.length} token famil${revoked.length === 1 ? 'y' : 'ies'} revoked`
 
 /** `--limit`/`--cursor` give one page; without them every page is printed. */
 export async function paged<T>(
@@ -112,13 +114,13 @@ export function usersGroup(ctx: CliContext): GroupSpec {
     },
     {
       name: 'disable',
-      summary: 'disable a user: no more logins or refreshes; its sessions are revoked',
+      summary: 'disable a user: no more logins or refreshes; its login sessions end and its tokens are revoked',
       args: [USER_ARG],
       examples: ['gatehouse users disable alice'],
       async run(inv) {
         const admin = await ctx.admin()
-        const { user, revoked } = await admin.disableUser(inv.args[0]!)
-        inv.print(`disabled ${user.username}; ${revokedNote(revoked)}`, { user: userJson(user), revoked_families: revoked.map((f) => f.id) })
+        const { user, sessions, revoked } = await admin.disableUser(inv.args[0]!)
+        inv.print(`disabled ${user.username}; ${revokedNote(sessions, revoked)}`, { user: userJson(user), ended_sessions: sessions.map((x) => x.id), revoked_families: revoked.map((f) => f.id) })
       },
     },
     {
@@ -134,7 +136,7 @@ export function usersGroup(ctx: CliContext): GroupSpec {
     },
     {
       name: 'set-password',
-      summary: "set a user's password; its sessions are revoked",
+      summary: "set a user's password; its login sessions end and its tokens are revoked",
       args: [USER_ARG],
       options: PASSWORD_OPTIONS,
       details: 'Without --password-stdin or --password-file, the password is asked for on the terminal (not echoed).',
@@ -142,8 +144,8 @@ export function usersGroup(ctx: CliContext): GroupSpec {
       async run(inv) {
         const admin = await ctx.admin()
         const password = await readPassword(ctx.io, inv.values)
-        const { user, revoked } = await admin.setPassword(inv.args[0]!, password)
-        inv.print(`password of ${user.username} changed; ${revokedNote(revoked)}`, { user: userJson(user), revoked_families: revoked.map((f) => f.id) })
+        const { user, sessions, revoked } = await admin.setPassword(inv.args[0]!, password)
+        inv.print(`password of ${user.username} changed; ${revokedNote(sessions, revoked)}`, { user: userJson(user), ended_sessions: sessions.map((x) => x.id), revoked_families: revoked.map((f) => f.id) })
       },
     },
     {
@@ -166,7 +168,7 @@ export function usersGroup(ctx: CliContext): GroupSpec {
     },
     {
       name: 'delete',
-      summary: 'delete a user; its sessions are revoked',
+      summary: 'delete a user; its login sessions end and its tokens are revoked',
       args: [USER_ARG],
       destructive: true,
       examples: ['gatehouse users delete alice --yes'],
@@ -174,8 +176,8 @@ export function usersGroup(ctx: CliContext): GroupSpec {
         const admin = await ctx.admin()
         const target = await admin.findUser(inv.args[0]!)
         await inv.confirm(`Delete user ${target.username} (${target.id})?`)
-        const { user, revoked } = await admin.deleteUser(target.id)
-        inv.print(`deleted ${user.username}; ${revokedNote(revoked)}`, { user: userJson(user), revoked_families: revoked.map((f) => f.id) })
+        const { user, sessions, revoked } = await admin.deleteUser(target.id)
+        inv.print(`deleted ${user.username}; ${revokedNote(sessions, revoked)}`, { user: userJson(user), ended_sessions: sessions.map((x) => x.id), revoked_families: revoked.map((f) => f.id) })
       },
     },
   ]

@@ -51,11 +51,17 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   }
   if (g.nonce !== undefined) input.nonce = g.nonce
   const { response, familyId } = await startUserTokens(input)
-  if (familyId !== undefined && (await deps.codes.recordFamily(code, familyId)) === 'replayed') {
+  if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
     request.log.warn({ event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice')
     await revokeFamily(deps, request.log, familyId, 'code_replay')
     throw new InvalidGrant(REJECTED, { detail: 'reused during exchange' })
+  }
+  // A logout (or an admin ending the user's sessions) that ran after the check above could not
+  // see the family started here: look again, so no token outlives its session (DESIGN §10.1).
+  if ((await deps.sessions.get(g.sessionId)) === null) {
+    await revokeFamily(deps, request.log, familyId, 'logout')
+    throw new InvalidGrant(REJECTED, { detail: 'login session ended during exchange' })
   }
   return response
 }

@@ -7,6 +7,16 @@ import type { GrantHandler } from './types.js'
 /** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */
 export const refreshTokenGrant: GrantHandler = async ({ request, params, client, deps }) => {
   const presented = required(params, 'refresh_token')
+  // Every check before the rotation: a refused request must spend nothing (issue 12, finding 4).
+  // Only a request that narrows the scope pays a lookup; a family's scope never changes.
+  let asked: string[] | undefined
+  if (params.scope !== undefined) {
+    asked = [...new Set(splitScope(params.scope))]
+    if (asked.length === 0) throw new InvalidScope('the scope exceeds what was granted')
+    const found = await deps.families.lookup(presented)
+    const granted = found === null ? null : splitScope(found.family.scope)
+    if (granted !== null && asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
+  }
   const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
   const log = { client_id: client.client.id, ip: request.ip }
@@ -39,10 +49,10 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
   }
   // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own.
   let scope = family.scope
-  if (params.scope !== undefined) {
+  if (asked !== undefined) {
+    // Checked against the same family above (lookup); kept here for a token the lookup did not find.
     const granted = splitScope(family.scope)
-    const asked = [...new Set(splitScope(params.scope))]
-    if (asked.length === 0 || asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
+    if (asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
     scope = asked.join(' ')
   }
   const at = await deps.tokens.issue({

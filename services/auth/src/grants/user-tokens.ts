@@ -21,8 +21,10 @@ export interface UserTokenInput {
 }
 
 /**
- * Starts a refresh family (when the client may refresh) and issues the first
- * access token of it. The family id is the tokens' `sid`.
+ * Starts a refresh family and issues the first access token of it. The family id is the tokens'
+ * `sid`, whatever the grant: every user token is revocable (DESIGN §10.1), by logout, a replayed
+ * code or an admin, through the family. The refresh token goes out only to a client allowed the
+ * refresh grant; for the others the family is only the access token's revocable handle.
  */
 export async function issueUserTokens(input: UserTokenInput): Promise<TokenResponse> {
   return (await startUserTokens(input)).response
@@ -33,19 +35,14 @@ export async function issueUserTokens(input: UserTokenInput): Promise<TokenRespo
  * so a replayed code can revoke it). With `openid` in the scope an ID token comes along
  * (OIDC Core §3.1.3.3) whose `sid` is the login session, not the family.
  */
-export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string | undefined }> {
+export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string }> {
   const { request, deps, client, user, scope, authTime, grantType } = input
-  let refreshToken: string | undefined
-  let sid: string | undefined
-  if (client.grantTypes.has('refresh_token')) {
-    const familyInput: Parameters<AuthDeps['families']['create']>[0] = { userId: user.id, clientId: client.id, scope, authTime }
-    if (input.sessionId !== undefined) familyInput.sessionId = input.sessionId
-    const { family, refreshToken: rt } = await deps.families.create(familyInput)
-    refreshToken = rt
-    sid = family.id
-  }
-  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, roles: user.roles, authTime }
-  if (sid !== undefined) claims.sid = sid
+  const familyInput: Parameters<AuthDeps['families']['create']>[0] = { userId: user.id, clientId: client.id, scope, authTime }
+  if (input.sessionId !== undefined) familyInput.sessionId = input.sessionId
+  const { family, refreshToken: rt } = await deps.families.create(familyInput)
+  const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
+  const sid = family.id
+  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, roles: user.roles, authTime, sid }
   const at = await deps.tokens.issue(claims)
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid }, 'token issued')

@@ -70,6 +70,10 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       else if (previous !== null) await endSession(deps, request.log, previous.id, 'replaced')
       const start: Parameters<AuthDeps['sessions']['start']>[0] = { userId: user.id, authTime: Math.floor(deps.clock() / 1000) }
       if (reuseId !== undefined) start.reuseId = reuseId
+      // What `gatehouse sessions list` shows to tell the user's devices apart.
+      const userAgent = request.headers['user-agent']
+      if (typeof userAgent === 'string') start.userAgent = userAgent
+      start.address = request.ip
       const { session, token } = await deps.sessions.start(start)
       setSessionCookie(reply, deps.config, token)
       clearInteraction(reply, deps.config, interactionId)

@@ -8,19 +8,111 @@ import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
 import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../id-token.js'
+import { clearLogoutConfirmation, readLogoutConfirmation, sendLogoutConfirmation, startLogoutConfirmation } from '../logout/confirmation.js'
+import type { LoginSession } from '../sessions.js'
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return sendPage(reply, { status: 400, title: 'Sign-out request not valid', body: messagePage('error', message, 'You have not been signed out. Go back to the application and try again.') })
 }
 
+function unavailable(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  // The session could not be ended: say so rather than pretend (and keep the cookie).
+  const oauth = toOAuthError(err)
+  request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'logout failed on the server side')
+  return sendPage(reply, {
+    status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
+    title: 'Try again',
+    body: messagePage('error', 'Signing out is not possible right now.', 'You are still signed in. Try again in a moment.'),
+  })
+}
+
+/** After logout: the validated post_logout_redirect_uri with `state` (§3), else a page. */
+function finish(reply: FastifyReply, redirect: string | undefined, state: string | undefined): FastifyReply {
+  if (redirect !== undefined) {
+    const url = new URL(redirect)
+    if (state !== undefined) url.searchParams.set('state', state)
+    return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', url.toString()).send()
+  }
+  return sendPage(reply, { status: 200, title: 'Signed out', body: messagePage('info', 'You have been signed out.', 'You can close this window.') })
+}
+
+interface After {
+  redirect?: string
+  state?: string
+  clientId?: string
+  clientName?: string
+}
+
 /**
- * GET|POST /logout (OIDC RP-Initiated Logout 1.0 §2–3): ends this browser's login session and
- * the session the `id_token_hint` names, revokes every refresh family started from them (each
- * announced on the revocation feed, DESIGN §6), clears the cookie, then redirects to the
+ * GET|POST /logout (OIDC RP-Initiated Logout 1.0 §2–3). Only this browser's login session can
+ * end here, never the one an ID token names (DESIGN §10.1): it ends at once when the
+ * `id_token_hint` is an ID token of this session (its `sid` and `sub`); otherwise (no hint, or
+ * one of another session) the user is asked first, on a confirmation page whose form POSTs back
+ * here with a CSRF token (logout/confirmation.ts). Ending it revokes its families, announces them
+ * (DESIGN §6) and tells its clients (logout/end-sessions.ts). Then the redirect goes to the
  * `post_logout_redirect_uri` only if it is registered for the client identified by the hint or
- * `client_id` (§3: otherwise the OP must not redirect), with `state`; else shows a page.
+ * `client_id` (§3: otherwise the OP must not redirect), with `state`; else a page.
  */
 export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
+  const end = async (request: FastifyRequest, reply: FastifyReply, session: LoginSession, after: After, how: 'hint' | 'confirmed'): Promise<FastifyReply> => {
+    try {
+      await endSession(deps, request.log, session.id, 'logout')
+    } catch (err) {
+      return unavailable(request, reply, err)
+    }
+    clearSessionCookie(reply, deps.config)
+    request.log.info({ event: 'logout', client_id: after.clientId, sub: session.userId, session_id: session.id, how }, 'logged out')
+    return finish(reply, after.redirect, after.state)
+  }
+
+  const ask = (request: FastifyRequest, reply: FastifyReply, session: LoginSession, after: After): FastifyReply => {
+    const pending: Parameters<typeof startLogoutConfirmation>[2] = { sid: session.id }
+    if (after.redirect !== undefined) pending.redirect = after.redirect
+    if (after.state !== undefined) pending.state = after.state
+    if (after.clientId !== undefined) pending.clientId = after.clientId
+    const started = startLogoutConfirmation(reply, deps, pending)
+    if (started === null) return badRequest(reply, 'The sign-out request is too large.')
+    request.log.info({ event: 'logout.confirmation_shown', client_id: after.clientId, session_id: session.id }, 'logout needs the user to confirm')
+    const input: Parameters<typeof sendLogoutConfirmation>[1] = { ...started }
+    if (after.clientName !== undefined) input.clientName = after.clientName
+    if (after.redirect !== undefined) input.redirect = after.redirect
+    return sendLogoutConfirmation(reply, input)
+  }
+
+  /** The confirmation form's POST. */
+  const confirmed = async (request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> => {
+    const check = readLogoutConfirmation(request, deps, params.confirm, params.csrf)
+    if (!check.ok) {
+      request.log.info({ event: 'logout.rejected', reason: check.reason, ip: request.ip }, 'logout confirmation rejected')
+      return sendPage(reply, {
+        status: check.reason === 'csrf' ? 403 : 400,
+        title: 'Sign-out expired',
+        body: messagePage('error', 'This sign-out form has expired or is not valid.', 'You have not been signed out. Go back to the application and try again.'),
+      })
+    }
+    const { pending } = check
+    clearLogoutConfirmation(reply, deps.config, params.confirm!)
+    const after: After = {}
+    if (pending.redirect !== undefined) after.redirect = pending.redirect
+    if (pending.state !== undefined) after.state = pending.state
+    if (pending.clientId !== undefined) after.clientId = pending.clientId
+    if (params.action === 'cancel') {
+      request.log.info({ event: 'logout.cancelled', client_id: pending.clientId, session_id: pending.sid }, 'the user stayed signed in')
+      return sendPage(reply, { status: 200, title: 'Still signed in', body: messagePage('info', 'You are still signed in.', 'You can close this window.') })
+    }
+    let session: LoginSession | null
+    try {
+      session = await currentSession(request, deps)
+    } catch (err) {
+      return unavailable(request, reply, err)
+    }
+    // Nothing left to end: the session ended meanwhile (in another tab, by an admin).
+    if (session === null) return finish(reply, after.redirect, after.state)
+    // Another session now (signed in again meanwhile): the user was not asked about this one.
+    if (session.id !== pending.sid) return ask(request, reply, session, after)
+    return await end(request, reply, session, after, 'confirmed')
+  }
+
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     let params: Params
     try {
@@ -29,6 +121,7 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
     } catch {
       return badRequest(reply, 'The sign-out request repeats a parameter.')
     }
+    if (request.method === 'POST' && params.confirm !== undefined) return await confirmed(request, reply, params)
 
     // §2: the hint must be an ID token we issued; the client is its audience.
     let hint: Awaited<ReturnType<typeof verifyIdTokenHint>> = null
@@ -42,42 +135,42 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
       clientId ??= hint.aud.length === 1 ? hint.aud[0] : undefined
     }
     let client: Client | null = null
-    if (clientId !== undefined) {
-      client = clientId.length <= 256 ? await deps.clients.get(clientId) : null
-      if (client === null) return badRequest(reply, 'The application is unknown.')
+    try {
+      if (clientId !== undefined) {
+        client = clientId.length <= 256 ? await deps.clients.get(clientId) : null
+        if (client === null) return badRequest(reply, 'The application is unknown.')
+      }
+    } catch (err) {
+      return unavailable(request, reply, err)
     }
     const target = params.post_logout_redirect_uri
     const redirect = target !== undefined && client !== null && client.postLogoutRedirectUris.includes(target) ? target : undefined
     if (target !== undefined && redirect === undefined) {
       request.log.info({ event: 'logout.redirect_refused', client_id: client?.id }, 'post_logout_redirect_uri not registered for the client')
     }
+    const after: After = {}
+    if (redirect !== undefined) after.redirect = redirect
+    if (params.state !== undefined) after.state = params.state
+    if (client !== null) {
+      after.clientId = client.id
+      after.clientName = client.name ?? client.id
+    }
 
-    const ended = new Set<string>()
-    let session: Awaited<ReturnType<typeof currentSession>>
+    let session: LoginSession | null
     try {
       session = await currentSession(request, deps)
-      if (session !== null) ended.add(session.id)
-      if (hint?.sid !== undefined) ended.add(hint.sid)
-      for (const id of ended) await endSession(deps, request.log, id, 'logout')
     } catch (err) {
-      // The session could not be ended: say so rather than pretend (and keep the cookie).
-      const oauth = toOAuthError(err)
-      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'logout failed on the server side')
-      return sendPage(reply, {
-        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-        title: 'Try again',
-        body: messagePage('error', 'Signing out is not possible right now.', 'You are still signed in. Try again in a moment.'),
-      })
+      return unavailable(request, reply, err)
     }
-    clearSessionCookie(reply, deps.config)
-    request.log.info({ event: 'logout', client_id: client?.id, sub: session?.userId ?? hint?.sub, sessions: ended.size }, 'logged out')
-
-    if (redirect !== undefined) {
-      const url = new URL(redirect)
-      if (params.state !== undefined) url.searchParams.set('state', params.state)
-      return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', url.toString()).send()
+    if (session === null) {
+      // Not signed in here: nothing to end (an ID token alone never ends a session, DESIGN §10.1).
+      clearSessionCookie(reply, deps.config)
+      request.log.info({ event: 'logout', client_id: after.clientId, sub: hint?.sub, how: 'no_session' }, 'logout without a session')
+      return finish(reply, after.redirect, after.state)
     }
-    return sendPage(reply, { status: 200, title: 'Signed out', body: messagePage('info', 'You have been signed out.', 'You can close this window.') })
+    // §2: an ID token of this very session (and user) is the RP's proof; anything else, ask.
+    if (hint !== null && hint.sid === session.id && hint.sub === session.userId) return await end(request, reply, session, after, 'hint')
+    return ask(request, reply, session, after)
   }
   const errorHandler = pageErrorHandler({ title: 'Sign-out request not valid', message: 'The sign-out request cannot be processed.', hint: 'You have not been signed out. Go back to the application and try again.' })
   app.get('/logout', { schema: { querystring: LOGOUT_PARAMS }, errorHandler }, handler)

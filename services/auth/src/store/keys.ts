@@ -53,6 +53,11 @@ export function loginSessionKey(sessionId: string, prefix: string = DEFAULT_KEY_
   return `${prefix}login-sess:${sessionId}`
 }
 
+/** `<prefix>user-sess:<userId>`: sorted set of a user's login session ids, scored by their expiry (ms). */
+export function userLoginSessionsKey(userId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}user-sess:${userId}`
+}
+
 /** `<prefix>code:<codeHash>`: an authorization code by its SHA-256 (never the code itself), then its spent marker. */
 export function authorizationCodeKey(codeHash: string, prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}code:${codeHash}`

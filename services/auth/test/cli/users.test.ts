@@ -118,7 +118,7 @@ t.test('users disable / enable / set-password / delete revoke the user\'s famili
   // set-password: the old password stops working, and so do the sessions
   const changed = await cli(['users', 'set-password', 'alice', '--password-stdin'], { stdin: 'a-brand-new-password' })
   t.equal(changed.code, 0, changed.stderr)
-  t.match(changed.stdout, /1 session\(s\) revoked/)
+  t.match(changed.stdout, /0 login session\(s\) ended, 1 token family revoked/)
   t.match(changed.events('admin.user_password_set'), [{ families_revoked: 1 }])
   t.notMatch(changed.stderr, /a-brand-new-password/)
   t.equal((await login()).statusCode, 400)

@@ -4,9 +4,10 @@
  * short-lived.
  */
 import t from 'tap'
+import { endSession } from '../../src/browser.js'
 import { s256 } from '../../src/pkce.js'
 import { basic, form } from '../helpers.js'
-import { parseLoginForm, startOidcApp, type OidcApp } from './harness.js'
+import { parseLoginForm, parseLogoutForm, startOidcApp, type OidcApp } from './harness.js'
 
 const REDIRECT_URI = 'http://127.0.0.1:3000/callback'
 const VERIFIER = 'dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk'
@@ -149,9 +150,32 @@ t.test('logging out between the redirect and the exchange voids the code', async
   const h = await startOidcApp()
   t.teardown(h.close)
   const { code, cookies } = await getCode(h)
-  const out = await h.app.inject({ method: 'GET', url: '/logout', cookies })
+  const page = await h.app.inject({ method: 'GET', url: '/logout', cookies })
+  const pending = Object.fromEntries(page.cookies.map((c) => [c.name, c.value]))
+  const out = await h.app.inject({ method: 'POST', url: '/logout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form({ ...parseLogoutForm(page.body), action: 'logout' }), cookies: { ...cookies, ...pending } })
   t.equal(out.statusCode, 200)
+  t.match(out.body, /You have been signed out/)
   t.equal((await exchange(h, code)).json().error, 'invalid_grant')
+})
+
+t.test('a logout that lands while the code is being exchanged leaves no live token', async (t) => {
+  const h = await startOidcApp()
+  t.teardown(h.close)
+  const { code, cookies } = await getCode(h)
+  const session = await h.deps.sessions.resolve(cookies.gh_session!.replace(/^s:/, '').split('.').slice(0, 2).join('.'))
+  t.ok(session)
+  // The logout runs after the grant checked the session and before the family exists.
+  const families = h.deps.families
+  const create = families.create.bind(families)
+  families.create = async (input) => {
+    await endSession(h.deps, h.app.log, session!.id, 'logout')
+    return await create(input)
+  }
+  const res = await exchange(h, code)
+  families.create = create
+  t.equal(res.json().error, 'invalid_grant')
+  t.same(await h.deps.families.listByUser(session!.userId), [], 'the family started meanwhile is revoked')
+  t.equal(h.published().length, 1, 'and announced')
 })
 
 t.test('a client without refresh_token gets no refresh token; the password grant gets an ID token without sid', async (t) => {
@@ -161,6 +185,10 @@ t.test('a client without refresh_token gets no refresh token; the password grant
   const body = (await exchange(h, code, {}, basic('noref', 'noref-secret-noref'))).json()
   t.notOk(body.refresh_token)
   t.ok(body.id_token)
+  // DESIGN §10.1: the access token still carries a revocable sid (issue 12, finding 5).
+  const sid = claimsOf(body.access_token).sid as string
+  t.match(sid, /^[A-Za-z0-9_-]{22}$/)
+  t.equal((await h.deps.families.get(sid))?.clientId, 'noref', 'its sid is a family, reached by every revocation path')
   const pw = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('cli', 'cli-secret') }, payload: form({ grant_type: 'password', username: 'bob', password: 'bob-password', scope: 'openid documents:read' }) })
   const id = claimsOf(pw.json().id_token)
   t.equal(id.aud, 'cli')

@@ -34,6 +34,7 @@ t.test('headless Chromium signs in through the login page and lands on the callb
     clients: [{
       client_id: 'browser-rp', client_name: 'Browser test app', token_endpoint_auth_method: 'client_secret_basic', client_secret: 'browser-rp-secret',
       grant_types: ['authorization_code', 'refresh_token'], scope: 'openid profile email', redirect_uris: [redirectUri],
+      post_logout_redirect_uris: [`http://127.0.0.1:${rp.port}/after-logout`],
     }],
   })
   t.teardown(h.close)
@@ -101,5 +102,15 @@ t.test('headless Chromium signs in through the login page and lands on the callb
   await page.waitForURL((u) => u.href.startsWith(redirectUri))
   t.equal(rp.hits.length, 2)
   t.equal(rp.hits[1]!.searchParams.get('state'), 'second')
+
+  // RP-initiated logout without an id_token_hint: the user is asked (DESIGN §10.1), then sent back with state.
+  const afterLogout = `http://127.0.0.1:${rp.port}/after-logout`
+  await page.goto(`${h.issuer}/logout?${new URLSearchParams({ client_id: 'browser-rp', post_logout_redirect_uri: afterLogout, state: 'bye' })}`)
+  t.equal(await page.title(), 'Sign out? – Gatehouse')
+  t.ok((await context.cookies(h.issuer)).some((c) => c.name === 'gh_session'), 'still signed in while asked')
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(afterLogout)), page.getByRole('button', { name: 'Sign out' }).click()])
+  t.equal(new URL(page.url()).searchParams.get('state'), 'bye', 'state kept through the confirmation')
+  t.notOk((await context.cookies(h.issuer)).some((c) => c.name === 'gh_session'), 'the session cookie is gone')
+  t.same(consoleErrors.filter((m) => /content security policy|refused to/i.test(m)), [], 'the CSP lets the confirmation follow the redirect')
   await context.close()
 })

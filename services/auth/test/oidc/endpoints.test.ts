@@ -6,7 +6,7 @@ import t from 'tap'
 import { generateKeyPair, SignJWT } from 'jose'
 import { s256 } from '../../src/pkce.js'
 import { basic, form } from '../helpers.js'
-import { parseLoginForm, startOidcApp, type OidcApp } from './harness.js'
+import { parseLoginForm, parseLogoutForm, startOidcApp, type OidcApp } from './harness.js'
 
 const REDIRECT_URI = 'http://127.0.0.1:3000/callback'
 const VERIFIER = 'dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk'
@@ -176,7 +176,14 @@ t.test('introspect: authenticated confidential clients; inactive for anything no
   t.same((await post(h, '/introspect', { token: b.tokens.access_token })).json(), { active: false }, 'expired')
 })
 
-t.test('logout: ends the session, revokes its families, redirects only where registered', async (t) => {
+/** The confirmation page's form, posted back with the browser's cookies (the pending-logout cookie included). */
+async function confirmLogout(h: OidcApp, page: { body: string; cookies: { name: string; value: string }[] }, cookies: Record<string, string>, action = 'logout') {
+  const fields = parseLogoutForm(page.body)
+  const all = { ...cookies, ...Object.fromEntries(page.cookies.filter((c) => c.value !== '').map((c) => [c.name, c.value])) }
+  return await h.app.inject({ method: 'POST', url: '/logout', headers: FORM, payload: form({ ...fields, action }), cookies: all })
+}
+
+t.test('logout: a hint of this browser session ends it at once; revokes its families, redirects only where registered', async (t) => {
   const h = await startOidcApp()
   t.teardown(h.close)
   const logout = async (query: Record<string, string>, cookies: Record<string, string> = {}) =>
@@ -192,7 +199,7 @@ t.test('logout: ends the session, revokes its families, redirects only where reg
   t.equal(await h.deps.sessions.get(a.sessionId), null)
   t.equal((await h.deps.families.get(a.familyId))?.revoked, true)
   t.ok(h.published().some((p) => p.sid === a.familyId))
-  t.match(h.logs.events('session.ended')[0], { session_id: a.sessionId, reason: 'logout', families: 1 })
+  t.match(h.logs.events('session.ended')[0], { session_id: a.sessionId, reason: 'logout', families: 1, clients: ['web'] })
 
   const refused: [string, Record<string, string>][] = [
     ['unregistered URI', { client_id: 'web', post_logout_redirect_uri: 'https://evil.example/' }],
@@ -202,11 +209,14 @@ t.test('logout: ends the session, revokes its families, redirects only where reg
   ]
   for (const [name, q] of refused) {
     const b = await login(h, 'bob')
-    const res = await logout(q, b.cookies)
+    const page = await logout(q, b.cookies)
+    t.equal(page.statusCode, 200, `${name}: no hint, so the user is asked`)
+    t.ok(await h.deps.sessions.get(b.sessionId), `${name}: nothing ended before the answer`)
+    const res = await confirmLogout(h, page, b.cookies)
     t.equal(res.statusCode, 200, name)
     t.notOk(res.headers.location, `${name}: no redirect`)
     t.match(res.body, /You have been signed out\./)
-    t.equal(await h.deps.sessions.get(b.sessionId), null, `${name}: still logged out`)
+    t.equal(await h.deps.sessions.get(b.sessionId), null, `${name}: logged out once confirmed`)
   }
 
   const c = await login(h)
@@ -225,20 +235,66 @@ t.test('logout: ends the session, revokes its families, redirects only where reg
 
   h.clock.advance(3600)
   const noCookie = await logout({ id_token_hint: c.tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:3000/' })
-  t.equal(noCookie.statusCode, 303, 'an expired hint is still a hint')
-  t.equal(await h.deps.sessions.get(c.sessionId), null, 'the session the hint names is ended')
-  t.equal((await h.deps.families.get(c.familyId))?.revoked, true)
+  t.equal(noCookie.statusCode, 303, 'no session in this browser: nothing to ask, straight back')
+  t.ok(await h.deps.sessions.get(c.sessionId), 'an ID token alone ends nothing')
+  t.equal((await h.deps.families.get(c.familyId))?.revoked, false)
+  const expiredHint = await logout({ id_token_hint: c.tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:3000/' }, c.cookies)
+  t.equal(expiredHint.statusCode, 303, 'an expired hint of this session is still a hint')
+  t.equal(await h.deps.sessions.get(c.sessionId), null)
 
   const d = await login(h)
-  const viaPost = await h.app.inject({ method: 'POST', url: '/logout', headers: FORM, payload: form({ client_id: 'web', post_logout_redirect_uri: 'http://localhost:3000/' }), cookies: d.cookies })
-  t.equal(viaPost.statusCode, 303)
-  t.equal(viaPost.headers.location, 'http://localhost:3000/')
+  const viaPost = await h.app.inject({ method: 'POST', url: '/logout', headers: FORM, payload: form({ client_id: 'web', post_logout_redirect_uri: 'http://localhost:3000/', state: 'kept' }), cookies: d.cookies })
+  t.equal(viaPost.statusCode, 200, 'asked')
+  t.match(String(viaPost.headers['content-security-policy']), /form-action 'self' http:\/\/localhost:3000/, 'the form may follow the redirect')
+  const done = await confirmLogout(h, viaPost, d.cookies)
+  t.equal(done.statusCode, 303)
+  t.equal(done.headers.location, 'http://localhost:3000/?state=kept', 'redirect and state kept through the confirmation')
   t.equal(await h.deps.sessions.get(d.sessionId), null)
 
   const bare = await logout({})
   t.equal(bare.statusCode, 200, 'nothing to end: still a page')
   const dup = await h.app.inject({ method: 'GET', url: '/logout?state=a&state=b' })
   t.equal(dup.statusCode, 400)
+})
+
+t.test('logout confirmation: CSRF token and cookie required, bound to the session asked about; "stay signed in" ends nothing', async (t) => {
+  const h = await startOidcApp()
+  t.teardown(h.close)
+  const a = await login(h)
+  const page = await h.app.inject({ method: 'GET', url: '/logout', cookies: a.cookies })
+  const fields = parseLogoutForm(page.body)
+  const pendingCookie = page.cookies.find((c) => c.name.startsWith('gh_logout_'))!
+  t.equal(pendingCookie.path, '/logout')
+  t.equal(pendingCookie.httpOnly, true)
+  t.equal(pendingCookie.sameSite, 'Lax')
+  const post = async (payload: Record<string, string>, cookies: Record<string, string>) => await h.app.inject({ method: 'POST', url: '/logout', headers: FORM, payload: form(payload), cookies })
+  const withPending = { ...a.cookies, [pendingCookie.name]: pendingCookie.value }
+
+  t.equal((await post({ ...fields, csrf: 'x'.repeat(43) }, withPending)).statusCode, 403, 'wrong CSRF token')
+  t.equal((await post({ ...fields }, a.cookies)).statusCode, 400, 'no pending-logout cookie (a cross-site form)')
+  t.equal((await post({ confirm: fields.confirm }, withPending)).statusCode, 403, 'no CSRF token')
+  t.ok(await h.deps.sessions.get(a.sessionId), 'none of them ended the session')
+
+  const stay = await post({ ...fields, action: 'cancel' }, withPending)
+  t.equal(stay.statusCode, 200)
+  t.match(stay.body, /still signed in/)
+  t.ok(await h.deps.sessions.get(a.sessionId), 'stay signed in')
+
+  // The user signs in as someone else meanwhile: the old confirmation does not end the new session.
+  const page2 = await h.app.inject({ method: 'GET', url: '/logout', cookies: a.cookies })
+  const b = await login(h, 'bob')
+  const pending2 = page2.cookies.find((c) => c.name.startsWith('gh_logout_'))!
+  const again = await post({ ...parseLogoutForm(page2.body), action: 'logout' }, { ...b.cookies, [pending2.name]: pending2.value })
+  t.equal(again.statusCode, 200)
+  t.ok(parseLogoutForm(again.body), 'asked again, about the current session')
+  t.ok(await h.deps.sessions.get(b.sessionId))
+
+  h.clock.advance(601)
+  const page3 = await h.app.inject({ method: 'GET', url: '/logout', cookies: b.cookies })
+  h.clock.advance(601)
+  const late = await confirmLogout(h, page3, b.cookies)
+  t.equal(late.statusCode, 400, 'a confirmation expires after 10 minutes')
+  t.ok(await h.deps.sessions.get(b.sessionId))
 })
 
 t.test('discovery lists every supported value', async (t) => {

@@ -133,6 +133,15 @@ export function parseLoginForm(html: string): LoginForm {
   return { interaction, csrf }
 }
 
+/** The hidden fields of the logout confirmation page (logout/confirmation.ts). */
+export function parseLogoutForm(html: string): { confirm: string; csrf: string } {
+  const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1]
+  const confirm = field('confirm')
+  const csrf = field('csrf')
+  if (confirm === undefined || csrf === undefined) throw new Error('no logout confirmation in the page')
+  return { confirm, csrf }
+}
+
 /**
  * Follows the browser part of the code flow with plain fetch: GET the authorization URL (the
  * login page, or straight to the client when the session is live), POST the form with the

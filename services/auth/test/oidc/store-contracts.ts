@@ -91,6 +91,65 @@ export function storeContracts(t: Test, make: MakeStores): void {
     t.not(other.session.id, first.session.id, 'new sessions get new ids')
   })
 
+  t.test('sessions: listed under their user with device, address, last use and clients; ended one by one or all at once', async (t) => {
+    const { sessions, clock } = await make()
+    const a = await sessions.start({ userId: 'u_1', authTime: 1, userAgent: 'Mozilla/5.0 (X11) Firefox/140.0', address: '203.0.113.7' })
+    clock.advance(1000)
+    const b = await sessions.start({ userId: 'u_1', authTime: 2, userAgent: 'x'.repeat(1000) + '\u0000', address: '::1' })
+    const other = await sessions.start({ userId: 'u_2', authTime: 3 })
+    t.same(a.session.clientIds, [])
+    t.equal(a.session.lastUsedAt, a.session.createdAt)
+    t.equal(a.session.userAgent, 'Mozilla/5.0 (X11) Firefox/140.0')
+    t.equal(a.session.address, '203.0.113.7')
+    t.equal(b.session.userAgent, 'x'.repeat(256), 'bounded, control characters dropped')
+    t.equal(other.session.userAgent, undefined)
+
+    clock.advance(5000)
+    await sessions.recordUse(a.session.id, 'web')
+    await sessions.recordUse(a.session.id, 'spa')
+    await sessions.recordUse(a.session.id, 'web')
+    await sessions.recordUse(a.session.id, 'bad id with spaces')
+    await sessions.recordUse('not-a-session', 'web')
+    const used = await sessions.get(a.session.id)
+    t.same(used?.clientIds, ['web', 'spa'], 'each client once, in order')
+    t.equal(used?.lastUsedAt, clock.ms)
+    t.equal(used?.expiresAt, a.session.expiresAt, 'a use never extends the session')
+    t.same((await sessions.resolve(a.token))?.clientIds, ['web', 'spa'])
+
+    const listed = await sessions.listByUser('u_1')
+    t.same(listed.map((s) => s.id), [a.session.id, b.session.id], 'oldest first')
+    t.same(listed[0], used)
+    t.same(await sessions.listByUser('u_nobody'), [])
+
+    // Re-keying (same user signs in again) keeps the clients that hold tokens of the session.
+    const rekeyed = await sessions.start({ userId: 'u_1', authTime: 9, reuseId: a.session.id, userAgent: 'new' })
+    t.same(rekeyed.session.clientIds, ['web', 'spa'])
+    t.equal((await sessions.listByUser('u_1')).length, 2, 'still two sessions')
+
+    t.same((await sessions.end(b.session.id))?.id, b.session.id)
+    t.same((await sessions.listByUser('u_1')).map((s) => s.id), [a.session.id])
+
+    const c = await sessions.start({ userId: 'u_1', authTime: 10 })
+    const ended = await sessions.endByUser('u_1')
+    t.same(ended.map((s) => s.id).sort(), [a.session.id, c.session.id].sort())
+    t.same(ended.find((s) => s.id === a.session.id)?.clientIds, ['web', 'spa'], 'an ended session names its clients')
+    t.equal(await sessions.resolve(rekeyed.token), null, 'every cookie of the user is dead')
+    t.equal(await sessions.resolve(c.token), null)
+    t.same(await sessions.listByUser('u_1'), [])
+    t.same(await sessions.endByUser('u_1'), [], 'ending again is harmless')
+    t.ok(await sessions.resolve(other.token), "another user's session lives on")
+  })
+
+  t.test('sessions: expired sessions leave the listing', async (t) => {
+    const { sessions, clock } = await make()
+    await sessions.start({ userId: 'u_1', authTime: 1 })
+    clock.advance(SESSION_TTL_MS / 2)
+    const late = await sessions.start({ userId: 'u_1', authTime: 2 })
+    clock.advance(SESSION_TTL_MS / 2)
+    t.same((await sessions.listByUser('u_1')).map((s) => s.id), [late.session.id])
+    t.same((await sessions.endByUser('u_1')).map((s) => s.id), [late.session.id])
+  })
+
   t.test('codes: issue and consume once', async (t) => {
     const { codes } = await make()
     const code = await codes.issue(grant)

@@ -125,7 +125,8 @@ function everyEndpoint(tokens: { access_token: string; refresh_token: string; id
     { name: 'introspect', json: true, req: { method: 'POST', url: '/introspect', headers: { ...FORM, authorization: CLI }, payload: form({ token: tokens.access_token }) } },
     { name: 'userinfo', json: true, req: { method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${tokens.access_token}` } } },
     { name: 'authorize', json: false, cacheable: true, req: { method: 'GET', url: AUTHORIZE } },
-    { name: 'logout', json: false, req: { method: 'GET', url: `/logout?id_token_hint=${tokens.id_token}` } },
+    // Without a session cookie there is nothing to end (an ID token alone ends nothing): only the client is looked up.
+    { name: 'logout', json: false, cacheable: true, req: { method: 'GET', url: `/logout?id_token_hint=${tokens.id_token}` } },
   ]
 }
 

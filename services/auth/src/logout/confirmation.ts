@@ -1,0 +1,87 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { cookieOptions, issuerPath, readSigned } from '../browser.js'
+import type { AuthConfig } from '../config.js'
+import type { AuthDeps } from '../deps.js'
+import { cspSource, html, sendPage } from '../http/html.js'
+
+/**
+ * The logout confirmation (OIDC RP-Initiated Logout 1.0 §2: "the OP MUST ask the End-User ... if
+ * an id_token_hint was not provided or if the supplied ID Token does not belong to the current OP
+ * session"). The page's form POSTs back to /logout; it is CSRF-protected the way the login form
+ * is: a signed, SameSite=Lax, short-lived cookie holds a random token that the form must repeat,
+ * compared in constant time. The cookie also carries what the request asked for after logout
+ * (the validated post_logout_redirect_uri, its state, the client), so nothing in the form is
+ * trusted for it, and the session the user was asked about: a confirmation never ends another.
+ */
+export interface PendingLogout {
+  csrf: string
+  /** ms epoch */
+  exp: number
+  /** The login session the user is asked to end. */
+  sid: string
+  /** A post_logout_redirect_uri already checked against the client's registered ones. */
+  redirect?: string
+  state?: string
+  clientId?: string
+}
+
+const COOKIE_PREFIX = 'gh_logout_'
+const ID = /^[A-Za-z0-9_-]{16}$/
+export const LOGOUT_CONFIRMATION_TTL_MS = 10 * 60_000
+const MAX_COOKIE_VALUE = 3800
+
+function path(config: AuthConfig): string {
+  return `${issuerPath(config)}/logout`
+}
+
+/** Starts a pending logout; null when what it must carry is too large for a cookie. */
+export function startLogoutConfirmation(reply: FastifyReply, deps: AuthDeps, pending: Omit<PendingLogout, 'csrf' | 'exp'>): { id: string; csrf: string } | null {
+  const id = randomBytes(12).toString('base64url')
+  const csrf = randomBytes(32).toString('base64url')
+  const body: PendingLogout = { ...pending, csrf, exp: deps.clock() + LOGOUT_CONFIRMATION_TTL_MS }
+  const value = Buffer.from(JSON.stringify(body)).toString('base64url')
+  if (value.length > MAX_COOKIE_VALUE) return null
+  reply.setCookie(COOKIE_PREFIX + id, value, { ...cookieOptions(deps.config, path(deps.config)), maxAge: LOGOUT_CONFIRMATION_TTL_MS / 1000 })
+  return { id, csrf }
+}
+
+export type PendingLogoutCheck = { ok: true; pending: PendingLogout } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }
+
+const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
+
+/** The pending logout the form names, if its cookie is genuine and unexpired and the CSRF token matches. */
+export function readLogoutConfirmation(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingLogoutCheck {
+  if (id === undefined || !ID.test(id)) return { ok: false, reason: 'missing' }
+  const value = readSigned(request, COOKIE_PREFIX + id)
+  if (value === null) return { ok: false, reason: 'missing' }
+  let p: Partial<PendingLogout>
+  try {
+    p = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingLogout>
+  } catch {
+    return { ok: false, reason: 'missing' }
+  }
+  if (typeof p?.csrf !== 'string' || typeof p.exp !== 'number' || typeof p.sid !== 'string' || !optionalString(p.redirect) || !optionalString(p.state) || !optionalString(p.clientId)) {
+    return { ok: false, reason: 'missing' }
+  }
+  if (deps.clock() >= p.exp) return { ok: false, reason: 'expired' }
+  const given = Buffer.from(csrf ?? '')
+  const expected = Buffer.from(p.csrf)
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'csrf' }
+  return { ok: true, pending: p as PendingLogout }
+}
+
+export function clearLogoutConfirmation(reply: FastifyReply, config: AuthConfig, id: string): void {
+  reply.clearCookie(COOKIE_PREFIX + id, { ...cookieOptions(config, path(config)), signed: false })
+}
+
+/**
+ * The question. "Sign out" ends the session and follows the request's redirect, which the form's
+ * CSP must allow (form-action applies to the redirect after the POST, CSP 3 §6.4.4).
+ */
+export function sendLogoutConfirmation(reply: FastifyReply, input: { id: string; csrf: string; clientName?: string; redirect?: string }): FastifyReply {
+  const target = input.redirect === undefined ? null : cspSource(input.redirect)
+  const from = input.clientName !== undefined ? html`<p><strong>${input.clientName}</strong> asks to sign you out.</p>` : html`<p>A page asks to sign you out.</p>`
+  const body = html`${from}<p>Do you want to sign out of this server? Applications you signed in to with it will be signed out too.</p><form method="post" action="logout"><input type="hidden" name="confirm" value="${input.id}"><input type="hidden" name="csrf" value="${input.csrf}"><button type="submit" name="action" value="logout" autofocus>Sign out</button><button type="submit" name="action" value="cancel">Stay signed in</button></form>`
+  return sendPage(reply, { status: 200, title: 'Sign out?', body, formTargets: target === null ? [] : [target] })
+}

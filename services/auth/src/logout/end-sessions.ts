@@ -1,0 +1,76 @@
+import type { LoginSession, LoginSessionStore } from '../sessions.js'
+import type { Family, FamilyStore, RevokeReason } from '../store/types.js'
+import type { BackchannelLogout } from './backchannel.js'
+
+/**
+ * The one way a login session ends (DESIGN §10.1), whoever ends it: /logout, a login as another
+ * user in the same browser, and the admin verbs (password change, disable, delete, `sessions
+ * revoke`, sign out everywhere) through the service or the CLI.
+ *
+ * Ending a session removes it (its cookie resolves to nothing, so /authorize shows the login
+ * page), revokes the refresh families started from it, announces them on the revocation feed
+ * (DESIGN §6: every user access token's `sid` is a family id, so resource services drop them),
+ * and tells the clients that received tokens in it (OIDC Back-Channel Logout 1.0).
+ */
+export interface SessionEndDeps {
+  sessions: LoginSessionStore
+  families: FamilyStore
+  backchannel: BackchannelLogout
+  /** Publishes the revoked families (DESIGN §6) and writes their audit lines. */
+  announce(families: readonly Family[], reason: RevokeReason): Promise<void>
+  log: { info(obj: Record<string, unknown>, msg?: string): void; error(obj: Record<string, unknown>, msg?: string): void }
+}
+
+export type SessionEndReason = 'logout' | 'replaced' | 'password_change' | 'user_disabled' | 'user_deleted' | 'admin'
+
+const FAMILY_REASON: Record<SessionEndReason, RevokeReason> = {
+  logout: 'logout',
+  replaced: 'logout',
+  password_change: 'password_change',
+  user_disabled: 'user_disabled',
+  user_deleted: 'admin',
+  admin: 'admin',
+}
+
+export interface SessionsEnded {
+  sessions: LoginSession[]
+  families: Family[]
+}
+
+/** Ends the named login sessions and what was issued in them; ids that are not live are skipped. */
+export async function endSessions(d: SessionEndDeps, sessionIds: Iterable<string>, reason: SessionEndReason): Promise<SessionsEnded> {
+  const out: SessionsEnded = { sessions: [], families: [] }
+  for (const id of new Set(sessionIds)) {
+    const ended = await d.sessions.end(id)
+    // Families are revoked even when the session is already gone: a retry finishes the job.
+    const families = await d.families.revokeBySession(id, FAMILY_REASON[reason])
+    await d.announce(families, FAMILY_REASON[reason])
+    out.families.push(...families)
+    if (ended === null) continue
+    out.sessions.push(ended)
+    await reportEnded(d, ended, families.length, reason)
+  }
+  return out
+}
+
+/**
+ * Ends every login session of a user and revokes every family of the user (those of the password
+ * grant included, which belong to no login session).
+ */
+export async function endUserSessions(d: SessionEndDeps, userId: string, reason: SessionEndReason): Promise<SessionsEnded> {
+  const sessions = await d.sessions.endByUser(userId)
+  const families = await d.families.revokeByUser(userId, FAMILY_REASON[reason])
+  await d.announce(families, FAMILY_REASON[reason])
+  for (const s of sessions) await reportEnded(d, s, families.filter((f) => f.sessionId === s.id).length, reason)
+  return { sessions, families }
+}
+
+async function reportEnded(d: SessionEndDeps, s: LoginSession, families: number, reason: SessionEndReason): Promise<void> {
+  d.log.info({ event: 'session.ended', session_id: s.id, sub: s.userId, reason, families, clients: s.clientIds }, 'login session ended')
+  try {
+    await d.backchannel.sessionEnded({ sid: s.id, sub: s.userId, clientIds: s.clientIds })
+  } catch (err) {
+    // The session is ended and its tokens revoked either way; only the clients' notice is lost.
+    d.log.error({ err, event: 'backchannel.not_queued', session_id: s.id, sub: s.userId }, 'back-channel logout could not be queued')
+  }
+}

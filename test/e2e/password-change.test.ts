@@ -1,0 +1,152 @@
+/**
+ * Issue 12, finding 1, end to end with real processes (DESIGN §10.1): a private redis-server, the
+ * built auth and resource services, headless Chromium signing in through the login page, and the
+ * built `gatehouse` binary changing the password against the same Redis. Afterwards the old
+ * session cookie gets the login page, every old refresh token is `invalid_grant`, and the old
+ * access tokens are refused by the resource service (the revocation feed, DESIGN §6).
+ */
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { writeFileSync, readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser } from 'playwright-core'
+import { freePort, runProcess, startRedis, startService } from '@gatehouse/test-harness'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const BIN = `${root}/services/auth/dist/cli/main.js`
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const STEP_TIMEOUT_MS = 20_000
+const VERIFIER = 'dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk'
+const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url')
+const RP_AUTH = 'Basic ' + Buffer.from('browser-rp:browser-rp-secret').toString('base64')
+
+async function startCallbackServer(): Promise<{ server: Server; port: number; hits: URL[] }> {
+  const hits: URL[] = []
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
+    if (url.pathname === '/callback') hits.push(url)
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Callback</title><p>Signed in.</p>')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, port: (server.address() as AddressInfo).port, hits }
+}
+
+async function tokenRequest(issuer: string, params: Record<string, string>) {
+  const res = await fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: RP_AUTH }, body: new URLSearchParams(params) })
+  return { status: res.status, body: (await res.json()) as Record<string, string> }
+}
+
+async function me(resource: string, accessToken: string): Promise<number> {
+  return (await fetch(`${resource}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status
+}
+
+/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
+async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await probe()
+    if (check(v)) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+t.test('a password change with the CLI ends the browser session, the refresh tokens and the access tokens', async (t) => {
+  const rp = await startCallbackServer()
+  t.teardown(() => new Promise<void>((resolve) => rp.server.close(() => resolve())))
+  const redirectUri = `http://127.0.0.1:${rp.port}/callback`
+  const dir = t.testdir({})
+  const config = JSON.parse(readFileSync(`${root}/services/auth/config/dev.json`, 'utf8')) as { clients: unknown[] }
+  config.clients.push({
+    client_id: 'browser-rp', client_name: 'Browser test app', token_endpoint_auth_method: 'client_secret_basic', client_secret: 'browser-rp-secret',
+    grant_types: ['authorization_code', 'refresh_token'], scope: 'openid profile documents:read', redirect_uris: [redirectUri],
+  })
+  writeFileSync(`${dir}/auth.json`, JSON.stringify(config))
+  writeFileSync(`${dir}/new-password`, 'a-brand-new-password\n')
+
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const authPort = await freePort()
+  const issuer = `http://127.0.0.1:${authPort}`
+  const auth = await startService({
+    script: `${root}/services/auth/dist/server.js`,
+    port: authPort,
+    env: { ISSUER: issuer, REDIS_URL: redis.url, AUTH_CONFIG_FILE: `${dir}/auth.json`, LOG_LEVEL: 'info' },
+    readyPath: '/readyz',
+  })
+  t.teardown(() => auth.stop())
+  const resource = await startService({
+    script: `${root}/services/resource/dist/server.js`,
+    port: await freePort(),
+    env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
+    readyPath: '/readyz',
+  })
+  t.teardown(() => resource.stop())
+
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STEP_TIMEOUT_MS,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  t.teardown(() => browser.close())
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.setDefaultTimeout(STEP_TIMEOUT_MS)
+  const authorizeUrl = (state: string) =>
+    `${issuer}/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'browser-rp', redirect_uri: redirectUri, scope: 'openid profile documents:read', state, code_challenge: CHALLENGE, code_challenge_method: 'S256' })}`
+  const exchange = async (code: string) => await tokenRequest(issuer, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: VERIFIER })
+
+  // Sign in through the real login page.
+  await page.goto(authorizeUrl('first'))
+  t.equal(await page.title(), 'Sign in – Gatehouse')
+  await page.getByLabel('Username').fill('alice')
+  await page.getByLabel('Password').fill('alice-password')
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(redirectUri)), page.getByRole('button', { name: 'Sign in' }).click()])
+  const first = await exchange(rp.hits[0]!.searchParams.get('code')!)
+  t.equal(first.status, 200)
+  // A second code from the same session (SSO, no form): a second family.
+  await page.goto(authorizeUrl('second'))
+  await page.waitForURL((u) => u.href.startsWith(redirectUri))
+  t.equal(rp.hits.length, 2)
+  const second = await exchange(rp.hits[1]!.searchParams.get('code')!)
+  t.equal(second.status, 200)
+  const oldCookie = (await context.cookies(issuer)).find((c) => c.name === 'gh_session')
+  t.ok(oldCookie, 'the browser holds the session cookie')
+  for (const tokens of [first, second]) t.equal(await me(resource.url, tokens.body.access_token!), 200)
+
+  // The operator changes the password with the built binary, on the same Redis.
+  const changed = await runProcess([BIN, 'users', 'set-password', 'alice', '--password-file', `${dir}/new-password`, '--json'], { REDIS_URL: redis.url, GATEHOUSE_ACTOR: 'e2e' })
+  t.equal(changed.code, 0, changed.stderr)
+  const out = JSON.parse(changed.stdout) as { ended_sessions: string[]; revoked_families: string[] }
+  t.equal(out.ended_sessions.length, 1)
+  t.equal(out.revoked_families.length, 2)
+
+  // The old access tokens are refused by the resource service well before they expire (900 s).
+  for (const tokens of [first, second]) {
+    t.equal(await eventually('the revocation to reach the resource service', () => me(resource.url, tokens.body.access_token!), (s) => s === 401, 1500), 401)
+  }
+  // Every old refresh token is invalid_grant.
+  for (const tokens of [first, second]) {
+    const r = await tokenRequest(issuer, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token! })
+    t.equal(r.status, 400)
+    t.equal(r.body.error, 'invalid_grant')
+  }
+  // The old session cookie (still in the browser) gets the login page, not a code.
+  t.equal((await context.cookies(issuer)).find((c) => c.name === 'gh_session')?.value, oldCookie!.value, 'the browser still sends the old cookie')
+  const response = await page.goto(authorizeUrl('third'))
+  t.equal(response?.status(), 200)
+  t.equal(await page.title(), 'Sign in – Gatehouse')
+  t.equal(rp.hits.length, 2, 'no new code reached the client')
+  // The old password no longer works; the new one does.
+  await page.getByLabel('Username').fill('alice')
+  await page.getByLabel('Password').fill('alice-password')
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()])
+  t.equal(await page.getByRole('alert').textContent(), 'The username or password is not correct.')
+  await page.getByLabel('Password').fill('a-brand-new-password')
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(redirectUri)), page.getByRole('button', { name: 'Sign in' }).click()])
+  t.equal(rp.hits.length, 3)
+  await context.close()
+})
