@@ -3,7 +3,9 @@
  * built auth and resource services, headless Chromium signing in through the login page, and the
  * built `gatehouse` binary changing the password against the same Redis. Afterwards the old
  * session cookie gets the login page, every old refresh token is `invalid_grant`, and the old
- * access tokens are refused by the resource service (the revocation feed, DESIGN §6).
+ * access tokens are refused by the resource service (the revocation feed, DESIGN §6), and the
+ * client is told by OIDC Back-Channel Logout: the CLI queues the logout in Redis and the running
+ * service delivers a logout token that verifies against the JWKS.
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
@@ -11,6 +13,7 @@ import { writeFileSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { chromium, type Browser } from 'playwright-core'
 import { freePort, runProcess, startRedis, startService } from '@gatehouse/test-harness'
 
@@ -22,15 +25,26 @@ const VERIFIER = 'dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk'
 const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url')
 const RP_AUTH = 'Basic ' + Buffer.from('browser-rp:browser-rp-secret').toString('base64')
 
-async function startCallbackServer(): Promise<{ server: Server; port: number; hits: URL[] }> {
+/** The relying party: its redirect URI (/callback) and its back-channel logout endpoint (/backchannel). */
+async function startCallbackServer(): Promise<{ server: Server; port: number; hits: URL[]; logouts: { contentType: string; body: URLSearchParams }[] }> {
   const hits: URL[] = []
+  const logouts: { contentType: string; body: URLSearchParams }[] = []
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
+    if (req.method === 'POST' && url.pathname === '/backchannel') {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')))
+      req.on('end', () => {
+        logouts.push({ contentType: req.headers['content-type'] ?? '', body: new URLSearchParams(body) })
+        res.writeHead(200).end()
+      })
+      return
+    }
     if (url.pathname === '/callback') hits.push(url)
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Callback</title><p>Signed in.</p>')
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { server, port: (server.address() as AddressInfo).port, hits }
+  return { server, port: (server.address() as AddressInfo).port, hits, logouts }
 }
 
 async function tokenRequest(issuer: string, params: Record<string, string>) {
@@ -62,6 +76,7 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
   config.clients.push({
     client_id: 'browser-rp', client_name: 'Browser test app', token_endpoint_auth_method: 'client_secret_basic', client_secret: 'browser-rp-secret',
     grant_types: ['authorization_code', 'refresh_token'], scope: 'openid profile documents:read', redirect_uris: [redirectUri],
+    backchannel_logout_uri: `http://127.0.0.1:${rp.port}/backchannel`, backchannel_logout_session_required: true,
   })
   writeFileSync(`${dir}/auth.json`, JSON.stringify(config))
   writeFileSync(`${dir}/new-password`, 'a-brand-new-password\n')
@@ -134,6 +149,20 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
     t.equal(r.status, 400)
     t.equal(r.body.error, 'invalid_grant')
   }
+  // The client is told (OIDC Back-Channel Logout 1.0 §2.4–2.5): the CLI queued it, the service delivered it.
+  await eventually('the back-channel logout to reach the client', async () => rp.logouts.length, (n) => n >= 1, 10_000)
+  t.equal(rp.logouts.length, 1, 'one logout token for the one session')
+  t.match(rp.logouts[0]!.contentType, /^application\/x-www-form-urlencoded/)
+  const logoutToken = rp.logouts[0]!.body.get('logout_token')!
+  const { payload, protectedHeader } = await jwtVerify(logoutToken, createRemoteJWKSet(new URL(`${issuer}/jwks.json`)), { issuer, audience: 'browser-rp', typ: 'logout+jwt', maxTokenAge: 120 })
+  t.equal(protectedHeader.alg, 'RS256')
+  const sid = decodeJwt(first.body.id_token!).sid
+  t.ok(typeof sid === 'string' && sid.length > 0, 'the ID token names its session')
+  t.equal(payload.sid, sid, 'the logout token names the ended session')
+  t.equal(payload.sub, decodeJwt(first.body.id_token!).sub)
+  t.same(payload.events, { 'http://schemas.openid.net/event/backchannel-logout': {} })
+  t.notOk('nonce' in payload, 'a logout token never carries a nonce')
+  t.ok(typeof payload.jti === 'string' && payload.exp! - payload.iat! <= 120)
   // The old session cookie (still in the browser) gets the login page, not a code.
   t.equal((await context.cookies(issuer)).find((c) => c.name === 'gh_session')?.value, oldCookie!.value, 'the browser still sends the old cookie')
   const response = await page.goto(authorizeUrl('third'))
