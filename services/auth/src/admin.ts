@@ -61,6 +61,8 @@ export interface NewClientInput {
   redirect_uris?: string[]
   post_logout_redirect_uris?: string[]
   jwks?: { keys: Record<string, unknown>[] } | null
+  introspection?: boolean
+  release_roles?: boolean
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -14,6 +14,19 @@ export interface Client {
   redirectUris: readonly string[]
   postLogoutRedirectUris: readonly string[]
   jwks: { keys: Record<string, unknown>[] } | null
+  /** May call /introspect (metadata `introspection`, DESIGN §10.1). */
+  introspection: boolean
+  /** Its user tokens carry the user's `roles` (metadata `release_roles`, DESIGN §10.1). */
+  releaseRoles: boolean
+}
+
+/**
+ * The roles a user token of this client carries: none unless the client is allowed them
+ * (DESIGN §10.1), so an admin who signs in to a third-party or browser app does not hand it a
+ * token that passes the resource service's role checks.
+ */
+export function releasedRoles(client: Client, roles: readonly string[]): readonly string[] | undefined {
+  return client.releaseRoles ? roles : undefined
 }
 
 export type AddClientResult = { status: 'created'; client: Client } | { status: 'exists' }
@@ -81,6 +94,9 @@ export function clientFromConfig(c: ClientConfig): Client {
     redirectUris: [...c.redirect_uris],
     postLogoutRedirectUris: [...c.post_logout_redirect_uris],
     jwks: c.jwks,
+    introspection: c.introspection === true,
+    // First-party clients (trusted with the user's password) get roles unless they opt out.
+    releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
   }
 }
 

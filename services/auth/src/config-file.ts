@@ -26,6 +26,10 @@ export interface ClientConfig {
   redirect_uris: string[]
   post_logout_redirect_uris: string[]
   jwks: { keys: Record<string, unknown>[] } | null
+  /** May call /introspect (RFC 7662 §2.1; DESIGN §10.1); false when absent. */
+  introspection?: boolean
+  /** The user's `roles` go into its tokens (DESIGN §10.1); absent: true only with the password grant. */
+  release_roles?: boolean
 }
 
 export interface UserConfig {
@@ -136,6 +140,10 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         else jwks = c.jwks as ClientConfig['jwks']
       }
       if (method === 'private_key_jwt' && !jwks) p(`${path}.jwks`, 'is required for private_key_jwt')
+      for (const flag of ['introspection', 'release_roles'] as const) {
+        if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
+      }
+      if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
       if (client_id) {
         const rec: ClientConfig = {
           client_id,
@@ -150,6 +158,8 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (typeof c.client_name === 'string') rec.client_name = c.client_name
         if (client_secret) rec.client_secret = client_secret
         if (client_secret_hash) rec.client_secret_hash = client_secret_hash
+        if (typeof c.introspection === 'boolean') rec.introspection = c.introspection
+        if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
         config.clients.push(rec)
       }
     })

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { Client } from '../clients.js'
+import { releasedRoles, type Client } from '../clients.js'
 import type { AuthDeps } from '../deps.js'
 import { signIdToken } from '../id-token.js'
 import { splitScope } from '../scope.js'
@@ -44,7 +44,9 @@ export async function startUserTokens(input: UserTokenInput): Promise<{ response
     refreshToken = rt
     sid = family.id
   }
-  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, roles: user.roles, authTime }
+  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, authTime }
+  const roles = releasedRoles(client, user.roles)
+  if (roles !== undefined) claims.roles = roles
   if (sid !== undefined) claims.sid = sid
   const at = await deps.tokens.issue(claims)
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
