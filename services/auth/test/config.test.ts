@@ -69,3 +69,39 @@ t.test('config file problems name the file and the path', async (t) => {
   writeFileSync(`${dir}/empty.json`, '{}')
   t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/empty.json` }))[0], /defines no clients/)
 })
+
+t.test('redirect URIs follow RFC 8252 and RFC 9700: https, loopback http, or a private-use scheme; each refusal names the client and the URI', async (t) => {
+  const bad = [
+    'javascript:alert(document.cookie)//',
+    'data:text/html,<script>alert(1)</script>',
+    'JavaScript:alert(1)',
+    'vbscript:msgbox(1)',
+    'file:///etc/passwd',
+    'http://app.example.com/cb',
+    'http://127.0.0.1.evil.example/cb',
+    'http://10.0.0.5/cb',
+    'https://user:pass@app.example.com/cb',
+    'https://app.example.com/cb#frag',
+    'myapp:/cb',
+    'not a url',
+  ]
+  const good = ['https://app.example.com/cb', 'http://127.0.0.1:3000/cb', 'http://[::1]:8080/cb', 'http://localhost:3000/cb', 'com.example.app:/oauth2redirect', 'https://app.example.com/cb?x=1']
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({
+      clients: [
+        { client_id: 'victim-app', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: bad },
+        { client_id: 'logout-app', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: ['https://ok.example/cb'], post_logout_redirect_uris: ['javascript:alert(1)', 'http://app.example.com/'] },
+      ],
+    }),
+    'good.json': JSON.stringify({
+      clients: [{ client_id: 'fine', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: good, post_logout_redirect_uris: good }],
+    }),
+  })
+  const p = await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })
+  for (const u of bad) {
+    t.ok(p.some((x) => x.includes('clients[0].redirect_uris of client "victim-app"') && x.includes(JSON.stringify(u))), `refused, naming the client and the URI: ${u}`)
+  }
+  t.ok(p.some((x) => /clients\[1\]\.post_logout_redirect_uris of client "logout-app": "javascript:alert\(1\)" uses the scheme "javascript:"/.test(x)), 'post-logout URIs too')
+  t.ok(p.some((x) => x.includes('"http://app.example.com/" uses plain http on a host that is not loopback')))
+  t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/good.json` }), [], 'https, loopback http and private-use schemes are accepted')
+})
