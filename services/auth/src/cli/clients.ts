@@ -18,6 +18,8 @@ export function clientJson(c: Client): Record<string, unknown> {
     post_logout_redirect_uris: c.postLogoutRedirectUris,
     has_secret: c.secretHash !== undefined,
     jwks_keys: c.jwks?.keys.length ?? 0,
+    introspection: c.introspection,
+    release_roles: c.releaseRoles,
   }
 }
 
@@ -45,6 +47,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'an exact redirect URI (repeat; required for authorization_code)' },
         'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'a post-logout redirect URI (repeat)' },
         'jwks-file': { type: 'string', value: 'file', description: "the client's public JWK Set, for private_key_jwt" },
+        introspection: { type: 'boolean', description: 'may call /introspect (for resource servers; default: no)' },
+        'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
@@ -68,6 +72,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           // Only public members are kept: a JWK Set with private parts was given by mistake.
           if (Array.isArray(jwks?.keys) && jwks.keys.some((k) => typeof k === 'object' && k !== null && 'd' in k)) throw new UsageError(`${jwksFile} holds private keys: give the client's public JWK Set`)
         }
+        const releaseRoles = str(inv.values, 'release-roles')
+        if (releaseRoles !== undefined && releaseRoles !== 'true' && releaseRoles !== 'false') throw new UsageError('--release-roles must be true or false')
         const admin = await ctx.admin()
         const name = str(inv.values, 'name')
         const audience = str(inv.values, 'audience')
@@ -81,6 +87,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           redirect_uris: list(inv.values, 'redirect-uri'),
           post_logout_redirect_uris: list(inv.values, 'post-logout-redirect-uri'),
           jwks,
+          ...(inv.values.introspection === true ? { introspection: true } : {}),
+          ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },
