@@ -116,6 +116,7 @@ export async function startAuth(scope: Scope, opts: AuthOptions): Promise<Server
       AUTH_CONFIG_FILE: CONFIG_FILE,
       SIGNING_KEYS_FILE: keysFile,
       COOKIE_SECRET: randomBytes(32).toString('base64url'),
+      REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
       LOG_LEVEL: 'info',
       ...opts.env,
     },

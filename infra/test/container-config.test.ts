@@ -16,15 +16,23 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = (name: string) => join(root, 'node_modules/.bin', name)
 
 t.test('docker-compose.yml', async (t) => {
-  const check = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, timeoutMs: 60_000 })
+  // The secrets have no default in the file (a published one would be everyone's): the operator's.
+  const secrets = { ...process.env, COOKIE_SECRET: 'c'.repeat(32), REFRESH_TOKEN_SECRET: 'r'.repeat(32) }
+  const check = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, timeoutMs: 60_000, env: secrets })
   if (check.code === null) t.fail(`docker-compose is not installed (scripts/test.sh installs it: apt-get install docker-compose): ${check.stderr}`)
   t.equal(check.code, 0, `docker-compose config -q: ${check.stderr}`)
+  const unset = { ...process.env }
+  delete unset.COOKIE_SECRET
+  delete unset.REFRESH_TOKEN_SECRET
+  const noSecrets = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, timeoutMs: 60_000, env: unset })
+  t.not(noSecrets.code, 0, 'without COOKIE_SECRET and REFRESH_TOKEN_SECRET the stack does not start')
+  t.match(noSecrets.stderr, /COOKIE_SECRET|REFRESH_TOKEN_SECRET/)
 
   const text = await readFile(join(root, 'docker-compose.yml'), 'utf8')
   const broken = await mkdtemp(join(tmpdir(), 'gatehouse-compose-'))
   t.teardown(() => rm(broken, { recursive: true, force: true }))
   await writeFile(join(broken, 'docker-compose.yml'), text.replace('condition: service_healthy', 'condition: service_healty'))
-  const bad = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: broken, timeoutMs: 60_000 })
+  const bad = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: broken, timeoutMs: 60_000, env: secrets })
   t.not(bad.code, 0, 'and it rejects a misspelt depends_on condition')
 
   type Service = {
@@ -59,8 +67,9 @@ t.test('docker-compose.yml', async (t) => {
     SIGNING_KEYS_FILE: '/keys/signing-keys.json',
     REDIS_URL: 'redis://redis:6379',
     AUTH_CONFIG_FILE: /\.json$/,
-    COOKIE_SECRET: /^\$\{COOKIE_SECRET:-.{32,}\}$/,
-  }, 'keys from a file, Redis, an explicit config file, an overridable cookie secret')
+    COOKIE_SECRET: /^\$\{COOKIE_SECRET:\?.+\}$/,
+    REFRESH_TOKEN_SECRET: /^\$\{REFRESH_TOKEN_SECRET:\?.+\}$/,
+  }, 'keys from a file, Redis, an explicit config file, secrets required from the environment (no published default)')
   t.equal(keygen?.image, auth?.image, 'the key generator is the auth image')
   t.ok(keygen?.volumes?.some((v) => v.startsWith('signing-keys:/keys')) && auth?.volumes?.includes('signing-keys:/keys:ro'), 'keys pass through a volume, read-only for the service')
 })

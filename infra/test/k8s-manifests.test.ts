@@ -240,6 +240,7 @@ for (const overlay of ['dev', 'production']) {
       t.equal(env.NODE_ENV, 'production', 'production mode, so no development fallback is used')
       const secretRefs = (container.env ?? []).filter((e) => e.valueFrom?.secretKeyRef).map((e) => e.name)
       t.ok(secretRefs.includes('COOKIE_SECRET'), 'COOKIE_SECRET comes from a Secret')
+      t.ok(secretRefs.includes('REFRESH_TOKEN_SECRET'), 'REFRESH_TOKEN_SECRET comes from a Secret')
       const keysVolume = auth.spec.template.spec.volumes?.find((v) => v.secret)
       t.match(keysVolume, { secret: { secretName: 'gatehouse-signing-keys' } }, 'the signing keys are a Secret volume')
       t.match(env.SIGNING_KEYS_FILE, /^\/etc\/gatehouse\/keys\//)

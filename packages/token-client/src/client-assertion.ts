@@ -15,8 +15,8 @@ export interface PrivateKeyJwtCredentials {
 
 export interface ClientAssertionInput {
   clientId: string
-  /** The assertion's `aud`: the token endpoint, and the issuer when known. */
-  audience: string | string[]
+  /** The assertion's `aud`: the authorization server's issuer identifier (RFC 7523bis). */
+  audience: string
   nowSeconds: number
   lifetimeSeconds: number
 }

@@ -115,6 +115,8 @@ function resolve(o: TokenClientOptions): Resolved {
     if (typeof c.secret !== 'string' || c.secret.length === 0) throw optionError('credentials.secret', 'must be a non-empty string')
   } else if (c.type === 'private_key_jwt') {
     if (typeof c.privateKey !== 'object' || c.privateKey === null) throw optionError('credentials.privateKey', 'is required')
+    // The assertion's aud is the issuer identifier alone (RFC 7523bis), so it must be known.
+    if (issuer === undefined) throw optionError('issuer', 'is required with private_key_jwt (the assertion\'s audience)')
   } else {
     throw optionError('credentials.type', 'must be client_secret_basic, client_secret_post or private_key_jwt')
   }
@@ -246,10 +248,10 @@ class ClientCredentialsClient {
       body.set('client_id', o.clientId)
       body.set('client_secret', c.secret)
     } else {
-      const audience = o.issuer !== undefined && o.issuer !== endpoint ? [endpoint, o.issuer] : endpoint
+      // RFC 7523bis: the issuer identifier as the sole audience, never the token endpoint URL.
       const assertion = await this.#signer!.sign({
         clientId: o.clientId,
-        audience,
+        audience: o.issuer!,
         nowSeconds: Math.floor(o.clock() / 1000),
         lifetimeSeconds: o.assertionLifetimeSeconds,
       })

@@ -257,11 +257,11 @@ t.test('private_key_jwt (RFC 7523): an assertion verifiable with the public key'
     const { payload, protectedHeader } = await jwtVerify(req.form.get('client_assertion')!, publicKey, {
       issuer: 'reports',
       subject: 'reports',
-      audience: srv.tokenEndpoint,
+      audience: srv.base,
       algorithms: ['RS256'],
     })
     t.equal(protectedHeader.kid, 'client-key-1')
-    t.same(payload.aud, [srv.tokenEndpoint, srv.base], 'aud names the token endpoint and the issuer')
+    t.equal(payload.aud, srv.base, 'aud is the issuer identifier alone, as a string (RFC 7523bis), never the token endpoint')
     t.equal(payload.exp! - payload.iat!, 60, 'short-lived')
     t.type(payload.jti, 'string')
     jtis.add(payload.jti!)
@@ -273,15 +273,17 @@ t.test('private_key_jwt with an imported key and an explicit kid', async (t) => 
   const srv = await startServer(t)
   const { privateKey, publicKey } = await generateKeyPair('ES256')
   const getToken = createTokenClient({
+    issuer: srv.base,
     tokenEndpoint: srv.tokenEndpoint,
     clientId: 'reports',
     credentials: { type: 'private_key_jwt', privateKey, kid: 'ec-1', alg: 'ES256' },
   })
   await getToken()
-  const { protectedHeader, payload } = await jwtVerify(srv.requests[0]!.form.get('client_assertion')!, publicKey, { audience: srv.tokenEndpoint })
+  t.equal(srv.requests.length, 1, 'a given token endpoint skips discovery')
+  const { protectedHeader, payload } = await jwtVerify(srv.requests[0]!.form.get('client_assertion')!, publicKey, { audience: srv.base })
   t.equal(protectedHeader.alg, 'ES256')
   t.equal(protectedHeader.kid, 'ec-1')
-  t.equal(payload.aud, srv.tokenEndpoint, 'without an issuer, aud is the token endpoint')
+  t.equal(payload.aud, srv.base, 'aud is the issuer, even with the token endpoint given')
 })
 
 t.test('discovery must name the same issuer', async (t) => {
@@ -318,8 +320,13 @@ t.test('options are validated up front, naming the option', async (t) => {
   t.throws(() => createTokenClient({ tokenEndpoint: 'http://x/token', clientId: '', credentials }), /"clientId"/)
   t.throws(() => createTokenClient({ tokenEndpoint: 'http://x/token', clientId: 'c', credentials: { type: 'client_secret_basic', secret: '' } }), /"credentials.secret"/)
   t.throws(
-    () => createTokenClient({ tokenEndpoint: 'http://x/token', clientId: 'c', credentials: { type: 'private_key_jwt', privateKey: { kty: 'RSA', n: 'x', e: 'AQAB' } } }),
+    () => createTokenClient({ issuer: 'http://x', tokenEndpoint: 'http://x/token', clientId: 'c', credentials: { type: 'private_key_jwt', privateKey: { kty: 'RSA', n: 'x', e: 'AQAB' } } }),
     /"credentials.privateKey"/,
+  )
+  t.throws(
+    () => createTokenClient({ tokenEndpoint: 'http://x/token', clientId: 'c', credentials: { type: 'private_key_jwt', privateKey: { kty: 'RSA', n: 'x', e: 'AQAB' } } }),
+    /"issuer" is required with private_key_jwt/,
+    'the assertion is addressed to the issuer, so private_key_jwt needs it',
   )
   t.throws(() => createTokenClient({ tokenEndpoint: 'http://x/token', clientId: 'c', credentials, retry: { maxAttempts: 0 } }), /"retry.maxAttempts"/)
 })

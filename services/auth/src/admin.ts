@@ -76,6 +76,8 @@ export interface NewClientInput {
   jwks?: { keys: Record<string, unknown>[] } | null
   backchannel_logout_uri?: string
   backchannel_logout_session_required?: boolean
+  introspection?: boolean
+  release_roles?: boolean
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

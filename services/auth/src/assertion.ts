@@ -9,7 +9,10 @@ import type { ReplayStore } from './replay.js'
  *  - signed by a key of the client's configured JWK Set, with RS256, PS256 or ES256 only (never
  *    `none` or HMAC; `jku`, `x5u` and embedded `jwk` headers are refused, not followed);
  *  - `iss` = `sub` = the client id (§3 items 1–2);
- *  - `aud` names this authorization server: its issuer or its token endpoint URL (§3 item 3);
+ *  - `aud` is this authorization server's issuer identifier and nothing else: a string, or an
+ *    array holding it alone (RFC 7523 §3 item 3 as updated by draft-ietf-oauth-rfc7523bis §4: the
+ *    token endpoint URL, or another audience beside the issuer, let an assertion made for one
+ *    server be replayed at another that shares an endpoint URL or is named beside it);
  *  - `exp` required and at most five minutes ahead (§3 item 4: a short-lived assertion limits
  *    how long a stolen one is useful, and how long its jti must be remembered);
  *  - `jti` required and used once (§3 item 7), remembered until `exp`.
@@ -27,7 +30,6 @@ export interface AssertionVerifierOptions {
 }
 
 export function createAssertionVerifier(options: AssertionVerifierOptions): AssertionVerifier {
-  const audience = [options.issuer, `${options.issuer}/token`]
   const keySets = new WeakMap<Client, ReturnType<typeof createLocalJWKSet>>()
   const keySetOf = (client: Client): ReturnType<typeof createLocalJWKSet> | null => {
     if (client.jwks === null) return null
@@ -52,11 +54,12 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): Asse
         algorithms: [...ASSERTION_ALGS],
         issuer: client.id,
         subject: client.id,
-        audience,
         currentDate: new Date(now),
         clockTolerance: CLOCK_TOLERANCE_S,
         requiredClaims: ['exp', 'jti'],
       }))
+      const aud = Array.isArray(payload.aud) && payload.aud.length === 1 ? payload.aud[0] : payload.aud
+      if (aud !== options.issuer) return false
       if (payload.exp! > Math.floor(now / 1000) + MAX_LIFETIME_S) return false
     } catch (err) {
       // Any JOSE failure (bad signature, unknown key, wrong alg or claims, malformed) is a

@@ -45,7 +45,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   signing.manager?.start()
   if (!signing.manager) log.warn('SIGNING_KEYS_FILE is not set: signing with a generated development key (tokens die with this process)')
   if (config.cookieSecretGenerated) log.warn('COOKIE_SECRET is not set: using a generated one (development only)')
-  const codec = RefreshTokenCodec.fromSecret(config.cookieSecret)
+  if (config.refreshTokenSecretFromCookie) log.warn('REFRESH_TOKEN_SECRET is not set: refresh tokens are keyed from COOKIE_SECRET (development only)')
+  const codec = RefreshTokenCodec.fromSecrets(config.refreshTokenSecrets)
   const policy = {
     absoluteTtlMs: config.refreshTokenTtl * 1000,
     idleTtlMs: config.refreshTokenIdleTtl * 1000,

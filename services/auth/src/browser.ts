@@ -17,6 +17,12 @@ import type { LoginSession } from './sessions.js'
  * Secure outside local development (DESIGN §8).
  */
 export const SESSION_COOKIE = 'gh_session'
+/**
+ * Under an https issuer the session cookie is `__Host-gh_session`: browsers then accept it only
+ * with Secure, Path=/ and no Domain, from a secure origin (RFC 6265bis §4.1.3.2), so neither a
+ * sibling subdomain nor a plain-http response can set or shadow it (session fixation).
+ */
+export const HOST_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`
 const INTERACTION_COOKIE_PREFIX = 'gh_login_'
 /** How long the login form stays usable after /authorize showed it. */
 export const INTERACTION_TTL_MS = 10 * 60_000
@@ -45,19 +51,27 @@ export function readSigned(request: FastifyRequest, name: string): string | null
 
 // --- login session --------------------------------------------------------------------------
 
+/** The session cookie's name and options: `__Host-` (Path=/, Secure, no Domain) under https. */
+export function sessionCookie(config: AuthConfig): { name: string; options: CookieSerializeOptions } {
+  if (new URL(config.issuer).protocol === 'https:') return { name: HOST_SESSION_COOKIE, options: { ...cookieOptions(config, '/'), secure: true } }
+  return { name: SESSION_COOKIE, options: cookieOptions(config, issuerPath(config) || '/') }
+}
+
 /** The live login session of this browser, or null (no cookie, bad signature, ended, expired). */
 export async function currentSession(request: FastifyRequest, deps: AuthDeps): Promise<LoginSession | null> {
-  const token = readSigned(request, SESSION_COOKIE)
+  const token = readSigned(request, sessionCookie(deps.config).name)
   return token === null ? null : await deps.sessions.resolve(token)
 }
 
 export function setSessionCookie(reply: FastifyReply, config: AuthConfig, token: string): void {
   // No Max-Age: the cookie ends with the browser; the server-side session bounds it anyway.
-  reply.setCookie(SESSION_COOKIE, token, cookieOptions(config, issuerPath(config) || '/'))
+  const { name, options } = sessionCookie(config)
+  reply.setCookie(name, token, options)
 }
 
 export function clearSessionCookie(reply: FastifyReply, config: AuthConfig): void {
-  reply.clearCookie(SESSION_COOKIE, { ...cookieOptions(config, issuerPath(config) || '/'), signed: false })
+  const { name, options } = sessionCookie(config)
+  reply.clearCookie(name, { ...options, signed: false })
 }
 
 /** What ending sessions needs, from the service's dependencies (logout/end-sessions.ts). */

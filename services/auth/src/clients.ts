@@ -17,6 +17,19 @@ export interface Client {
   /** OIDC Back-Channel Logout 1.0 §2.2 (logout/): absent = the client is not told. */
   backchannelLogoutUri?: string | undefined
   backchannelLogoutSessionRequired?: boolean
+  /** May call /introspect (metadata `introspection`, DESIGN §10.1). */
+  introspection: boolean
+  /** Its user tokens carry the user's `roles` (metadata `release_roles`, DESIGN §10.1). */
+  releaseRoles: boolean
+}
+
+/**
+ * The roles a user token of this client carries: none unless the client is allowed them
+ * (DESIGN §10.1), so an admin who signs in to a third-party or browser app does not hand it a
+ * token that passes the resource service's role checks.
+ */
+export function releasedRoles(client: Client, roles: readonly string[]): readonly string[] | undefined {
+  return client.releaseRoles ? roles : undefined
 }
 
 export type AddClientResult = { status: 'created'; client: Client } | { status: 'exists' }
@@ -86,6 +99,9 @@ export function clientFromConfig(c: ClientConfig): Client {
     jwks: c.jwks,
     backchannelLogoutUri: c.backchannel_logout_uri,
     backchannelLogoutSessionRequired: c.backchannel_logout_session_required === true,
+    introspection: c.introspection === true,
+    // First-party clients (trusted with the user's password) get roles unless they opt out.
+    releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
   }
 }
 

@@ -31,6 +31,10 @@ export interface ClientConfig {
   backchannel_logout_uri?: string
   /** §2.2: the client needs `sid` in logout tokens (ours always carry it); default false. */
   backchannel_logout_session_required?: boolean
+  /** May call /introspect (RFC 7662 §2.1; DESIGN §10.1); false when absent. */
+  introspection?: boolean
+  /** The user's `roles` go into its tokens (DESIGN §10.1); absent: true only with the password grant. */
+  release_roles?: boolean
 }
 
 export interface UserConfig {
@@ -52,6 +56,33 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/ // RFC 6749 §3.3 scope-token
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+/**
+ * Why a redirect (or post-logout redirect) URI may not be registered, or null. RFC 9700 §2.1 and
+ * §4.1.1 and RFC 8252 §7: https; plain http only to a loopback address (a native app's local
+ * listener, or development: anyone on the path reads a code sent over http elsewhere); or a
+ * private-use scheme in reverse-domain form (`com.example.app:/cb`, RFC 8252 §7.1) for native
+ * apps. Never `javascript:`, `data:` or other schemes a browser would run or render, never a
+ * fragment (RFC 6749 §3.1.2), never credentials in the URI.
+ */
+export function redirectUriProblem(uri: string): string | null {
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    return 'is not an absolute URL'
+  }
+  if (url.hash || uri.includes('#')) return 'must not have a fragment (RFC 6749 §3.1.2)'
+  if (url.username || url.password) return 'must not carry credentials'
+  const scheme = url.protocol.slice(0, -1)
+  if (scheme === 'https') return url.hostname ? null : 'has no host'
+  if (scheme === 'http') return LOOPBACK_HOSTS.has(url.hostname) ? null : 'uses plain http on a host that is not loopback: use https (http only for 127.0.0.1, [::1] or localhost; RFC 9700 §2.1, RFC 8252 §7.3)'
+  // RFC 8252 §7.1: a private-use scheme is a reverse domain name the app owns (at least one dot).
+  if (/^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/.test(scheme)) return null
+  return `uses the scheme "${scheme}:", which is not allowed: use https, http on a loopback address, or a private-use scheme such as com.example.app: for native apps (RFC 8252 §7, RFC 9700 §2.1)`
 }
 
 export function parseAuthFileConfig(doc: unknown, source: string): { config: AuthFileConfig; problems: string[] } {
@@ -125,16 +156,14 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       if (c.scope !== undefined && typeof c.scope !== 'string') p(`${path}.scope`, 'must be a space-separated string')
       const audience = str(c.audience, `${path}.audience`, false) ?? config.resources[0]?.audience ?? ''
       const redirect_uris = strList(c.redirect_uris, `${path}.redirect_uris`)
-      for (const u of redirect_uris) {
-        try {
-          const url = new URL(u)
-          if (url.hash) p(`${path}.redirect_uris`, `must not have a fragment: ${u}`)
-        } catch {
-          p(`${path}.redirect_uris`, `is not an absolute URL: ${u}`)
+      const post_logout_redirect_uris = strList(c.post_logout_redirect_uris, `${path}.post_logout_redirect_uris`)
+      for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+        for (const u of field === 'redirect_uris' ? redirect_uris : post_logout_redirect_uris) {
+          const problem = redirectUriProblem(u)
+          if (problem !== null) p(`${path}.${field}`, `of client ${JSON.stringify(client_id ?? '')}: ${JSON.stringify(u)} ${problem}`)
         }
       }
       if (grant_types.includes('authorization_code') && redirect_uris.length === 0) p(`${path}.redirect_uris`, 'are required for authorization_code')
-      const post_logout_redirect_uris = strList(c.post_logout_redirect_uris, `${path}.post_logout_redirect_uris`)
       let jwks: ClientConfig['jwks'] = null
       if (c.jwks !== undefined && c.jwks !== null) {
         if (!isObj(c.jwks) || !Array.isArray(c.jwks.keys)) p(`${path}.jwks`, 'must be a JWK Set ({"keys": [...]})')
@@ -146,6 +175,10 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       if (bclProblem !== null) p(`${path}.backchannel_logout_uri`, bclProblem)
       const bclSession = c.backchannel_logout_session_required
       if (bclSession !== undefined && bclSession !== null && typeof bclSession !== 'boolean') p(`${path}.backchannel_logout_session_required`, 'must be true or false')
+      for (const flag of ['introspection', 'release_roles'] as const) {
+        if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
+      }
+      if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
       if (client_id) {
         const rec: ClientConfig = {
           client_id,
@@ -162,6 +195,8 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (client_secret_hash) rec.client_secret_hash = client_secret_hash
         if (backchannel_logout_uri !== undefined && bclProblem === null) rec.backchannel_logout_uri = backchannel_logout_uri
         if (bclSession === true) rec.backchannel_logout_session_required = true
+        if (typeof c.introspection === 'boolean') rec.introspection = c.introspection
+        if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
         config.clients.push(rec)
       }
     })

@@ -32,8 +32,15 @@ export interface AuthConfig {
   readonly refreshTokenTtl: number
   readonly refreshTokenIdleTtl: number
   readonly refreshReuseGrace: number
+  /** The first of cookieSecrets: what signs. */
   readonly cookieSecret: string
+  /** COOKIE_SECRET, a comma-separated list: the first signs cookies, every one verifies (rotation). */
+  readonly cookieSecrets: readonly string[]
   readonly cookieSecretGenerated: boolean
+  /** REFRESH_TOKEN_SECRET, a list as above: the first keys new refresh-token MACs, every one verifies. */
+  readonly refreshTokenSecrets: readonly string[]
+  /** REFRESH_TOKEN_SECRET unset (development only): the refresh-token MAC is keyed from COOKIE_SECRET, as before it existed. */
+  readonly refreshTokenSecretFromCookie: boolean
   readonly logLevel: LogLevel
   /** Login attempt limits (LOGIN_*; login-limiter.ts). */
   readonly loginLimits: LoginLimits
@@ -141,11 +148,19 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
   const refreshTokenIdleTtl = r.int('REFRESH_TOKEN_IDLE_TTL', 604800, { min: 1, max: 31536000 })
   const refreshReuseGrace = r.int('REFRESH_REUSE_GRACE', 10, { min: 0, max: 300 })
 
-  let cookieSecret = r.optional('COOKIE_SECRET')
-  const cookieSecretGenerated = cookieSecret === undefined
-  if (cookieSecret !== undefined && cookieSecret.length < 32) r.problem('COOKIE_SECRET must be at least 32 characters')
+  const cookieGiven = secretList(r, 'COOKIE_SECRET', production)
+  const cookieSecretGenerated = cookieGiven === undefined
   if (production && cookieSecretGenerated) r.problem('COOKIE_SECRET is required when NODE_ENV=production')
-  cookieSecret ??= randomBytes(32).toString('base64url')
+  const cookieSecrets = Object.freeze(cookieGiven ?? [randomBytes(32).toString('base64url')])
+  const cookieSecret = cookieSecrets[0]!
+  const refreshGiven = secretList(r, 'REFRESH_TOKEN_SECRET', production)
+  if (production && refreshGiven === undefined) {
+    r.problem('REFRESH_TOKEN_SECRET is required when NODE_ENV=production (to keep the refresh tokens issued before it existed, start with your current COOKIE_SECRET)')
+  }
+  // Outside production an unset REFRESH_TOKEN_SECRET keeps the old keying (from COOKIE_SECRET), so
+  // existing development setups, and replicas that share only COOKIE_SECRET, keep working.
+  const refreshTokenSecretFromCookie = refreshGiven === undefined
+  const refreshTokenSecrets = Object.freeze(refreshGiven ?? cookieSecrets)
 
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
 
@@ -189,13 +204,41 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     refreshTokenIdleTtl,
     refreshReuseGrace,
     cookieSecret,
+    cookieSecrets,
     cookieSecretGenerated,
+    refreshTokenSecrets,
+    refreshTokenSecretFromCookie,
     logLevel,
     loginLimits,
     trustProxy,
     backchannelLogout,
     http,
   })
+}
+
+/**
+ * Secrets published in this repository (docker-compose.yml's former default, test fixtures):
+ * anyone can read them, so production refuses them (DESIGN §10.1).
+ */
+export const PUBLISHED_SECRETS: ReadonlySet<string> = new Set([
+  'dev-only-compose-cookie-secret-not-for-production',
+  'outage-test-cookie-secret-0123456789abcdef',
+  'rotation-test-cookie-secret-0123456789abcdef',
+])
+
+/**
+ * COOKIE_SECRET / REFRESH_TOKEN_SECRET: a comma-separated list (DESIGN §10.1); the first signs,
+ * every one verifies, so a new secret is put first and the old one dropped once what it signed
+ * has expired. Each at least 32 characters; in production none may be a published value.
+ */
+function secretList(r: EnvReader, name: string, production: boolean): string[] | undefined {
+  const v = r.optional(name)
+  if (v === undefined) return undefined
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean)
+  if (list.length === 0) r.problem(`${name} must list at least one secret`)
+  if (list.some((s) => s.length < 32)) r.problem(`${name} must be at least 32 characters (each of its comma-separated secrets)`)
+  if (production && list.some((s) => PUBLISHED_SECRETS.has(s))) r.problem(`${name} is a published development value: set your own (32+ random characters) when NODE_ENV=production`)
+  return list.length === 0 ? undefined : list
 }
 
 /**

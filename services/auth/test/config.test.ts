@@ -29,7 +29,41 @@ t.test('every bad value is named, all at once', async (t) => {
 
 t.test('production refuses the development fallbacks', async (t) => {
   const p = await problems({ NODE_ENV: 'production' })
-  for (const name of ['AUTH_CONFIG_FILE', 'REDIS_URL', 'SIGNING_KEYS_FILE', 'COOKIE_SECRET']) t.ok(p.some((x) => x.startsWith(name)), name)
+  for (const name of ['AUTH_CONFIG_FILE', 'REDIS_URL', 'SIGNING_KEYS_FILE', 'COOKIE_SECRET', 'REFRESH_TOKEN_SECRET']) t.ok(p.some((x) => x.startsWith(name)), name)
+})
+
+t.test('COOKIE_SECRET and REFRESH_TOKEN_SECRET: lists, 32+ characters, never a published value in production (DESIGN §10.1)', async (t) => {
+  const a = 'a'.repeat(32)
+  const b = 'b'.repeat(40)
+  const prod = { NODE_ENV: 'production', AUTH_CONFIG_FILE: new URL('../config/dev.json', import.meta.url).pathname, REDIS_URL: 'redis://127.0.0.1:1', SIGNING_KEYS_FILE: '/nonexistent/keys.json' }
+  t.same(await problems({ ...prod, COOKIE_SECRET: a, REFRESH_TOKEN_SECRET: b }), [], 'both set: accepted')
+  const lists = await loadConfig({ COOKIE_SECRET: ` ${b} , ${a}`, REFRESH_TOKEN_SECRET: `${a},${b}` })
+  t.same(lists.cookieSecrets, [b, a], 'a comma-separated list, trimmed, in order')
+  t.equal(lists.cookieSecret, b, 'the first signs')
+  t.same(lists.refreshTokenSecrets, [a, b])
+  t.equal(lists.refreshTokenSecretFromCookie, false)
+
+  for (const name of ['COOKIE_SECRET', 'REFRESH_TOKEN_SECRET']) {
+    const other: Record<string, string> = name === 'COOKIE_SECRET' ? { REFRESH_TOKEN_SECRET: b } : { COOKIE_SECRET: b }
+    t.match(await problems({ ...prod, ...other }), [new RegExp(`^${name} is required`)], `${name} is required in production`)
+    t.match(await problems({ ...prod, ...other, [name]: 'short' }), [new RegExp(`^${name} must be at least 32`)], `${name}: short`)
+    t.match(await problems({ ...prod, ...other, [name]: `${a},short` }), [new RegExp(`^${name} must be at least 32`)], `${name}: every secret of the list is checked`)
+    for (const published of ['dev-only-compose-cookie-secret-not-for-production', 'outage-test-cookie-secret-0123456789abcdef']) {
+      t.match(await problems({ ...prod, ...other, [name]: published }), [new RegExp(`^${name} is a published development value`)], `${name}: ${published} refused in production`)
+      t.match(await problems({ ...prod, ...other, [name]: `${a},${published}` }), [new RegExp(`^${name} is a published`)], `${name}: even as an older secret`)
+    }
+    t.match(await problems({ ...prod, ...other, [name]: ' , ' }), [new RegExp(`^${name} must list at least one secret`)])
+  }
+  t.same(await problems({ COOKIE_SECRET: 'dev-only-compose-cookie-secret-not-for-production' }), [], 'outside production a published value still works (existing dev setups)')
+})
+
+t.test('outside production REFRESH_TOKEN_SECRET defaults to the cookie secrets, so existing dev setups keep their refresh tokens', async (t) => {
+  const shared = await loadConfig({ COOKIE_SECRET: 'c'.repeat(32) })
+  t.same(shared.refreshTokenSecrets, ['c'.repeat(32)])
+  t.equal(shared.refreshTokenSecretFromCookie, true)
+  const generated = await loadConfig({})
+  t.equal(generated.cookieSecretGenerated, true)
+  t.same(generated.refreshTokenSecrets, generated.cookieSecrets, 'generated once, used for both')
 })
 
 t.test('redis topologies', async (t) => {
@@ -68,4 +102,40 @@ t.test('config file problems name the file and the path', async (t) => {
   t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/missing.json` }))[0], /cannot read .*ENOENT/)
   writeFileSync(`${dir}/empty.json`, '{}')
   t.match((await problems({ AUTH_CONFIG_FILE: `${dir}/empty.json` }))[0], /defines no clients/)
+})
+
+t.test('redirect URIs follow RFC 8252 and RFC 9700: https, loopback http, or a private-use scheme; each refusal names the client and the URI', async (t) => {
+  const bad = [
+    'javascript:alert(document.cookie)//',
+    'data:text/html,<script>alert(1)</script>',
+    'JavaScript:alert(1)',
+    'vbscript:msgbox(1)',
+    'file:///etc/passwd',
+    'http://app.example.com/cb',
+    'http://127.0.0.1.evil.example/cb',
+    'http://10.0.0.5/cb',
+    'https://user:pass@app.example.com/cb',
+    'https://app.example.com/cb#frag',
+    'myapp:/cb',
+    'not a url',
+  ]
+  const good = ['https://app.example.com/cb', 'http://127.0.0.1:3000/cb', 'http://[::1]:8080/cb', 'http://localhost:3000/cb', 'com.example.app:/oauth2redirect', 'https://app.example.com/cb?x=1']
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({
+      clients: [
+        { client_id: 'victim-app', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: bad },
+        { client_id: 'logout-app', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: ['https://ok.example/cb'], post_logout_redirect_uris: ['javascript:alert(1)', 'http://app.example.com/'] },
+      ],
+    }),
+    'good.json': JSON.stringify({
+      clients: [{ client_id: 'fine', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: good, post_logout_redirect_uris: good }],
+    }),
+  })
+  const p = await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })
+  for (const u of bad) {
+    t.ok(p.some((x) => x.includes('clients[0].redirect_uris of client "victim-app"') && x.includes(JSON.stringify(u))), `refused, naming the client and the URI: ${u}`)
+  }
+  t.ok(p.some((x) => /clients\[1\]\.post_logout_redirect_uris of client "logout-app": "javascript:alert\(1\)" uses the scheme "javascript:"/.test(x)), 'post-logout URIs too')
+  t.ok(p.some((x) => x.includes('"http://app.example.com/" uses plain http on a host that is not loopback')))
+  t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/good.json` }), [], 'https, loopback http and private-use schemes are accepted')
 })

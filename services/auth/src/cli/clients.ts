@@ -20,6 +20,8 @@ export function clientJson(c: Client): Record<string, unknown> {
     jwks_keys: c.jwks?.keys.length ?? 0,
     backchannel_logout_uri: c.backchannelLogoutUri ?? null,
     backchannel_logout_session_required: c.backchannelLogoutSessionRequired === true,
+    introspection: c.introspection,
+    release_roles: c.releaseRoles,
   }
 }
 
@@ -49,6 +51,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'jwks-file': { type: 'string', value: 'file', description: "the client's public JWK Set, for private_key_jwt" },
         'backchannel-logout-uri': { type: 'string', value: 'uri', description: 'where logout tokens are POSTed when a session ends (OIDC Back-Channel Logout; https, or http to loopback)' },
         'backchannel-logout-session-required': { type: 'boolean', description: 'the client needs sid in logout tokens (always sent)' },
+        introspection: { type: 'boolean', description: 'may call /introspect (for resource servers; default: no)' },
+        'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
@@ -73,6 +77,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           // Only public members are kept: a JWK Set with private parts was given by mistake.
           if (Array.isArray(jwks?.keys) && jwks.keys.some((k) => typeof k === 'object' && k !== null && 'd' in k)) throw new UsageError(`${jwksFile} holds private keys: give the client's public JWK Set`)
         }
+        const releaseRoles = str(inv.values, 'release-roles')
+        if (releaseRoles !== undefined && releaseRoles !== 'true' && releaseRoles !== 'false') throw new UsageError('--release-roles must be true or false')
         const admin = await ctx.admin()
         const name = str(inv.values, 'name')
         const audience = str(inv.values, 'audience')
@@ -89,6 +95,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           jwks,
           ...(backchannelUri !== undefined ? { backchannel_logout_uri: backchannelUri } : {}),
           ...(inv.values['backchannel-logout-session-required'] === true ? { backchannel_logout_session_required: true } : {}),
+          ...(inv.values.introspection === true ? { introspection: true } : {}),
+          ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },

@@ -92,7 +92,7 @@ export class CliContext {
         redis,
         // The codec only mints and parses tokens, which the CLI never does; the families it lists
         // and revokes are found by id.
-        codec: RefreshTokenCodec.fromSecret(config.cookieSecret),
+        codec: RefreshTokenCodec.fromSecrets(config.refreshTokenSecrets),
         policy: { absoluteTtlMs: config.refreshTokenTtl * 1000, idleTtlMs: config.refreshTokenIdleTtl * 1000, reuseGraceMs: config.refreshReuseGrace * 1000 },
         clock,
         ownsConnection: false,

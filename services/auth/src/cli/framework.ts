@@ -143,9 +143,58 @@ export function topHelp(groups: readonly GroupSpec[]): string {
     table(groups.map((g) => [g.name, g.summary])),
     '',
     'Common options: --json (machine-readable output), -h/--help, -y/--yes (destructive commands).',
+    'Everything after `--` is an argument, even if it starts with - (a kid may: `keys retire -- -Q_jF...`).',
     'Exit status: 0 done, 1 failed or refused, 2 bad usage.',
     '',
   ].join('\n')
+}
+
+/** `--name`, `--name=...`, `-x`: what an option looks like, as opposed to an argument such as a kid. */
+const OPTION_LIKE = /^(--[a-z][a-z0-9-]*(=|$)|-[a-zA-Z]$)/
+
+/**
+ * Rewrites argv so that parseArgs sees every argument as one: after `--`, and any word that starts
+ * with `-` but is no option of the command and does not look like one. A kid is a base64url
+ * thumbprint (RFC 7638), so one in 64 starts with `-` (`keys activate -Q_jF...`); parseArgs alone
+ * would call it an unknown option. A string option's value that starts with `-` is joined to it
+ * (`--file=-x`). Commands without arguments keep parseArgs's own answer for unknown options.
+ */
+function separatePositionals(cmd: CommandSpec, argv: readonly string[]): string[] {
+  const specs = optionsOf(cmd)
+  const byShort = new Map(Object.entries(specs).flatMap(([n, o]) => (o.short ? [[o.short, n] as const] : [])))
+  const optionOf = (a: string): string | undefined => {
+    if (a.startsWith('--')) {
+      const name = a.slice(2).split('=')[0]!
+      return name in specs ? name : undefined
+    }
+    return a.length === 2 ? byShort.get(a[1]!) : undefined
+  }
+  const takesArgs = (cmd.args ?? []).length > 0
+  const opts: string[] = []
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') {
+      args.push(...argv.slice(i + 1))
+      break
+    }
+    const name = optionOf(a)
+    if (name !== undefined) {
+      const next = argv[i + 1]
+      if (specs[name]!.type === 'string' && !a.includes('=') && next !== undefined && next.startsWith('-') && next !== '--' && !OPTION_LIKE.test(next)) {
+        opts.push(`--${name}=${next}`)
+        i++
+      } else {
+        opts.push(a)
+        if (specs[name]!.type === 'string' && !a.includes('=') && next !== undefined && !next.startsWith('-')) opts.push(argv[++i]!)
+      }
+    } else if (a.startsWith('-') && a !== '-' && (!takesArgs || OPTION_LIKE.test(a))) {
+      opts.push(a)
+    } else {
+      args.push(a)
+    }
+  }
+  return [...opts, '--', ...args]
 }
 
 /** Parses one command's argv (after `<group> <command>`); UsageError on anything unknown or missing. */
@@ -155,7 +204,7 @@ export function parseCommand(cmd: CommandSpec, argv: string[]): { values: Values
   )
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: separatePositionals(cmd, argv), options, allowPositionals: true, strict: true })
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0]!.replace(/^Unknown option '(.*?)'.*$/, 'unknown option $1'))
   }

@@ -60,7 +60,7 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
     clientId: client.client.id,
     audience: client.client.audience,
     scope,
-    roles: user.roles,
+    ...(client.client.releaseRoles ? { roles: user.roles } : {}),
     sid: family.id,
     authTime: family.authTime,
   })

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { Client } from '../clients.js'
+import { releasedRoles, type Client } from '../clients.js'
 import type { AuthDeps } from '../deps.js'
 import { signIdToken } from '../id-token.js'
 import { splitScope } from '../scope.js'
@@ -42,7 +42,9 @@ export async function startUserTokens(input: UserTokenInput): Promise<{ response
   const { family, refreshToken: rt } = await deps.families.create(familyInput)
   const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
   const sid = family.id
-  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, roles: user.roles, authTime, sid }
+  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, authTime, sid }
+  const roles = releasedRoles(client, user.roles)
+  if (roles !== undefined) claims.roles = roles
   const at = await deps.tokens.issue(claims)
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid }, 'token issued')

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { InvalidClient } from '@gatehouse/service-kit'
+import { AccessDenied, InvalidClient } from '@gatehouse/service-kit'
 import { checkAccessToken } from '../access-token-check.js'
 import type { AssertionVerifier } from '../client-auth.js'
 import type { AuthDeps } from '../deps.js'
@@ -11,22 +11,32 @@ import { familyDeadline } from '../store/policy.js'
 const INACTIVE = Object.freeze({ active: false })
 
 /**
- * POST /introspect (RFC 7662), for authenticated confidential clients (resource servers): a
- * public client cannot prove who it is, so it may not probe tokens (§4). Access tokens are
- * checked with our own keys and against their family; a refresh token is active only when it is
- * the current one of a live family, and only its own client learns about it. Anything else —
- * expired, revoked, unknown, malformed — is `{"active": false}` and nothing more (§2.2).
+ * POST /introspect (RFC 7662), for authenticated clients given metadata `"introspection": true`
+ * (DESIGN §10.1): a public client cannot prove who it is (401, §2.1), and an authenticated client
+ * without the right is refused (403), so no client can learn who holds any token (§4). Access
+ * tokens are checked with our own keys and against their family, and are active only to a
+ * caller allowed their audience (its `audience`) or to the client they were issued to; a
+ * refresh token is active only when it is the current one of a live family, and only to its own
+ * client. Anything else — expired, revoked, unknown, malformed, another's — is
+ * `{"active": false}` and nothing more (§2.2).
  */
 export async function introspectRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
   app.post('/introspect', { schema: { body: formBody(TOKEN_CHECK_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
     if (client.method === 'none') throw new InvalidClient('introspection requires client authentication', { detail: 'public client' })
+    const caller = client.client
+    if (!caller.introspection) throw new AccessDenied('this client may not introspect tokens', { detail: `client ${caller.id} lacks introspection metadata` })
     const token = required(params, 'token')
     const iss = deps.config.issuer
 
     const access = await checkAccessToken(deps, token)
     if (access !== null) {
+      const audiences = typeof access.aud === 'string' ? [access.aud] : (access.aud ?? [])
+      if (access.client_id !== caller.id && !audiences.includes(caller.audience)) {
+        request.log.info({ event: 'introspection.refused', client_id: caller.id, jti: access.jti }, 'token of an audience the caller is not allowed')
+        return INACTIVE
+      }
       const out: Record<string, unknown> = {
         active: true,
         token_type: 'access_token',
@@ -44,7 +54,7 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
     }
 
     const refresh = await deps.families.lookup(token)
-    if (refresh !== null && refresh.current && !refresh.family.revoked && refresh.family.clientId === client.client.id) {
+    if (refresh !== null && refresh.current && !refresh.family.revoked && refresh.family.clientId === caller.id) {
       const f = refresh.family
       const deadline = familyDeadline(f, { absoluteTtlMs: deps.config.refreshTokenTtl * 1000, idleTtlMs: deps.config.refreshTokenIdleTtl * 1000, reuseGraceMs: 0 })
       return {

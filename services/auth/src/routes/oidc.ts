@@ -17,7 +17,8 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
   // Signed cookies (login session, pending login) for the browser flow, and only here: the plugin
   // parses the Cookie header of every request in its scope, and /token has no use for it.
-  await app.register(cookie, { secret: deps.config.cookieSecret })
+  // The first secret signs, every one verifies (COOKIE_SECRET rotation, DESIGN §10.1).
+  await app.register(cookie, { secret: [...deps.config.cookieSecrets] })
   await app.register(authorizeRoute, { deps })
   await app.register(loginRoute, { deps })
   await app.register(userinfoRoute, { deps })

@@ -10,8 +10,11 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
  * generation below the current one with a valid MAC is a spent token), a
  * forged token that merely names a family fails the MAC and never reaches the
  * store, and a retry gets the same successor because the successor is a pure
- * function of (family, generation). Nothing secret is stored at all: the key
- * lives only in the services' memory (derived from COOKIE_SECRET).
+ * function of (family, generation). Nothing secret is stored at all: the keys
+ * live only in the services' memory (derived from REFRESH_TOKEN_SECRET). The
+ * first key MACs new tokens; every key verifies, so the secret rotates without
+ * ending every session (a token minted under an older key rotates into one
+ * under the first).
  */
 export interface ParsedRefreshToken {
   familyId: string
@@ -23,17 +26,22 @@ const GENERATION = /^(0|[1-9]\d{0,8})$/
 const MAC = /^[A-Za-z0-9_-]{43}$/
 
 export class RefreshTokenCodec {
-  readonly #key: Buffer
+  readonly #keys: readonly Buffer[]
 
-  constructor(key: Buffer) {
-    if (key.length < 32) throw new Error('refresh token key must be at least 32 bytes')
-    this.#key = key
+  constructor(key: Buffer | readonly Buffer[]) {
+    const keys = Buffer.isBuffer(key) ? [key] : [...key]
+    if (keys.length === 0 || keys.some((k) => k.length < 32)) throw new Error('refresh token keys must be at least 32 bytes')
+    this.#keys = keys
   }
 
-  /** Derives the MAC key from the service secret (COOKIE_SECRET), so every replica agrees. */
+  /** Derives the MAC key from a service secret, so every replica agrees. */
   static fromSecret(secret: string): RefreshTokenCodec {
-    const key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', 'refresh-token-mac v1', 32))
-    return new RefreshTokenCodec(key)
+    return RefreshTokenCodec.fromSecrets([secret])
+  }
+
+  /** One key per secret (REFRESH_TOKEN_SECRET's list): the first MACs, every one verifies. */
+  static fromSecrets(secrets: readonly string[]): RefreshTokenCodec {
+    return new RefreshTokenCodec(secrets.map((secret) => Buffer.from(hkdfSync('sha256', secret, 'gatehouse', 'refresh-token-mac v1', 32))))
   }
 
   static newFamilyId(): string {
@@ -41,7 +49,7 @@ export class RefreshTokenCodec {
   }
 
   mint(familyId: string, generation: number): string {
-    return `${familyId}.${generation}.${this.#mac(familyId, generation).toString('base64url')}`
+    return `${familyId}.${generation}.${this.#mac(this.#keys[0]!, familyId, generation).toString('base64url')}`
   }
 
   /** The family and generation of a genuine token, or null for anything malformed or forged. */
@@ -54,13 +62,17 @@ export class RefreshTokenCodec {
     const generation = Number(gen)
     // Compare the encoded text, not decoded bytes: the last of 43 base64url characters carries 2
     // unused bits, so decoding would accept 4 spellings of one MAC (a non-canonical token string).
-    const expected = Buffer.from(this.#mac(familyId, generation).toString('base64url'))
     const given = Buffer.from(mac)
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null
-    return { familyId, generation }
+    let valid = false
+    for (const key of this.#keys) {
+      const expected = Buffer.from(this.#mac(key, familyId, generation).toString('base64url'))
+      // Every key is tried (no early exit), each compared in constant time.
+      if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true
+    }
+    return valid ? { familyId, generation } : null
   }
 
-  #mac(familyId: string, generation: number): Buffer {
-    return createHmac('sha256', this.#key).update(`${familyId}.${generation}`).digest()
+  #mac(key: Buffer, familyId: string, generation: number): Buffer {
+    return createHmac('sha256', key).update(`${familyId}.${generation}`).digest()
   }
 }

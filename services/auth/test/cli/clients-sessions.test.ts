@@ -33,6 +33,8 @@ t.test('clients add: the generated secret is printed once and works at once; nev
   t.notMatch(added.stderr, new RegExp(secret), 'the audit line does not carry it')
   t.match(added.events('admin.client_added'), [{ client_id: 'reports', actor: 'test-operator' }])
   t.equal((await serviceToken(live.app, 'reports', secret)).statusCode, 200, 'the running service accepts it')
+  const probe = await live.app.inject({ method: 'POST', url: '/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`reports:${secret}`).toString('base64')}` }, payload: 'token=x' })
+  t.equal(probe.statusCode, 403, 'without --introspection it may not introspect')
 
   const human = await cli(['clients', 'add', 'reports2', '--grant-type', 'client_credentials', '--scope', 'internal:read'])
   const printed = human.stdout.trim().split('\n').pop()!
@@ -48,7 +50,15 @@ t.test('clients add: public and private_key_jwt clients get no secret; bad input
   const spa = await cli(['clients', 'add', 'spa2', '--auth-method', 'none', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--scope', 'openid', '--redirect-uri', 'https://spa.example/cb', '--json'])
   t.equal(spa.code, 0, spa.stderr)
   t.notOk('client_secret' in spa.json())
-  t.match(spa.json().client, { has_secret: false, redirect_uris: ['https://spa.example/cb'] })
+  t.match(spa.json().client, { has_secret: false, redirect_uris: ['https://spa.example/cb'], introspection: false, release_roles: false })
+  const rs = await cli(['clients', 'add', 'rs', '--grant-type', 'password', '--scope', 'openid', '--introspection', '--release-roles', 'false', '--json'])
+  t.equal(rs.code, 0, rs.stderr)
+  t.match(rs.json().client, { introspection: true, release_roles: false }, 'the DESIGN §10.1 metadata, set explicitly')
+  const fp = await cli(['clients', 'add', 'fp', '--grant-type', 'password', '--scope', 'openid', '--json'])
+  t.match(fp.json().client, { introspection: false, release_roles: true }, 'a password-grant client releases roles by default')
+  const badFlag = await cli(['clients', 'add', 'x2', '--grant-type', 'password', '--release-roles', 'maybe'])
+  t.equal(badFlag.code, 2)
+  t.match(badFlag.stderr, /--release-roles must be true or false/)
 
   const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
   const dir = t.testdir({})
@@ -64,6 +74,10 @@ t.test('clients add: public and private_key_jwt clients get no secret; bad input
     [['clients', 'add', 'x', '--auth-method', 'magic', '--grant-type', 'password'], /--auth-method must be one of/],
     [['clients', 'add', 'x', '--grant-type', 'authorization_code'], /redirect_uris are required/],
     [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'not a url'], /not an absolute URL/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'javascript:alert(1)'], /redirect_uris of client "x": "javascript:alert\(1\)" uses the scheme "javascript:"/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'data:text/html,hi'], /"data:text\/html,hi" uses the scheme "data:"/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'http://app.example.com/cb'], /plain http on a host that is not loopback/],
+    [['clients', 'add', 'x', '--grant-type', 'authorization_code', '--redirect-uri', 'https://app.example.com/cb', '--post-logout-redirect-uri', 'javascript:x'], /post_logout_redirect_uris of client "x"/],
     [['clients', 'add', 'x', '--auth-method', 'none', '--grant-type', 'client_credentials'], /public client/],
     [['clients', 'add', 'x', '--auth-method', 'private_key_jwt', '--grant-type', 'client_credentials'], /jwks.*required/],
     [['clients', 'add', 'x', '--auth-method', 'private_key_jwt', '--grant-type', 'client_credentials', '--jwks-file', `${dir}/priv.json`], /holds private keys/],

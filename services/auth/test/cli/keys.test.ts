@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs'
+import type { JWK } from 'jose'
 import t, { type Test } from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
 import { loadKeySetFile } from '../../src/keys.js'
@@ -101,12 +102,20 @@ async function manualRotation(t: Test, env: Record<string, string>, target: stri
   t.same(keysOf(cleaned).map((k) => [k.kid, k.state]), [[third.kid, 'active']])
 }
 
+/**
+ * A private key whose RFC 7638 thumbprint starts with `-`, as one kid in 64 does: the CLI once
+ * took such a kid for an unknown option, so the rotations below use it on purpose.
+ */
+const DASH_KEYS = readFileSync(new URL('./fixtures/dash-kid.jwks.json', import.meta.url), 'utf8')
+const DASH_KID = '-Q_jFePNCJ6Z7e8qqy_uYYYqHIe8JPib_aEQzAcOm3A'
+
 t.test('a manual rotation on a key file', async (t) => {
-  const dir = t.testdir({})
+  const dir = t.testdir({ 'keys.json': DASH_KEYS })
   const file = `${dir}/keys.json`
   const clock = new TestClock()
-  t.equal((await cliRunner({}, clock.now)(['keys', 'generate', '--out', file])).code, 0)
-  await manualRotation(t, {}, ['--file', file])
+  t.equal((await loadKeySetFile(file)).active.kid, DASH_KID, 'the first key is the one whose kid starts with -')
+  // the rotation retires it with `keys retire -Q_jF... --yes --file ...`
+  await manualRotation(t, {}, ['--file', file], clock)
   t.equal(statSync(file).mode & 0o777, 0o600, 'still private after rewrites')
   t.match(JSON.parse(readFileSync(file, 'utf8')), { keys: [{ kid: String, d: String }], gatehouse: Object })
   // SIGNING_KEYS_FILE is the default target
@@ -140,4 +149,40 @@ t.test('keys commands need a key set to work on, and say which', async (t) => {
   const missing = await cli(['keys', 'add-next', '--file', `${dir}/missing.json`])
   t.equal(missing.code, 1)
   t.match(missing.stderr, /there is no key set at file/)
+})
+
+t.test('a kid that starts with - is an argument, before or after the options and after --', async (t) => {
+  const clock = new TestClock()
+  const cli = cliRunner(POLICY_ENV, clock.now)
+  const dir = t.testdir({})
+  const file = `${dir}/keys.json`
+  t.equal((await cli(['keys', 'generate', '--out', file])).code, 0)
+  const { addNextKey, keyPolicy } = await import('../../src/key-lifecycle.js')
+  const { FileKeySetStore, applyKeyChange } = await import('../../src/key-store.js')
+  const { loadConfig } = await import('../../src/config.js')
+  // The next key is the dash key, added as `keys add-next` would.
+  const policy = keyPolicy(await loadConfig(POLICY_ENV))
+  const dash = (JSON.parse(DASH_KEYS) as { keys: JWK[] }).keys[0]!
+  t.ok(await applyKeyChange(new FileKeySetStore(file), clock.now, (set) => addNextKey(set, clock.now(), policy, { jwk: dash })))
+  clock.advance(65)
+
+  const listed = await cli(['keys', 'list', '--file', file, '--json'])
+  t.same(keysOf(listed).map((k) => [k.kid, k.state]).at(-1), [DASH_KID, 'next'])
+  const first = await cli(['keys', 'activate', DASH_KID, '--file', file, '--json'])
+  t.equal(first.code, 0, first.stderr)
+  t.match(first.events('admin.key_activated'), [{ kid: DASH_KID }])
+  clock.advance(5)
+  for (const argv of [['--yes', '--file', file, DASH_KID], ['--yes', '--file', file, '--', DASH_KID]]) {
+    const retire = await cli(['keys', 'retire', ...argv])
+    t.equal(retire.code, 1, 'refused by the key rules, not by the parser')
+    t.match(retire.stderr, /is the active key/)
+    t.notMatch(retire.stderr, /unknown option/)
+  }
+  // Real options are still options, and a mistyped one is still reported as one.
+  const typo = await cli(['keys', 'activate', DASH_KID, '--fiel', file])
+  t.equal(typo.code, 2)
+  t.match(typo.stderr, /unknown option --fiel/)
+  const dashValue = await cli(['keys', 'list', '--file', `-${file}`])
+  t.equal(dashValue.code, 1, 'a string option takes a value that starts with -')
+  t.match(dashValue.stderr, /no key set at file -\//)
 })

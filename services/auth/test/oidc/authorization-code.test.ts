@@ -197,3 +197,30 @@ t.test('a client without refresh_token gets no refresh token; the password grant
   const noOpenid = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('cli', 'cli-secret') }, payload: form({ grant_type: 'password', username: 'bob', password: 'bob-password', scope: 'documents:read' }) })
   t.notOk(noOpenid.json().id_token, 'no openid scope, no ID token')
 })
+
+t.test('roles reach only clients with release_roles (DESIGN §10.1): an admin signing in to the SPA hands it no admin token', async (t) => {
+  const h = await startOidcApp({
+    clients: [{ client_id: 'first-party-no-roles', client_secret: 'fp-secret', grant_types: ['password'], scope: 'openid', audience: 'api://resource', release_roles: false }],
+  })
+  t.teardown(h.close)
+  const spaRedirect = 'http://127.0.0.1:3000/spa/callback'
+  const { code } = await getCode(h, { client_id: 'spa', redirect_uri: spaRedirect, scope: 'openid documents:read' })
+  const res = await exchange(h, code, { client_id: 'spa', redirect_uri: spaRedirect }, null)
+  t.equal(res.statusCode, 200, res.body)
+  const at = claimsOf(res.json().access_token)
+  t.match(at, { client_id: 'spa', sub: String })
+  t.notOk('roles' in at, 'the public SPA gets no roles (release_roles defaults to false without the password grant)')
+  const refreshed = await h.app.inject({
+    method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: form({ grant_type: 'refresh_token', refresh_token: res.json().refresh_token, client_id: 'spa' }),
+  })
+  t.equal(refreshed.statusCode, 200, refreshed.body)
+  t.notOk('roles' in claimsOf(refreshed.json().access_token), 'nor on refresh')
+
+  const password = async (auth: string) =>
+    claimsOf((await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth }, payload: form({ grant_type: 'password', username: 'alice', password: 'alice-password', scope: 'openid' }) })).json().access_token)
+  t.same((await password(basic('cli', 'cli-secret'))).roles, ['admin'], 'a password-grant (first-party) client gets them by default')
+  t.notOk('roles' in (await password(basic('first-party-no-roles', 'fp-secret'))), 'unless it sets release_roles: false')
+  const web = await exchange(h, (await getCode(h)).code)
+  t.same(claimsOf(web.json().access_token).roles, ['admin'], 'the demo web app sets release_roles: true in dev.json')
+})

@@ -166,11 +166,30 @@ t.test('cookies are Secure outside local development', async (t) => {
   t.equal(page.cookies[0]?.secure, true)
   const res = await postLogin(h, { ...form, username: 'alice', password: 'alice-password' }, cookiesOf(page))
   t.equal(res.statusCode, 303)
-  const session = res.cookies.find((c) => c.name === 'gh_session')!
+  t.notOk(res.cookies.some((c) => c.name === 'gh_session'), 'under https the session cookie has the __Host- prefix')
+  const session = res.cookies.find((c) => c.name === '__Host-gh_session')!
+  t.ok(session, '__Host-gh_session')
   t.equal(session.secure, true)
   t.equal(session.httpOnly, true)
   t.equal(session.sameSite, 'Lax')
-  t.equal(session.path, '/')
+  t.equal(session.path, '/', '__Host- requires Path=/')
+  t.equal(session.domain, undefined, '__Host- forbids Domain')
+  t.match(String(res.headers['set-cookie']), /__Host-gh_session=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax/)
+  // The session is read back under that name only: a gh_session cookie (which a sibling domain or
+  // a plain-http response could plant) is not a session there.
+  const again = await authorize(h, {}, { '__Host-gh_session': session.value })
+  t.equal(again.statusCode, 302, 'a live session skips the form')
+  const planted = await authorize(h, {}, { gh_session: session.value })
+  t.equal(planted.statusCode, 200, 'the unprefixed name is not read under https')
+})
+
+t.test('an https issuer with a path still gets a __Host- session cookie at Path=/', async (t) => {
+  const h = await startOidcApp({ env: { ISSUER: 'https://example.com/id' } })
+  t.teardown(h.close)
+  const page = await authorize(h)
+  const res = await postLogin(h, { ...parseLoginForm(page.body), username: 'alice', password: 'alice-password' }, cookiesOf(page))
+  t.equal(res.statusCode, 303)
+  t.match(res.cookies.find((c) => c.name === '__Host-gh_session'), { path: '/', secure: true })
 })
 
 t.test('POST /login: success sets the session and redirects with a code', async (t) => {

@@ -74,14 +74,19 @@ t.test('private_key_jwt: every rule of RFC 7523 §3 is enforced', async (t) => {
   const replay = await grant(good)
   t.equal(replay.statusCode, 401, 'the same jti again')
   t.same(replay.json(), { error: 'invalid_client', error_description: 'client authentication failed' })
-  t.equal((await grant(await sign({ aud: `${h.issuer}/token` }))).statusCode, 200, 'aud = the token endpoint URL')
-  t.equal((await grant(await sign({ aud: ['https://other.example', h.issuer] }))).statusCode, 200, 'aud containing the issuer')
+  t.equal((await grant(await sign({ aud: [h.issuer] }))).statusCode, 200, 'aud = [the issuer]')
   t.equal((await grant(await sign(), { client_id: SERVICE_CLIENT_ID })).statusCode, 200, 'with a matching client_id')
 
   const { privateKey: strangerKey } = await generateKeyPair('ES256')
   const rejected: Record<string, Promise<string>> = {
     'wrong audience': sign({ aud: 'https://other.example' }),
     'another endpoint as audience': sign({ aud: `${h.issuer}/userinfo` }),
+    // RFC 7523bis: the issuer identifier is the only audience accepted.
+    'the token endpoint URL as audience': sign({ aud: `${h.issuer}/token` }),
+    'the token endpoint beside the issuer': sign({ aud: [`${h.issuer}/token`, h.issuer] }),
+    'another audience beside the issuer': sign({ aud: ['https://other.example', h.issuer] }),
+    'the issuer with a trailing slash': sign({ aud: `${h.issuer}/` }),
+    'no aud': sign({ aud: undefined }),
     'no exp': sign({ exp: undefined }),
     'expired': sign({ iat: now() - 600, exp: now() - 300 }),
     'exp too far ahead': sign({ exp: now() + 3600 }),

@@ -153,7 +153,7 @@ t.test('introspect: authenticated confidential clients; inactive for anything no
     active: true, token_type: 'access_token', scope: a.tokens.scope, client_id: 'web', sub: at.sub, exp: at.exp, iat: at.iat, iss: h.issuer, aud: 'api://resource', jti: at.jti, sid: a.familyId,
   })
   const resource = await post(h, '/introspect', { token: a.tokens.access_token }, basic('reporting-service', 'reporting-secret'))
-  t.equal(resource.json().active, true, 'a resource server (any confidential client) may introspect access tokens')
+  t.equal(resource.json().active, true, 'a resource server with introspection metadata, allowed the audience, may introspect access tokens')
   const rt = await post(h, '/introspect', { token: a.tokens.refresh_token, token_type_hint: 'refresh_token' })
   t.match(rt.json(), { active: true, token_type: 'refresh_token', client_id: 'web', sub: at.sub, sid: a.familyId, scope: a.tokens.scope })
   t.same((await post(h, '/introspect', { token: a.tokens.refresh_token }, basic('reporting-service', 'reporting-secret'))).json(), { active: false }, "another client's refresh token")
@@ -182,6 +182,37 @@ async function confirmLogout(h: OidcApp, page: { body: string; cookies: { name: 
   const all = { ...cookies, ...Object.fromEntries(page.cookies.filter((c) => c.value !== '').map((c) => [c.name, c.value])) }
   return await h.app.inject({ method: 'POST', url: '/logout', headers: FORM, payload: form({ ...fields, action }), cookies: all })
 }
+
+t.test('introspect: only clients with introspection metadata, and only tokens of an audience they are allowed (RFC 7662 §4)', async (t) => {
+  const h = await startOidcApp({
+    clients: [
+      { client_id: 'other-api', client_secret: 'other-secret', grant_types: ['client_credentials'], scope: '', audience: 'api://other', introspection: true },
+      { client_id: 'nosy', client_secret: 'nosy-secret', grant_types: ['client_credentials'], scope: '', audience: 'api://resource' },
+    ],
+  })
+  t.teardown(h.close)
+  const a = await login(h)
+  const admin = await post(h, '/token', { grant_type: 'password', username: 'alice', password: 'alice-password', scope: 'openid' }, basic('cli', 'cli-secret'))
+  const cliToken = admin.json().access_token as string
+
+  for (const [who, auth] of [['cli (first-party, no metadata)', basic('cli', 'cli-secret')], ['a confidential client without the metadata', basic('nosy', 'nosy-secret')]] as const) {
+    const refused = await post(h, '/introspect', { token: a.tokens.access_token }, auth)
+    t.equal(refused.statusCode, 403, `${who}: 403`)
+    t.equal(refused.json().error, 'access_denied', who)
+    t.notMatch(refused.body, /"sub"|"active"/, `${who}: learns nothing about the token`)
+    t.equal((await post(h, '/introspect', { token: cliToken }, auth)).statusCode, 403, `${who}: not even about its own tokens`)
+  }
+  t.equal((await post(h, '/introspect', { token: a.tokens.access_token }, basic('nosy', 'wrong'))).statusCode, 401, 'unauthenticated: 401')
+
+  const other = basic('other-api', 'other-secret')
+  t.same((await post(h, '/introspect', { token: a.tokens.access_token }, other)).json(), { active: false }, 'a token for api://resource is not active to the api://other service')
+  t.same((await post(h, '/introspect', { token: cliToken }, other)).json(), { active: false }, "nor an admin's token")
+  t.same((await post(h, '/introspect', { token: a.tokens.refresh_token }, other)).json(), { active: false }, "nor another client's refresh token")
+  const own = (await post(h, '/token', { grant_type: 'client_credentials' }, other)).json().access_token as string
+  t.match((await post(h, '/introspect', { token: own }, other)).json(), { active: true, client_id: 'other-api', aud: 'api://other' }, 'a token issued to the caller')
+  t.match((await post(h, '/introspect', { token: cliToken })).json(), { active: true, client_id: 'cli' }, 'web is allowed api://resource, so it sees tokens of that audience')
+  t.ok(h.logs.events('introspection.refused').length >= 2, 'refusals are logged')
+})
 
 t.test('logout: a hint of this browser session ends it at once; revokes its families, redirects only where registered', async (t) => {
   const h = await startOidcApp()

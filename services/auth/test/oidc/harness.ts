@@ -71,6 +71,7 @@ export async function startOidcApp(options: OidcAppOptions = {}): Promise<OidcAp
       scope: 'internal:read documents:read',
       audience: 'api://resource',
       jwks: { keys: [publicJwk] },
+      introspection: true,
     },
     ...(options.clients ?? []),
   )

@@ -122,7 +122,7 @@ function everyEndpoint(tokens: { access_token: string; refresh_token: string; id
     { name: 'client credentials', json: true, cacheable: true, req: { method: 'POST', url: '/token', headers: { ...FORM, authorization: basic('reporting-service', 'reporting-secret') }, payload: form({ grant_type: 'client_credentials' }) } },
     { name: 'authorization code', json: true, req: { method: 'POST', url: '/token', headers: { ...FORM, authorization: WEB }, payload: form({ grant_type: 'authorization_code', code: 'c'.repeat(43), redirect_uri: 'http://127.0.0.1:3000/callback', code_verifier: 'v'.repeat(43) }) } },
     { name: 'revoke', json: true, req: { method: 'POST', url: '/revoke', headers: { ...FORM, authorization: CLI }, payload: form({ token: tokens.refresh_token }) } },
-    { name: 'introspect', json: true, req: { method: 'POST', url: '/introspect', headers: { ...FORM, authorization: CLI }, payload: form({ token: tokens.access_token }) } },
+    { name: 'introspect', json: true, req: { method: 'POST', url: '/introspect', headers: { ...FORM, authorization: WEB }, payload: form({ token: tokens.access_token }) } },
     { name: 'userinfo', json: true, req: { method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${tokens.access_token}` } } },
     { name: 'authorize', json: false, cacheable: true, req: { method: 'GET', url: AUTHORIZE } },
     // Without a session cookie there is nothing to end (an ID token alone ends nothing): only the client is looked up.
