@@ -11,7 +11,6 @@
  * skip: scripts/test.sh installs docker-compose (which brings docker.io) and busybox-static.
  */
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, openSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -159,8 +158,7 @@ t.test('docker compose up: the stack starts healthy and the seed flow works agai
     COMPOSE_PROJECT_NAME: `ghsmoke${Date.now().toString(36)}`,
     AUTH_PORT: String(authPort),
     RESOURCE_PORT: String(resourcePort),
-    COOKIE_SECRET: randomBytes(32).toString('base64url'),
-    REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+    // No secrets set: keygen generates them into the keys volume (docker-compose.yml).
   }
   const compose = (args: string[], timeoutMs = 180_000) => run('docker-compose', ['-f', 'docker-compose.yml', ...args], { env, cwd: root, timeoutMs })
   let context: string | undefined

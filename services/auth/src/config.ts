@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
@@ -150,12 +151,12 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
 
   const cookieGiven = secretList(r, 'COOKIE_SECRET', production)
   const cookieSecretGenerated = cookieGiven === undefined
-  if (production && cookieSecretGenerated) r.problem('COOKIE_SECRET is required when NODE_ENV=production')
+  if (production && cookieSecretGenerated) r.problem('COOKIE_SECRET (or COOKIE_SECRET_FILE) is required when NODE_ENV=production')
   const cookieSecrets = Object.freeze(cookieGiven ?? [randomBytes(32).toString('base64url')])
   const cookieSecret = cookieSecrets[0]!
   const refreshGiven = secretList(r, 'REFRESH_TOKEN_SECRET', production)
   if (production && refreshGiven === undefined) {
-    r.problem('REFRESH_TOKEN_SECRET is required when NODE_ENV=production (to keep the refresh tokens issued before it existed, start with your current COOKIE_SECRET)')
+    r.problem('REFRESH_TOKEN_SECRET (or REFRESH_TOKEN_SECRET_FILE) is required when NODE_ENV=production (to keep the refresh tokens issued before it existed, start with your current COOKIE_SECRET)')
   }
   // Outside production an unset REFRESH_TOKEN_SECRET keeps the old keying (from COOKIE_SECRET), so
   // existing development setups, and replicas that share only COOKIE_SECRET, keep working.
@@ -227,12 +228,32 @@ export const PUBLISHED_SECRETS: ReadonlySet<string> = new Set([
 ])
 
 /**
+ * `<NAME>_FILE`, read when `<NAME>` is unset (the Docker secrets convention): the file holds the
+ * value, surrounding white space trimmed. docker-compose.yml points at secrets the one-shot
+ * `keygen` service generated into its volume, so `docker compose up` needs nothing set by hand.
+ * A problem names the variable and the path, never the content.
+ */
+function secretFile(r: EnvReader, name: string): string | undefined {
+  const path = r.optional(`${name}_FILE`)
+  if (path === undefined) return undefined
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8').trim()
+  } catch (err) {
+    r.problem(`${name}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    return undefined
+  }
+  if (text === '') r.problem(`${name}_FILE: ${path} is empty`)
+  return text === '' ? undefined : text
+}
+
+/**
  * COOKIE_SECRET / REFRESH_TOKEN_SECRET: a comma-separated list (DESIGN §10.1); the first signs,
  * every one verifies, so a new secret is put first and the old one dropped once what it signed
  * has expired. Each at least 32 characters; in production none may be a published value.
  */
 function secretList(r: EnvReader, name: string, production: boolean): string[] | undefined {
-  const v = r.optional(name)
+  const v = r.optional(name) ?? secretFile(r, name)
   if (v === undefined) return undefined
   const list = v.split(',').map((s) => s.trim()).filter(Boolean)
   if (list.length === 0) r.problem(`${name} must list at least one secret`)

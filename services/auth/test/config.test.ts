@@ -45,7 +45,7 @@ t.test('COOKIE_SECRET and REFRESH_TOKEN_SECRET: lists, 32+ characters, never a p
 
   for (const name of ['COOKIE_SECRET', 'REFRESH_TOKEN_SECRET']) {
     const other: Record<string, string> = name === 'COOKIE_SECRET' ? { REFRESH_TOKEN_SECRET: b } : { COOKIE_SECRET: b }
-    t.match(await problems({ ...prod, ...other }), [new RegExp(`^${name} is required`)], `${name} is required in production`)
+    t.match(await problems({ ...prod, ...other }), [new RegExp(`^${name} \\(or ${name}_FILE\\) is required`)], `${name} is required in production`)
     t.match(await problems({ ...prod, ...other, [name]: 'short' }), [new RegExp(`^${name} must be at least 32`)], `${name}: short`)
     t.match(await problems({ ...prod, ...other, [name]: `${a},short` }), [new RegExp(`^${name} must be at least 32`)], `${name}: every secret of the list is checked`)
     for (const published of ['dev-only-compose-cookie-secret-not-for-production', 'outage-test-cookie-secret-0123456789abcdef']) {
@@ -55,6 +55,29 @@ t.test('COOKIE_SECRET and REFRESH_TOKEN_SECRET: lists, 32+ characters, never a p
     t.match(await problems({ ...prod, ...other, [name]: ' , ' }), [new RegExp(`^${name} must list at least one secret`)])
   }
   t.same(await problems({ COOKIE_SECRET: 'dev-only-compose-cookie-secret-not-for-production' }), [], 'outside production a published value still works (existing dev setups)')
+})
+
+t.test('COOKIE_SECRET_FILE and REFRESH_TOKEN_SECRET_FILE: read when the variable is unset (docker-compose generates them)', async (t) => {
+  const a = 'a'.repeat(32)
+  const b = 'b'.repeat(40)
+  const dir = t.testdir({ cookie: `${a}\n`, refresh: ` ${b},${a} \n`, empty: '\n', short: 'short', published: 'dev-only-compose-cookie-secret-not-for-production' })
+  const prod = { NODE_ENV: 'production', AUTH_CONFIG_FILE: new URL('../config/dev.json', import.meta.url).pathname, REDIS_URL: 'redis://127.0.0.1:1', SIGNING_KEYS_FILE: '/nonexistent/keys.json' }
+  const files = { COOKIE_SECRET_FILE: `${dir}/cookie`, REFRESH_TOKEN_SECRET_FILE: `${dir}/refresh` }
+  t.same(await problems({ ...prod, ...files }), [], 'both from files: accepted in production')
+  const read = await loadConfig(files)
+  t.same(read.cookieSecrets, [a], 'the trailing newline is trimmed')
+  t.same(read.refreshTokenSecrets, [b, a], 'a file holds a list like the variable')
+  const set = await loadConfig({ ...files, COOKIE_SECRET: b })
+  t.same(set.cookieSecrets, [b], 'a variable that is set wins over its file')
+  t.same((await loadConfig({ ...files, COOKIE_SECRET: '' })).cookieSecrets, [a], 'an empty variable (compose passes ${COOKIE_SECRET:-}) is unset')
+
+  const missing = await problems({ ...prod, ...files, COOKIE_SECRET_FILE: `${dir}/nope` })
+  t.match(missing, [/^COOKIE_SECRET_FILE: cannot read .*\/nope \(ENOENT\)$/, /^COOKIE_SECRET \(or COOKIE_SECRET_FILE\) is required/], 'an unreadable file is named')
+  t.match(await problems({ ...prod, ...files, COOKIE_SECRET_FILE: `${dir}/empty` }), [/^COOKIE_SECRET_FILE: .*empty is empty$/, /is required/])
+  t.match(await problems({ ...prod, ...files, REFRESH_TOKEN_SECRET_FILE: `${dir}/short` }), [/^REFRESH_TOKEN_SECRET must be at least 32/], 'the same rules as the variable')
+  const published = await problems({ ...prod, ...files, COOKIE_SECRET_FILE: `${dir}/published` })
+  t.match(published, [/^COOKIE_SECRET is a published development value/])
+  t.notMatch(published.join('\n'), /dev-only-compose/, 'a problem never prints the secret')
 })
 
 t.test('outside production REFRESH_TOKEN_SECRET defaults to the cookie secrets, so existing dev setups keep their refresh tokens', async (t) => {
