@@ -81,7 +81,10 @@ export const refreshScenario: Scenario = {
           const r = await loader.run({ ...chain(auth, families), amount: counted, seconds: 0 })
           await mark()
           const seen = monitor.commands.splice(0)
-          const fromService = seen.filter((cmd) => cmd.source !== 'lua' && cmd.args[0] !== 'echo')
+          // The request path's connection is the one that sent the rotations; the service's
+          // background connection (directory check, back-channel logout poll) is not counted.
+          const requestPath = new Set(seen.filter((cmd) => cmd.args[0] === 'evalsha').map((cmd) => cmd.source))
+          const fromService = seen.filter((cmd) => requestPath.has(cmd.source) && cmd.args[0] !== 'echo')
           const evalsha = fromService.filter((cmd) => cmd.args[0] === 'evalsha').length
           const others = fromService.filter((cmd) => cmd.args[0] !== 'evalsha')
           const byName: Record<string, number> = {}

@@ -9,7 +9,7 @@ import { NoopRevocationPublisher, RedisRevocationPublisher } from './revocation-
 import { RefreshTokenCodec } from './store/refresh-token-codec.js'
 import { MemoryFamilyStore } from './store/memory-family-store.js'
 import { RedisFamilyStore } from './store/redis-family-store.js'
-import { createRedis } from './store/redis-connection.js'
+import { createRedis, waitForRedis } from './store/redis-connection.js'
 import { AccessTokenIssuer } from './tokens.js'
 import { MemoryUserDirectory } from './users.js'
 import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from './codes.js'
@@ -98,14 +98,24 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       else log.warn(fields, e.kind === 'failed' ? 'revocation announcement failed; retrying' : 'revocation announcement dropped')
     },
   })
+  // Background work (the directory check, the back-channel logout worker) runs on a connection of
+  // its own, so the request path's connection carries requests only: a rotation is one EVALSHA on
+  // it (bench/scenarios/refresh.ts), and a slow poll never queues ahead of a request.
+  const background = createRedis({ ...config.redis, connectionName: 'gatehouse-background' })
+  await waitForRedis(background, 10_000).catch((err: unknown) => {
+    background.disconnect()
+    redis.disconnect()
+    void signing.close()
+    throw err
+  })
   // Seeds the directory again should Redis come back without it (seed.ts).
-  const keeper = new DirectoryKeeper({ redis, dirs: { users, clients }, file: config.file, log })
+  const keeper = new DirectoryKeeper({ redis: background, dirs: { users, clients }, file: config.file, log })
   keeper.start()
   // Clients and users by id, copied in this process so that /token reads no record from Redis per
   // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
   const directory = new DirectoryCache({ redis, clock })
   directory.start()
-  const backchannel = backchannelLogoutFor({ config, clients: directory.clients(clients), keys, clock, log, metrics, redis })
+  const backchannel = backchannelLogoutFor({ config, clients: directory.clients(clients), keys, clock, log, metrics, redis: background })
   const deps: AuthDeps = {
     config,
     clock,
@@ -134,6 +144,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       await signing.close()
       await families.close()
       redis.disconnect()
+      background.disconnect()
     },
   }
 }

@@ -115,6 +115,10 @@ export class RedisLogoutQueue implements LogoutQueue {
 
   async claim(now: number, limit: number, leaseMs: number, lease: string): Promise<ClaimedLogoutJob[]> {
     const k = this.#keys
+    // Every replica polls every second and the queue is almost always empty: a plain read answers
+    // that, and the claim script (which checks again, atomically) runs only when a job is due.
+    const due = await redisCall('logout queue poll', () => this.#redis.zrangebyscore(k.due, '-inf', ms(now), 'LIMIT', 0, 1))
+    if (due.length === 0) return []
     const reply = await redisCall('logout queue claim', () => this.#scripts.gatehouseBclClaim(k.due, k.jobs, ms(now), limit, leaseMs, lease, this.#ttlMs))
     if (!Array.isArray(reply)) throw new StoreUnavailable('redis: unexpected reply from the logout queue')
     return reply.map(decodeJob).filter((j): j is ClaimedLogoutJob => j !== null)
