@@ -77,7 +77,7 @@ export async function startService(opts: StartServiceOptions): Promise<ServicePr
 }
 
 /** Runs a process to completion, collecting output (for start-up failure tests and CLIs). */
-export async function runProcess(args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runProcess(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
