@@ -1,7 +1,7 @@
 /**
  * Attack regressions against the auth service (issue 5), for what the tests beside the code do
  * not already cover (SECURITY.md maps every attack to its test). The auth service checks its own
- * access tokens at /userinfo and /introspect (access-token-check.ts): forged, confused and
+ * access tokens at /userinfo and /introspect (the verifier's AccessTokenRulebook, run with our own key ring): forged, confused and
  * malformed tokens must fail there exactly as at a resource server. Then open-redirect variants
  * at /authorize and /logout, and CSRF across two pending logins.
  */

@@ -18,6 +18,8 @@ export type OAuthErrorCode =
   | 'unsupported_token_type'
   | 'temporarily_unavailable'
   | 'server_error'
+  /** 404 for a path no route serves: not an RFC code, but the same JSON shape. */
+  | 'not_found'
 
 export interface OAuthErrorOptions {
   /** Internal reason, logged, never sent (e.g. the jose error code). */
@@ -71,6 +73,7 @@ export const InsufficientScope = errorClass('insufficient_scope', 403, 'the toke
 export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
 export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')
 export const ServerError = errorClass('server_error', 500, 'internal server error')
+export const NotFound = errorClass('not_found', 404, 'no such route')
 
 export function isOAuthError(err: unknown): err is OAuthError {
   return err instanceof OAuthError

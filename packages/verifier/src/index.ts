@@ -4,6 +4,16 @@ export type { AuthContext, AccessTokenClaims, PrincipalKind } from './auth-conte
 export { compileRequirement, ScopeRequired, type AuthRequirement, type RequirementCheck } from './requirements.js'
 export { authErrorResponse, type AuthErrorResponse } from './challenge.js'
 export { extractBearerToken, assertB64Token } from './bearer.js'
+export {
+  AccessTokenRulebook,
+  ANY_AUDIENCE,
+  REQUIRED_CLAIMS,
+  checkTokenHeader,
+  toInvalidToken,
+  type AccessTokenKeys,
+  type AccessTokenRules,
+  type VerifiedAccessToken,
+} from './access-token.js'
 export { MissingToken, INVALID_TOKEN_DESCRIPTION, type InvalidTokenReason } from './errors.js'
 export type { KeysChange, JwksFetchResult } from './jwks-cache.js'
 export type { JwksFetchOutcome, JwksFailureReason } from './metrics.js'

@@ -1,4 +1,4 @@
-import { OAuthError, type OAuthErrorCode, type OAuthErrorOptions } from '@gatehouse/service-kit'
+import { OAuthError, bearerChallenge as formatChallenge, type OAuthErrorCode, type OAuthErrorOptions } from '@gatehouse/service-kit'
 
 /**
  * Errors of a Bearer-protected endpoint (/userinfo): the serializer adds the RFC 6750 §3
@@ -19,10 +19,7 @@ export const REALM = 'gatehouse'
 /** The WWW-Authenticate value for a BearerError; undefined for any other error. */
 export function bearerChallenge(err: OAuthError): string | undefined {
   if (!(err instanceof BearerError)) return undefined
-  if (err.missing) return `Bearer realm="${REALM}"`
-  // Descriptions are our own fixed strings; quotes and backslashes are dropped all the same (RFC 6750 §3).
-  const quoted = (v: string) => `"${v.replace(/["\\]/g, '')}"`
-  let value = `Bearer realm="${REALM}", error=${quoted(err.code)}, error_description=${quoted(err.description)}`
-  if (err.scope !== undefined) value += `, scope=${quoted(err.scope)}`
-  return value
+  // §3.1: no error code when the request carried no token. Quoting is service-kit's, shared with the verifier.
+  if (err.missing) return formatChallenge({ realm: REALM })
+  return formatChallenge({ realm: REALM, error: err.code, errorDescription: err.description, scope: err.scope })
 }

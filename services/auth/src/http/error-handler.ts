@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { OAuthError, InvalidRequest, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
+import { OAuthError, InvalidRequest, NotFound, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
 import { InvalidBasicClient } from '../client-auth.js'
 import { StoreUnavailable } from '../store/types.js'
 import { bearerChallenge } from './bearer.js'
@@ -64,6 +64,8 @@ export function installErrorHandler(app: FastifyInstance, onStoreError?: () => v
     return sendOAuthError(reply, oauth)
   })
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: 'not_found', error_description: `no route ${request.method} ${request.url.split('?')[0]}` })
+    // The path comes from the request: bounded, and only ever inside the JSON body.
+    const path = (request.url.split('?')[0] ?? '').slice(0, 200)
+    return sendOAuthError(reply, new NotFound(`no route ${request.method} ${path}`))
   })
 }

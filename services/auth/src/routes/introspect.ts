@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { AccessDenied, InvalidClient } from '@gatehouse/service-kit'
-import { checkAccessToken } from '../access-token-check.js'
 import type { AssertionVerifier } from '../client-auth.js'
 import type { AuthDeps } from '../deps.js'
 import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
 import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
+import { accessTokenChecker } from '../tokens/live-access-token.js'
 import { familyDeadline } from '../store/policy.js'
 
 const INACTIVE = Object.freeze({ active: false })
@@ -21,6 +21,7 @@ const INACTIVE = Object.freeze({ active: false })
  * `{"active": false}` and nothing more (§2.2).
  */
 export async function introspectRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
+  const checkAccessToken = accessTokenChecker(deps)
   app.post('/introspect', { schema: { body: formBody(TOKEN_CHECK_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
@@ -30,7 +31,7 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
     const token = required(params, 'token')
     const iss = deps.config.issuer
 
-    const access = await checkAccessToken(deps, token)
+    const access = await checkAccessToken(token)
     if (access !== null) {
       const audiences = typeof access.aud === 'string' ? [access.aud] : (access.aud ?? [])
       if (access.client_id !== caller.id && !audiences.includes(caller.audience)) {

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import { checkAccessToken } from '../access-token-check.js'
 import type { AssertionVerifier } from '../client-auth.js'
 import type { AuthDeps } from '../deps.js'
 import { revokeFamily } from '../family-revocation.js'
 import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
 import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
+import { accessTokenChecker } from '../tokens/live-access-token.js'
 
 /**
  * POST /revoke (RFC 7009). The caller authenticates as at /token (a public client with its
@@ -18,6 +18,7 @@ import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
  * `token_type_hint` is only a hint: both kinds are tried whatever it says (§2.1).
  */
 export async function revokeRoute(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
+  const checkAccessToken = accessTokenChecker(deps)
   app.post('/revoke', { schema: { body: formBody(TOKEN_CHECK_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
@@ -31,7 +32,7 @@ export async function revokeRoute(app: FastifyInstance, { deps, verifyAssertion 
       kind = 'refresh_token'
       if (refresh.family.clientId === callerId) familyId = refresh.family.id
     } else {
-      const access = await checkAccessToken(deps, token)
+      const access = await checkAccessToken(token)
       if (access !== null) {
         kind = 'access_token'
         if (access.client_id === callerId && access.sid !== undefined) familyId = access.sid

@@ -1,9 +1,10 @@
+import { assertB64Token, extractBearerToken, type OAuthError } from '@gatehouse/service-kit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { checkAccessToken } from '../access-token-check.js'
 import type { AuthDeps } from '../deps.js'
 import { BearerError } from '../http/bearer.js'
 import { USERINFO_BODY, formBody } from '../http/schemas.js'
 import { splitScope } from '../scope.js'
+import { accessTokenChecker } from '../tokens/live-access-token.js'
 import type { User } from '../users.js'
 
 /** OIDC Core §5.4: which claims each scope releases (read from the user's configured claims). */
@@ -33,9 +34,16 @@ function presentedToken(request: FastifyRequest): string {
   const body = request.method === 'POST' && isForm && typeof request.body === 'object' && request.body !== null ? (request.body as Record<string, unknown>).access_token : undefined
   if (header !== undefined && body !== undefined) throw new BearerError('invalid_request', 400, 'use exactly one way of sending the access token')
   if (header !== undefined) {
-    const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header)
-    if (!m) throw new BearerError('invalid_request', 400, 'the Authorization header must be "Bearer <token>"')
-    return m[1]!
+    // The one RFC 6750 §2.1 parser (service-kit); here another scheme is refused too, not ignored.
+    let token: string | null
+    try {
+      token = extractBearerToken(header)
+      if (token !== null) assertB64Token(token)
+    } catch (err) {
+      throw new BearerError('invalid_request', 400, 'the Authorization header must be "Bearer <token>"', {}, { detail: (err as OAuthError).detail })
+    }
+    if (token === null) throw new BearerError('invalid_request', 400, 'the Authorization header must be "Bearer <token>"', {}, { detail: 'another scheme' })
+    return token
   }
   if (body !== undefined) {
     if (typeof body !== 'string' || body === '') throw new BearerError('invalid_request', 400, 'access_token is malformed')
@@ -46,10 +54,11 @@ function presentedToken(request: FastifyRequest): string {
 
 /** GET|POST /userinfo (OIDC Core §5.3): claims about the user, by the token's scope. */
 export async function userinfoRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
+  const checkAccessToken = accessTokenChecker(deps)
   const handler = async (request: FastifyRequest, reply: import('fastify').FastifyReply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     const token = presentedToken(request)
-    const claims = await checkAccessToken(deps, token)
+    const claims = await checkAccessToken(token)
     if (claims === null) throw new BearerError('invalid_token', 401, 'the access token is invalid, expired or revoked')
     const scope = splitScope(claims.scope)
     if (!scope.includes('openid')) throw new BearerError('insufficient_scope', 403, 'the access token lacks the openid scope', { scope: 'openid' })

@@ -100,6 +100,13 @@ t.test('userinfo: claims by scope; RFC 6750 errors with WWW-Authenticate', async
   const basicAuth = await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: WEB } })
   t.equal(basicAuth.statusCode, 400)
   t.match(basicAuth.headers['www-authenticate'], /error="invalid_request"/)
+  // The shared RFC 6750 §2.1 parser (service-kit): the scheme in any case, one space, one b64token.
+  t.equal((await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `bEaReR ${alice.tokens.access_token}` } })).statusCode, 200, 'scheme case-insensitive')
+  for (const bad of ['Bearer', 'Bearer ', `Bearer  ${alice.tokens.access_token}`, `Bearer ${alice.tokens.access_token} x`, 'Bearer a"b', 'Bearer é']) {
+    const res = await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: bad } })
+    t.equal(res.statusCode, 400, JSON.stringify(bad.slice(0, 12)))
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="gatehouse", error="invalid_request", error_description="the Authorization header must be Bearer <token>"')
+  }
 
   await post(h, '/revoke', { token: alice.tokens.refresh_token })
   t.equal((await userinfo(h, alice.tokens.access_token)).statusCode, 401, 'the family was revoked')
