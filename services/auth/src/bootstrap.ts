@@ -9,6 +9,7 @@ import { NoopRevocationPublisher, RedisRevocationPublisher } from './revocation-
 import { RefreshTokenCodec } from './store/refresh-token-codec.js'
 import { MemoryFamilyStore } from './store/memory-family-store.js'
 import { RedisFamilyStore } from './store/redis-family-store.js'
+import { shouldLogAnnouncement } from './store/revocation-outbox.js'
 import { createRedis, waitForRedis } from './store/redis-connection.js'
 import { AccessTokenIssuer } from './tokens.js'
 import { MemoryUserDirectory } from './users.js'
@@ -93,6 +94,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     redis, codec, policy, clock, accessTokenTtlS: config.accessTokenTtl,
     onAnnouncement: (e) => {
       metrics.revocationAnnouncements.inc({ outcome: e.kind })
+      if (!shouldLogAnnouncement(e)) return
       const fields = { event: `revocation.announcement_${e.kind}`, family_id: e.sid, attempts: e.attempts, err: e.error }
       if (e.kind === 'delivered') log.info(fields, 'revocation announcement written after a retry')
       else log.warn(fields, e.kind === 'failed' ? 'revocation announcement failed; retrying' : 'revocation announcement dropped')

@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
-import { parseAuthFileConfig, type ClientConfig } from './config-file.js'
+import { parseAuthFileConfig, redirectUriProblem, type ClientConfig } from './config-file.js'
+import { backchannelLogoutUriProblem } from './logout/client-metadata.js'
 import { redisCall as call } from './redis-call.js'
 import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {
@@ -303,6 +304,22 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 }
 
+/**
+ * A record an older version stored may hold redirect URIs the rules now refuse (config-file.ts
+ * redirectUriProblem: `http` to a network host, `javascript:`, a scheme without a dot) or a
+ * back-channel URI over plain http. Those are left out, so they cannot be used, and the client
+ * keeps working with the rest instead of every lookup and `clients list` failing with a 503.
+ */
+function withoutRefusedUris(doc: object): object {
+  const d = { ...doc } as Record<string, unknown>
+  for (const field of ['redirect_uris', 'post_logout_redirect_uris']) {
+    const list = d[field]
+    if (Array.isArray(list)) d[field] = list.filter((u) => typeof u !== 'string' || redirectUriProblem(u) === null)
+  }
+  if (typeof d.backchannel_logout_uri === 'string' && backchannelLogoutUriProblem(d.backchannel_logout_uri) !== null) delete d.backchannel_logout_uri
+  return d
+}
+
 function toClient(h: Record<string, string>): Client | null {
   if (Object.keys(h).length === 0) return null
   let doc: unknown
@@ -312,7 +329,7 @@ function toClient(h: Record<string, string>): Client | null {
     throw new StoreUnavailable('redis: malformed client record')
   }
   if (typeof doc !== 'object' || doc === null) throw new StoreUnavailable('redis: malformed client record')
-  const withSecret = h.secret_hash === undefined ? doc : { ...doc, client_secret_hash: h.secret_hash }
+  const withSecret = withoutRefusedUris(h.secret_hash === undefined ? doc : { ...doc, client_secret_hash: h.secret_hash })
   // The record was validated when it was added; re-checking costs little and keeps a hand-edited
   // record from granting more than the config schema allows.
   const { config, problems } = parseAuthFileConfig({ clients: [withSecret] }, 'client record')

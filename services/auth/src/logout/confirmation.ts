@@ -30,6 +30,13 @@ const COOKIE_PREFIX = 'gh_logout_'
 const ID = /^[A-Za-z0-9_-]{16}$/
 export const LOGOUT_CONFIRMATION_TTL_MS = 10 * 60_000
 const MAX_COOKIE_VALUE = 3800
+/**
+ * Pending confirmations one browser holds at most (one per open tab, in practice). Each cookie
+ * may be near MAX_COOKIE_VALUE; without a bound, pages that send the browser to /logout again
+ * and again would pile them up until its Cookie header passes the server's header limit (16 KiB)
+ * and /logout answers 431 to it for LOGOUT_CONFIRMATION_TTL_MS.
+ */
+export const MAX_PENDING_LOGOUTS = 3
 
 function path(config: AuthConfig): string {
   return `${issuerPath(config)}/logout`
@@ -42,8 +49,32 @@ export function startLogoutConfirmation(reply: FastifyReply, deps: AuthDeps, pen
   const body: PendingLogout = { ...pending, csrf, exp: deps.clock() + LOGOUT_CONFIRMATION_TTL_MS }
   const value = Buffer.from(JSON.stringify(body)).toString('base64url')
   if (value.length > MAX_COOKIE_VALUE) return null
+  dropOldestPending(reply, deps)
   reply.setCookie(COOKIE_PREFIX + id, value, { ...cookieOptions(deps.config, path(deps.config)), maxAge: LOGOUT_CONFIRMATION_TTL_MS / 1000 })
   return { id, csrf }
+}
+
+/** Clears the pending confirmations this browser sent beyond MAX_PENDING_LOGOUTS - 1, the oldest (or unreadable) first. */
+function dropOldestPending(reply: FastifyReply, deps: AuthDeps): void {
+  const request = reply.request
+  const held = Object.keys(request.cookies ?? {})
+    .filter((name) => name.startsWith(COOKIE_PREFIX))
+    .map((name) => ({ name, exp: pendingExp(readSigned(request, name)) }))
+  if (held.length < MAX_PENDING_LOGOUTS) return
+  held.sort((a, b) => a.exp - b.exp)
+  for (const { name } of held.slice(0, held.length - (MAX_PENDING_LOGOUTS - 1))) {
+    reply.clearCookie(name, { ...cookieOptions(deps.config, path(deps.config)), signed: false })
+  }
+}
+
+function pendingExp(value: string | null): number {
+  if (value === null) return -1
+  try {
+    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingLogout> | null)?.exp
+    return typeof exp === 'number' ? exp : -1
+  } catch {
+    return -1
+  }
 }
 
 export type PendingLogoutCheck = { ok: true; pending: PendingLogout } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }

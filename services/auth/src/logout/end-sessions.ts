@@ -41,10 +41,16 @@ export interface SessionsEnded {
 export async function endSessions(d: SessionEndDeps, sessionIds: Iterable<string>, reason: SessionEndReason): Promise<SessionsEnded> {
   const out: SessionsEnded = { sessions: [], families: [] }
   for (const id of new Set(sessionIds)) {
-    const ended = await d.sessions.end(id)
-    // Families are revoked even when the session is already gone: a retry finishes the job.
+    // Its families are revoked before the session ends: should that fail, the session is still
+    // there for the retry to end (were it gone, /logout would find nothing to end and its families
+    // would live on). Then again after: a code exchange that started a family meanwhile looks at
+    // the session once more after it (grants/authorization-code.ts), so none escapes both.
     const families = await d.families.revokeBySession(id, FAMILY_REASON[reason])
     await d.announce(families, FAMILY_REASON[reason])
+    const ended = await d.sessions.end(id)
+    const late = await d.families.revokeBySession(id, FAMILY_REASON[reason])
+    await d.announce(late, FAMILY_REASON[reason])
+    families.push(...late)
     out.families.push(...families)
     if (ended === null) continue
     out.sessions.push(ended)

@@ -75,6 +75,14 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       if (typeof userAgent === 'string') start.userAgent = userAgent
       start.address = request.ip
       const { session, token } = await deps.sessions.start(start)
+      // A password change or disable that ran after the check above ended the user's sessions
+      // before this one existed: look again (uncached, by name), so no session outlives it.
+      const now = await deps.users.findByUsername(user.username)
+      if (now === null || now.id !== user.id || now.disabled || now.passwordHash !== user.passwordHash) {
+        await endSession(deps, request.log, session.id, now === null ? 'user_deleted' : now.disabled ? 'user_disabled' : 'password_change')
+        request.log.warn({ event: 'login.superseded', client_id: client.id, sub: user.id, ip: request.ip }, 'the user changed during the login: no session')
+        return again(LOGIN_FAILED_MESSAGE)
+      }
       setSessionCookie(reply, deps.config, token)
       clearInteraction(reply, deps.config, interactionId)
       // 303: the browser follows with a GET, never re-posting the password (RFC 9110 §15.4.4).

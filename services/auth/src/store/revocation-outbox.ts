@@ -133,3 +133,13 @@ export class RevocationOutbox {
     this.#o.onEvent({ kind: 'dropped', sid: first[0], attempts: first[1].attempts, error: 'outbox full' })
   }
 }
+
+/**
+ * Whether an announcement event is written to the log. Every event counts in the metrics; a
+ * `failed` one is logged at an entry's 1st, 2nd, 4th, 8th, … attempt only: while the node of the
+ * recent set is down, every pass fails every pending entry (up to maxEntries, every few seconds),
+ * and a line for each would flood the log (issue 20, defect 6) yet say nothing new.
+ */
+export function shouldLogAnnouncement(e: AnnouncementEvent): boolean {
+  return e.kind !== 'failed' || (e.attempts & (e.attempts - 1)) === 0
+}
