@@ -15,22 +15,21 @@ export const MALFORMED_BEARER_HEADER = 'the Authorization header is malformed'
  * The token of an `Authorization: Bearer <token>` header (the scheme is
  * case-insensitive, RFC 7235 §2.1). Returns null when the header is absent or
  * names another scheme (the request carries no bearer token); throws
- * `invalid_request` when it says Bearer but names no token. Exactly one space
- * separates the scheme from the token: anything after it is the token, which
- * `assertB64Token` then checks (a second space or a second credential fails
- * there). The check is separate so a cache hit can skip it: a cache only ever
- * holds tokens that passed it.
+ * `invalid_request` when it says Bearer but names no token. RFC 6750 §2.1:
+ * `credentials = "Bearer" 1*SP b64token`, so one or more spaces separate the
+ * scheme from the token; everything after them is the token, which
+ * `assertB64Token` then checks (a second credential fails there). The check is
+ * separate so a cache hit can skip it: a cache only ever holds tokens that
+ * passed it.
  */
 export function extractBearerToken(header: string | undefined): string | null {
   if (header === undefined || header.length === 0) return null
-  if (!header.startsWith('Bearer ')) {
-    if (header.length < 6 || header.slice(0, 6).toLowerCase() !== 'bearer') return null
-    if (header.length === 6) throw new InvalidRequest('the Authorization header names no token', { detail: 'empty_bearer' })
-    if (header.charCodeAt(6) !== 32) return null // "Bearerxyz": another scheme
-  }
-  const token = header.slice(7)
-  if (token.length === 0) throw new InvalidRequest('the Authorization header names no token', { detail: 'empty_bearer' })
-  return token
+  if (header.length < 6 || header.slice(0, 6).toLowerCase() !== 'bearer') return null
+  if (header.length > 6 && header.charCodeAt(6) !== 32) return null // "Bearerxyz": another scheme
+  let start = 6
+  while (header.charCodeAt(start) === 32) start++
+  if (start === header.length) throw new InvalidRequest('the Authorization header names no token', { detail: 'empty_bearer' })
+  return header.slice(start)
 }
 
 /** Throws `invalid_request` unless `token` is one RFC 6750 §2.1 b64token. */

@@ -12,12 +12,15 @@ t.test('extractBearerToken: the scheme, case-insensitive; exactly one space; an 
   t.equal(extractBearerToken('Bearer abc'), 'abc')
   t.equal(extractBearerToken('bearer abc'), 'abc', 'lowercase (RFC 7235 §2.1)')
   t.equal(extractBearerToken('bEaReR abc'), 'abc')
-  for (const empty of ['Bearer', 'bearer', 'Bearer ', 'BEARER ']) {
+  for (const empty of ['Bearer', 'bearer', 'Bearer ', 'BEARER ', 'Bearer    ']) {
     t.throws(() => extractBearerToken(empty), { code: 'invalid_request', statusCode: 400, detail: 'empty_bearer' }, JSON.stringify(empty))
   }
-  // What follows the one space is the token, checked by assertB64Token: two spaces or two credentials fail there.
-  t.equal(extractBearerToken('Bearer  abc'), ' abc')
-  t.throws(() => assertB64Token(' abc'), { code: 'invalid_request' }, 'two spaces')
+  // RFC 6750 §2.1: "Bearer" 1*SP b64token. What follows the spaces is the token, checked by
+  // assertB64Token: two credentials, or a tab, fail there.
+  t.equal(extractBearerToken('Bearer  abc'), 'abc', 'two spaces')
+  t.equal(extractBearerToken('bearer    abc'), 'abc', 'several spaces')
+  t.equal(extractBearerToken('Bearer\tabc'), null, 'a tab is not the separator: another scheme')
+  t.throws(() => assertB64Token('abc  def'), { code: 'invalid_request' }, 'two credentials after spaces')
   t.throws(() => assertB64Token('abc def'), { code: 'invalid_request' }, 'two credentials')
   t.throws(() => assertB64Token('abc, Bearer def'), { code: 'invalid_request' }, 'a list of credentials')
 })

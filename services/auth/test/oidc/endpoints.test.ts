@@ -102,7 +102,8 @@ t.test('userinfo: claims by scope; RFC 6750 errors with WWW-Authenticate', async
   t.match(basicAuth.headers['www-authenticate'], /error="invalid_request"/)
   // The shared RFC 6750 §2.1 parser (service-kit): the scheme in any case, one space, one b64token.
   t.equal((await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `bEaReR ${alice.tokens.access_token}` } })).statusCode, 200, 'scheme case-insensitive')
-  for (const bad of ['Bearer', 'Bearer ', `Bearer  ${alice.tokens.access_token}`, `Bearer ${alice.tokens.access_token} x`, 'Bearer a"b', 'Bearer é']) {
+  t.equal((await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer   ${alice.tokens.access_token}` } })).statusCode, 200, 'RFC 6750 §2.1: 1*SP between the scheme and the token')
+  for (const bad of ['Bearer', 'Bearer ', 'Bearer   ', `Bearer ${alice.tokens.access_token} x`, 'Bearer a"b', 'Bearer é']) {
     const res = await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: bad } })
     t.equal(res.statusCode, 400, JSON.stringify(bad.slice(0, 12)))
     t.equal(res.headers['www-authenticate'], 'Bearer realm="gatehouse", error="invalid_request", error_description="the Authorization header must be Bearer <token>"')
