@@ -1,6 +1,6 @@
 import { errors, jwtVerify, type JWTPayload } from 'jose'
-import type { AuthDeps } from './deps.js'
-import { localKeySet } from './id-token.js'
+import type { AuthDeps } from './runtime/deps.js'
+import { localKeySet } from './tokens/id-token.js'
 
 /** The claims of one of our access tokens that is live right now (RFC 9068 §2.2). */
 export interface LiveAccessToken extends JWTPayload {

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { decodeJwt } from 'jose'
-import type { NoopRevocationPublisher } from '../src/revocation-publisher.js'
+import type { NoopRevocationPublisher } from '../src/families/revocation-publisher.js'
 import { basic, form, makeApp, passwordLogin, token } from './helpers.js'
 
 function sids(h: { deps: { revocations: unknown } }): string[] {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { configProblems as problems } from './helpers.js'
 import { loadConfig } from '../src/config.js'
-import { keyPolicy } from '../src/key-lifecycle.js'
+import { keyPolicy } from '../src/keys/key-lifecycle.js'
 
 
 t.test('key lifecycle settings: defaults and the policy they imply', async (t) => {

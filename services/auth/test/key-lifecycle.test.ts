@@ -10,8 +10,8 @@ import {
   normalizedDocument,
   retireKey,
   type KeyPolicy,
-} from '../src/key-lifecycle.js'
-import { generateRsaJwk, KeyRing, keySetFromJwks, newKeySetDocument, type KeySetDocument, type LoadedKeySet } from '../src/keys.js'
+} from '../src/keys/key-lifecycle.js'
+import { generateRsaJwk, KeyRing, keySetFromJwks, newKeySetDocument, type KeySetDocument, type LoadedKeySet } from '../src/keys/signing-keys.js'
 import { TestClock } from './helpers.js'
 
 // publish 300 + 10 + 60, activation 10 ahead, retire 900 + 10 + 60

@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import { PENDING_LEASE_MS, type LoginCheck, type LoginLimiter, type LoginLimitPolicy, type LoginTicket } from '../src/login-limiter.js'
+import { PENDING_LEASE_MS, type LoginCheck, type LoginLimiter, type LoginLimitPolicy, type LoginTicket } from '../src/signin/login-limiter.js'
 import type { TestClock } from './helpers.js'
 
 /**

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addressBucket, MemoryLoginLimiter } from '../src/login-limiter.js'
+import { addressBucket, MemoryLoginLimiter } from '../src/signin/login-limiter.js'
 import { TestClock } from './helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
 

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { checkAccessToken } from '../access-token-check.js'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { BearerError } from '../http/bearer.js'
 import { USERINFO_BODY, formBody } from '../http/schemas.js'
-import { splitScope } from '../scope.js'
-import type { User } from '../users.js'
+import { splitScope } from '../tokens/scope.js'
+import type { User } from '../directory/users.js'
 
 /** OIDC Core §5.4: which claims each scope releases (read from the user's configured claims). */
 export const SCOPE_CLAIMS: Readonly<Record<string, readonly string[]>> = {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { codeHash, RedisAuthorizationCodeStore } from '../../src/codes.js'
-import { RedisReplayStore } from '../../src/replay.js'
-import { RedisLoginSessionStore } from '../../src/sessions.js'
+import { codeHash, RedisAuthorizationCodeStore } from '../../src/authorize/codes.js'
+import { RedisReplayStore } from '../../src/directory/replay.js'
+import { RedisLoginSessionStore } from '../../src/signin/sessions.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { StoreUnavailable } from '../../src/store/types.js'
+import { StoreUnavailable } from '../../src/families/types.js'
 import { ManualClock, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
 
 const server = await startRedis()

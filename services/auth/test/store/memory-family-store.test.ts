@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { MemoryFamilyStore } from '../../src/store/memory-family-store.js'
-import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
+import { MemoryFamilyStore } from '../../src/families/memory-family-store.js'
+import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
 import { DAY, DEFAULT_TEST_POLICY, HOUR, ManualClock, familyStoreContract } from './family-store-contract.js'
 
 t.test('contract', async (t) => {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { parseInfo, startRedisCluster, type RespClient } from '@gatehouse/test-harness'
-import { familyKeys } from '../../src/store/keys.js'
-import { RedisFamilyStore } from '../../src/store/redis-family-store.js'
+import { familyKeys } from '../../src/store/key-names.js'
+import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
-import { StoreUnavailable, type FamilyStore } from '../../src/store/types.js'
+import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
+import { StoreUnavailable, type FamilyStore } from '../../src/families/types.js'
 import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const cluster = await startRedisCluster()

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { freePort, monitorRedis, parseInfo, startRedis, type RespClient, type RespValue } from '@gatehouse/test-harness'
-import { createFamilyStore } from '../../src/store/index.js'
-import { DEFAULT_KEY_PREFIX, familyKeys } from '../../src/store/keys.js'
-import { RedisFamilyStore } from '../../src/store/redis-family-store.js'
+import { createFamilyStore } from '../../src/families/index.js'
+import { DEFAULT_KEY_PREFIX, familyKeys } from '../../src/store/key-names.js'
+import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis, type RedisConnectionOptions } from '../../src/store/redis-connection.js'
-import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
-import { StoreUnavailable, type FamilyPolicy, type FamilyStore } from '../../src/store/types.js'
+import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
+import { StoreUnavailable, type FamilyPolicy, type FamilyStore } from '../../src/families/types.js'
 import {
   DAY,
   DEFAULT_TEST_POLICY,

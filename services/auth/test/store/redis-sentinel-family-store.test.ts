@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedisSentinel } from '@gatehouse/test-harness'
-import { RedisFamilyStore } from '../../src/store/redis-family-store.js'
+import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
-import { StoreUnavailable, type FamilyStore, type RotateOutcome } from '../../src/store/types.js'
+import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
+import { StoreUnavailable, type FamilyStore, type RotateOutcome } from '../../src/families/types.js'
 import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const sentinel = await startRedisSentinel()

@@ -4,7 +4,7 @@
  * its exp (its access tokens are dead anyway) is dropped and reported.
  */
 import t from 'tap'
-import { RevocationOutbox, type AnnouncementEvent } from '../../src/store/revocation-outbox.js'
+import { RevocationOutbox, type AnnouncementEvent } from '../../src/families/revocation-outbox.js'
 import { ManualClock } from './family-store-contract.js'
 
 const NOW_S = 1_700_000_000

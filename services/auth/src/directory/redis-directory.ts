@@ -1,7 +1,7 @@
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
-import { parseAuthFileConfig, type ClientConfig } from './config-file.js'
-import { redisCall as call } from './redis-call.js'
+import { parseAuthFileConfig, type ClientConfig } from '../runtime/config-file.js'
+import { redisCall as call } from '../store/redis-call.js'
 import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {
   clientRecordKey,
@@ -10,8 +10,8 @@ import {
   userIdIndexKey,
   userRecordKey,
   userRecordPattern,
-} from './store/keys.js'
-import { StoreUnavailable, type Clock } from './store/types.js'
+} from '../store/key-names.js'
+import { StoreUnavailable, type Clock } from '../families/types.js'
 import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type User, type UserDirectory, type UserPage } from './users.js'
 
 /**

@@ -1,13 +1,13 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { ClientDirectory } from './clients.js'
-import type { AuthFileConfig } from './config-file.js'
-import { hashPassword } from './passwords.js'
-import { redisCall as call } from './redis-call.js'
-import { DEFAULT_KEY_PREFIX, directorySeededKey } from './store/keys.js'
+import type { AuthFileConfig } from '../runtime/config-file.js'
+import { hashPassword } from '../signin/passwords.js'
+import { redisCall as call } from '../store/redis-call.js'
+import { DEFAULT_KEY_PREFIX, directorySeededKey } from '../store/key-names.js'
 import { canonicalUsername, userIdFor, type UserDirectory } from './users.js'
 import { RedisClientDirectory, RedisUserDirectory } from './redis-directory.js'
-import { waitForRedis } from './store/redis-connection.js'
-import { StoreUnavailable } from './store/types.js'
+import { waitForRedis } from '../store/redis-connection.js'
+import { StoreUnavailable } from '../families/types.js'
 
 /**
  * Member of the seeded set written once a whole seeding pass has finished. Its absence means the

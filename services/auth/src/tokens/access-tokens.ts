@@ -1,5 +1,5 @@
 import { randomFillSync, sign } from 'node:crypto'
-import type { KeyRing, SigningKey } from './keys.js'
+import type { KeyRing, SigningKey } from '../keys/signing-keys.js'
 
 /** What an access token says (RFC 9068 §2.2; DESIGN §3). */
 export interface AccessTokenClaims {

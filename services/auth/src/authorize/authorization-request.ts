@@ -1,7 +1,7 @@
 import { InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType } from '@gatehouse/service-kit'
-import type { Client, ClientDirectory } from './clients.js'
+import type { Client, ClientDirectory } from '../directory/clients.js'
 import { isS256Challenge } from './pkce.js'
-import { resolveScope } from './scope.js'
+import { resolveScope } from '../tokens/scope.js'
 
 /** A validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1). */
 export interface AuthorizationRequest {

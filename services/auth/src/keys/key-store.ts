@@ -1,10 +1,10 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
 import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import type { Cluster, Redis } from 'ioredis'
-import { keySetFromJwks, KeySetError, type KeySetDocument, type LoadedKeySet } from './keys.js'
+import { keySetFromJwks, KeySetError, type KeySetDocument, type LoadedKeySet } from './signing-keys.js'
 import type { KeyChange, KeyEvent } from './key-lifecycle.js'
-import { redisCall } from './redis-call.js'
-import { DEFAULT_KEY_PREFIX, signingKeyLockKey, signingKeySetKey } from './store/keys.js'
+import { redisCall } from '../store/redis-call.js'
+import { DEFAULT_KEY_PREFIX, signingKeyLockKey, signingKeySetKey } from '../store/key-names.js'
 
 /**
  * Where the signing key set lives (DESIGN §7): a file (SIGNING_KEYS_FILE, a

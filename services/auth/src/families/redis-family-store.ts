@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
-import { familyKeys, isFamilyId, type FamilyKeys } from './keys.js'
+import { familyKeys, isFamilyId, type FamilyKeys } from '../store/key-names.js'
 import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'

@@ -1,6 +1,6 @@
 import type { Redis, Cluster } from 'ioredis'
 import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
-import { redisCall } from './redis-call.js'
+import { redisCall } from '../store/redis-call.js'
 
 /**
  * Tells resource services that a family's access tokens are dead (DESIGN §6). The family store

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { backchannelLogoutUriProblem } from './logout/client-metadata.js'
+import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
 
 /**
  * The AUTH_CONFIG_FILE schema (DESIGN §3): resources, clients, users. Parsed

@@ -1,9 +1,9 @@
-import type { AuthConfig } from './config.js'
+import type { AuthConfig } from '../config.js'
 import { dueRotationAction, dueRotationStep, keyPolicy, normalizedDocument, type KeyPolicy } from './key-lifecycle.js'
 import { applyKeyChange, FileKeySetStore, RedisKeySetStore, type KeySetStore } from './key-store.js'
-import { generateDevKeySet, KeyRing, keySetFromJwks, KeySetError, newKeySetDocument, type KeySetDocument } from './keys.js'
-import { createRedis, waitForRedis } from './store/redis-connection.js'
-import { StoreUnavailable } from './store/types.js'
+import { generateDevKeySet, KeyRing, keySetFromJwks, KeySetError, newKeySetDocument, type KeySetDocument } from './signing-keys.js'
+import { createRedis, waitForRedis } from '../store/redis-connection.js'
+import { StoreUnavailable } from '../families/types.js'
 
 type Log = {
   info(obj: object, msg?: string): void

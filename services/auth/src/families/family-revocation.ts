@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuthDeps } from './deps.js'
-import type { Family, RevokeReason } from './store/types.js'
+import type { AuthDeps } from '../runtime/deps.js'
+import type { Family, RevokeReason } from './types.js'
 
 /**
  * The audit event of families just revoked. Telling resource services (DESIGN §6; the family id

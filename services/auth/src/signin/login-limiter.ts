@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Cluster, Redis } from 'ioredis'
-import { redisCall as call } from './redis-call.js'
-import { DEFAULT_KEY_PREFIX, loginBucketKeys, type LoginBucketKeys } from './store/keys.js'
-import { StoreUnavailable, type Clock } from './store/types.js'
-import { canonicalUsername } from './users.js'
+import { redisCall as call } from '../store/redis-call.js'
+import { DEFAULT_KEY_PREFIX, loginBucketKeys, type LoginBucketKeys } from '../store/key-names.js'
+import { StoreUnavailable, type Clock } from '../families/types.js'
+import { canonicalUsername } from '../directory/users.js'
 
 /**
  * Login attempt limits (DESIGN §8: "login attempts limited per user and per address (Redis

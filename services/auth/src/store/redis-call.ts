@@ -1,4 +1,4 @@
-import { StoreUnavailable } from './store/types.js'
+import { StoreUnavailable } from '../families/types.js'
 
 /**
  * Runs one Redis operation of the session, code and replay stores: any failure (connection down,

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { LoginLimiter, LoginTicket } from './login-limiter.js'
-import type { AuthMetrics } from './metrics.js'
+import type { AuthMetrics } from '../runtime/metrics.js'
 import { verifyPassword } from './passwords.js'
-import { authenticateUser, type User, type UserDirectory } from './users.js'
+import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
 
 /**
  * Every password check of the service goes through here (the password grant and POST /login):

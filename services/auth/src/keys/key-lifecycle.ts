@@ -1,6 +1,6 @@
 import type { JWK } from 'jose'
-import type { AuthConfig } from './config.js'
-import { generateRsaJwkAsync, kidOf, type KeyMeta, type KeySetDocument, type LoadedKeySet } from './keys.js'
+import type { AuthConfig } from '../config.js'
+import { generateRsaJwkAsync, kidOf, type KeyMeta, type KeySetDocument, type LoadedKeySet } from './signing-keys.js'
 
 /**
  * Signing-key rotation without failed requests (DESIGN §7), as pure steps on a

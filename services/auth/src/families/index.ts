@@ -1,16 +1,16 @@
 import { Cluster, Redis } from 'ioredis'
 import { MemoryFamilyStore } from './memory-family-store.js'
 import { RedisFamilyStore } from './redis-family-store.js'
-import { createRedis, type RedisConnectionOptions } from './redis-connection.js'
+import { createRedis, type RedisConnectionOptions } from '../store/redis-connection.js'
 import type { RefreshTokenCodec } from './refresh-token-codec.js'
 import type { Clock, FamilyPolicy, FamilyStore } from './types.js'
 
 export * from './types.js'
 export { RefreshTokenCodec, type ParsedRefreshToken } from './refresh-token-codec.js'
-export { DEFAULT_KEY_PREFIX, familyKeys, isFamilyId, type FamilyKeys } from './keys.js'
+export { DEFAULT_KEY_PREFIX, familyKeys, isFamilyId, type FamilyKeys } from '../store/key-names.js'
 export { MemoryFamilyStore, type MemoryFamilyStoreOptions } from './memory-family-store.js'
 export { RedisFamilyStore, type RedisFamilyStoreOptions } from './redis-family-store.js'
-export { createRedis, waitForRedis, type RedisConnectionOptions, type RedisHost } from './redis-connection.js'
+export { createRedis, waitForRedis, type RedisConnectionOptions, type RedisHost } from '../store/redis-connection.js'
 export { RevocationOutbox, type AnnouncementEvent, type RevocationOutboxOptions } from './revocation-outbox.js'
 
 export interface CreateFamilyStoreOptions {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, SignJWT, type JWTPayload } from 'jose'
-import type { KeyRing, KeySetSnapshot } from './keys.js'
+import type { KeyRing, KeySetSnapshot } from '../keys/signing-keys.js'
 
 /** What an ID token says (OIDC Core §2, §3.1.3.6). */
 export interface IdTokenInput {
