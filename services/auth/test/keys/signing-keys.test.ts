@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { calculateJwkThumbprint } from 'jose'
-import { generateRsaJwk, keySetFromJwks, loadKeySetFile, KeySetError } from '../src/keys/signing-keys.js'
+import { generateRsaJwk, keySetFromJwks, loadKeySetFile, KeySetError } from '../../src/keys/signing-keys.js'
 
 t.test('kid is the RFC 7638 thumbprint unless the file names one', async (t) => {
   const a = generateRsaJwk()

@@ -6,14 +6,14 @@
  */
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { buildApp } from '../src/app.js'
-import { createRuntime } from '../src/runtime/bootstrap.js'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { buildApp } from '../../src/app.js'
+import { createRuntime } from '../../src/runtime/bootstrap.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import type { FastifyInstance } from 'fastify'
-import { LoginGate, MAX_DELAY_MS, delayFor, type LoginGateOptions } from '../src/signin/login-gate.js'
-import { hashPassword, verifyPassword } from '../src/signin/passwords.js'
-import { s256 } from '../src/authorize/pkce.js'
-import { basic, form, LogCapture, TestClock, type TestApp } from './helpers.js'
+import { LoginGate, MAX_DELAY_MS, delayFor, type LoginGateOptions } from '../../src/signin/login-gate.js'
+import { hashPassword, verifyPassword } from '../../src/signin/passwords.js'
+import { s256 } from '../../src/authorize/pkce.js'
+import { basic, form, LogCapture, TestClock, type TestApp } from '../helpers.js'
 
 const LIMITS = { LOGIN_MAX_ATTEMPTS: '4', LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '12', LOGIN_WINDOW: '600', LOGIN_LOCKOUT: '300', LOGIN_DELAY_MS: '100' }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { configProblems as problems } from './helpers.js'
-import { loadConfig } from '../src/config.js'
-import { keyPolicy } from '../src/keys/key-lifecycle.js'
+import { configProblems as problems } from '../helpers.js'
+import { loadConfig } from '../../src/config.js'
+import { keyPolicy } from '../../src/keys/key-lifecycle.js'
 
 
 t.test('key lifecycle settings: defaults and the policy they imply', async (t) => {
@@ -30,7 +30,7 @@ t.test('the key set in Redis needs Redis and an encryption secret; automatic rot
 })
 
 t.test('in production the key set may live in Redis instead of a file', async (t) => {
-  const prod = { NODE_ENV: 'production', AUTH_CONFIG_FILE: new URL('../config/dev.json', import.meta.url).pathname, REDIS_URL: 'redis://127.0.0.1:1', COOKIE_SECRET: 'c'.repeat(32), REFRESH_TOKEN_SECRET: 'r'.repeat(32) }
+  const prod = { NODE_ENV: 'production', AUTH_CONFIG_FILE: new URL('../../config/dev.json', import.meta.url).pathname, REDIS_URL: 'redis://127.0.0.1:1', COOKIE_SECRET: 'c'.repeat(32), REFRESH_TOKEN_SECRET: 'r'.repeat(32) }
   t.match(await problems(prod), [/SIGNING_KEYS_FILE is required/])
   t.same(await problems({ ...prod, SIGNING_KEYS_STORE: 'redis', SIGNING_KEYS_ENCRYPTION_SECRET: 'k'.repeat(32) }), [])
 })

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { connectResp, monitorRedis, startRedis, type MonitoredCommand } from '@gatehouse/test-harness'
-import { hashClientSecret } from '../src/directory/clients.js'
-import { DirectoryCache, RedisChangeAnnouncer } from '../src/directory/directory-cache.js'
-import { RedisClientDirectory, RedisUserDirectory } from '../src/directory/redis-directory.js'
-import { directoryChangesChannel } from '../src/store/key-names.js'
-import { createRedis, waitForRedis } from '../src/store/redis-connection.js'
-import { TestClock } from './helpers.js'
+import { hashClientSecret } from '../../src/directory/clients.js'
+import { DirectoryCache, RedisChangeAnnouncer } from '../../src/directory/directory-cache.js'
+import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
+import { directoryChangesChannel } from '../../src/store/key-names.js'
+import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
+import { TestClock } from '../helpers.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())

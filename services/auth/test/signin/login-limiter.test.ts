@@ -1,6 +1,6 @@
 import t from 'tap'
-import { addressBucket, MemoryLoginLimiter } from '../src/signin/login-limiter.js'
-import { TestClock } from './helpers.js'
+import { addressBucket, MemoryLoginLimiter } from '../../src/signin/login-limiter.js'
+import { TestClock } from '../helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
 
 loginLimiterContract(t, async () => {

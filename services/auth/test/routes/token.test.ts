@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
-import { basic, form, makeApp, passwordLogin, token } from './helpers.js'
+import { basic, form, makeApp, passwordLogin, token } from '../helpers.js'
 
 t.test('password grant issues an RFC 9068 access token and a refresh token', async (t) => {
   const h = await makeApp()

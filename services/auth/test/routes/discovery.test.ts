@@ -1,5 +1,5 @@
 import t from 'tap'
-import { makeApp } from './helpers.js'
+import { makeApp } from '../helpers.js'
 
 t.test('discovery names every endpoint', async (t) => {
   const h = await makeApp({ ISSUER: 'https://id.example.com/' })

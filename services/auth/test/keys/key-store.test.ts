@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { addNextKey, keyPolicy } from '../src/keys/key-lifecycle.js'
-import { applyKeyChange, FileKeySetStore, KeySetCipher, RedisKeySetStore } from '../src/keys/key-store.js'
-import { keySetFromJwks, KeySetError, newKeySetDocument } from '../src/keys/signing-keys.js'
-import { signingKeySetKey } from '../src/store/key-names.js'
-import { createRedis, waitForRedis } from '../src/store/redis-connection.js'
-import { TestClock } from './helpers.js'
+import { addNextKey, keyPolicy } from '../../src/keys/key-lifecycle.js'
+import { applyKeyChange, FileKeySetStore, KeySetCipher, RedisKeySetStore } from '../../src/keys/key-store.js'
+import { keySetFromJwks, KeySetError, newKeySetDocument } from '../../src/keys/signing-keys.js'
+import { signingKeySetKey } from '../../src/store/key-names.js'
+import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
+import { TestClock } from '../helpers.js'
 
 const SECRET = 'k'.repeat(40)
 const POLICY = keyPolicy({ jwksMaxAge: 300, keysReloadInterval: 10, keyRotationMargin: 60, keyRotationInterval: 0, accessTokenTtl: 900 })

@@ -1,14 +1,14 @@
 import { writeFileSync } from 'node:fs'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { loadConfig } from '../src/config.js'
-import { activateKey, addNextKey, keyPolicy } from '../src/keys/key-lifecycle.js'
-import { openSigningKeys, type SigningKeys } from '../src/keys/key-manager.js'
-import { applyKeyChange, FileKeySetStore } from '../src/keys/key-store.js'
-import { generateRsaJwk, KeySetError } from '../src/keys/signing-keys.js'
-import { buildApp } from '../src/app.js'
-import { createRuntime } from '../src/runtime/bootstrap.js'
-import { TestClock } from './helpers.js'
+import { loadConfig } from '../../src/config.js'
+import { activateKey, addNextKey, keyPolicy } from '../../src/keys/key-lifecycle.js'
+import { openSigningKeys, type SigningKeys } from '../../src/keys/key-manager.js'
+import { applyKeyChange, FileKeySetStore } from '../../src/keys/key-store.js'
+import { generateRsaJwk, KeySetError } from '../../src/keys/signing-keys.js'
+import { buildApp } from '../../src/app.js'
+import { createRuntime } from '../../src/runtime/bootstrap.js'
+import { TestClock } from '../helpers.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())

@@ -5,8 +5,8 @@
  */
 import t from 'tap'
 import { decodeJwt } from 'jose'
-import type { NoopRevocationPublisher } from '../src/families/revocation-publisher.js'
-import { basic, form, makeApp, passwordLogin, token } from './helpers.js'
+import type { NoopRevocationPublisher } from '../../src/families/revocation-publisher.js'
+import { basic, form, makeApp, passwordLogin, token } from '../helpers.js'
 
 function sids(h: { deps: { revocations: unknown } }): string[] {
   return (h.deps.revocations as NoopRevocationPublisher).published.map((p) => p.sid)

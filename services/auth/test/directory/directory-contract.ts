@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { checkClientSecret, hashClientSecret, type ClientDirectory } from '../src/directory/clients.js'
-import type { ClientConfig } from '../src/runtime/config-file.js'
-import { userIdFor, type User, type UserDirectory } from '../src/directory/users.js'
+import { checkClientSecret, hashClientSecret, type ClientDirectory } from '../../src/directory/clients.js'
+import type { ClientConfig } from '../../src/runtime/config-file.js'
+import { userIdFor, type User, type UserDirectory } from '../../src/directory/users.js'
 
 /**
  * The UserDirectory and ClientDirectory conformance suites: the memory and

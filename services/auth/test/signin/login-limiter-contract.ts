@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
-import { PENDING_LEASE_MS, type LoginCheck, type LoginLimiter, type LoginLimitPolicy, type LoginTicket } from '../src/signin/login-limiter.js'
-import type { TestClock } from './helpers.js'
+import { PENDING_LEASE_MS, type LoginCheck, type LoginLimiter, type LoginLimitPolicy, type LoginTicket } from '../../src/signin/login-limiter.js'
+import type { TestClock } from '../helpers.js'
 
 /**
  * The login limiter's rules (login-limiter.ts), run against the memory and the Redis

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { MemoryClientDirectory } from '../src/directory/clients.js'
-import { authenticateUser, MemoryUserDirectory, userIdFor, usernameProblem } from '../src/directory/users.js'
+import { MemoryClientDirectory } from '../../src/directory/clients.js'
+import { authenticateUser, MemoryUserDirectory, userIdFor, usernameProblem } from '../../src/directory/users.js'
 import { clientDirectoryContract, userDirectoryContract } from './directory-contract.js'
 
 t.test('memory user directory: contract', async (t) => {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { RedisLoginLimiter } from '../src/signin/login-limiter.js'
-import { createRedis, waitForRedis } from '../src/store/redis-connection.js'
-import { StoreUnavailable } from '../src/families/types.js'
-import { TestClock } from './helpers.js'
+import { RedisLoginLimiter } from '../../src/signin/login-limiter.js'
+import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
+import { StoreUnavailable } from '../../src/families/types.js'
+import { TestClock } from '../helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
 
 const server = await startRedis()

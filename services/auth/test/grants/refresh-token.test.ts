@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodeJwt } from 'jose'
-import { basic, makeApp, passwordLogin, token } from './helpers.js'
+import { basic, makeApp, passwordLogin, token } from '../helpers.js'
 
 t.test('refresh rotates, retries within grace, detects reuse after it', async (t) => {
   const h = await makeApp({ REFRESH_REUSE_GRACE: '10' })

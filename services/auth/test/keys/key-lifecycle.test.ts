@@ -10,9 +10,9 @@ import {
   normalizedDocument,
   retireKey,
   type KeyPolicy,
-} from '../src/keys/key-lifecycle.js'
-import { generateRsaJwk, KeyRing, keySetFromJwks, newKeySetDocument, type KeySetDocument, type LoadedKeySet } from '../src/keys/signing-keys.js'
-import { TestClock } from './helpers.js'
+} from '../../src/keys/key-lifecycle.js'
+import { generateRsaJwk, KeyRing, keySetFromJwks, newKeySetDocument, type KeySetDocument, type LoadedKeySet } from '../../src/keys/signing-keys.js'
+import { TestClock } from '../helpers.js'
 
 // publish 300 + 10 + 60, activation 10 ahead, retire 900 + 10 + 60
 const POLICY: KeyPolicy = keyPolicy({ jwksMaxAge: 300, keysReloadInterval: 10, keyRotationMargin: 60, keyRotationInterval: 0, accessTokenTtl: 900 })
