@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { redisCall as call } from '../store/redis-call.js'
 import { authorizationCodeKey, DEFAULT_KEY_PREFIX } from '../store/key-names.js'
-import { StoreUnavailable, type Clock } from '../families/types.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
 
 /**
  * Authorization codes (RFC 6749 §4.1.2, §10.5; DESIGN §8): random (256 bits), stored only as a

@@ -1,7 +1,7 @@
 import { AdminError } from '../directory/admin.js'
 import { KeyLifecycleError } from '../keys/key-lifecycle.js'
 import { KeySetError } from '../keys/signing-keys.js'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from '../store/types.js'
 import { clientsGroup } from './clients.js'
 import { CliContext } from './context.js'
 import { CliError, commandHelp, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, groupHelp, makeInvocation, parseCommand, topHelp, UsageError, type CliIO, type GroupSpec } from './framework.js'

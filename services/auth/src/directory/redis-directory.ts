@@ -11,7 +11,7 @@ import {
   userRecordKey,
   userRecordPattern,
 } from '../store/key-names.js'
-import { StoreUnavailable, type Clock } from '../families/types.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
 import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type User, type UserDirectory, type UserPage } from './users.js'
 
 /**

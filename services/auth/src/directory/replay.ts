@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { redisCall as call } from '../store/redis-call.js'
 import { assertionJtiKey, DEFAULT_KEY_PREFIX } from '../store/key-names.js'
-import type { Clock } from '../families/types.js'
+import type { Clock } from '../store/types.js'
 
 /**
  * One-time use of client assertions (RFC 7523 §3 item 7: "The authorization server MAY ensure

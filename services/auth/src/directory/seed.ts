@@ -7,7 +7,7 @@ import { DEFAULT_KEY_PREFIX, directorySeededKey } from '../store/key-names.js'
 import { canonicalUsername, userIdFor, type UserDirectory } from './users.js'
 import { RedisClientDirectory, RedisUserDirectory } from './redis-directory.js'
 import { waitForRedis } from '../store/redis-connection.js'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from '../store/types.js'
 
 /**
  * Member of the seeded set written once a whole seeding pass has finished. Its absence means the

@@ -1,7 +1,6 @@
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
 import type {
-  Clock,
   Family,
   FamilyInput,
   FamilyPolicy,
@@ -9,6 +8,7 @@ import type {
   RevokeReason,
   RotateOutcome,
 } from './types.js'
+import type { Clock } from '../store/types.js'
 
 export interface MemoryFamilyStoreOptions {
   codec: RefreshTokenCodec

@@ -6,8 +6,6 @@ import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'
 import { RevocationOutbox, type AnnouncementEvent } from './revocation-outbox.js'
 import {
-  StoreUnavailable,
-  type Clock,
   type Family,
   type FamilyInput,
   type FamilyPolicy,
@@ -15,6 +13,7 @@ import {
   type RevokeReason,
   type RotateOutcome,
 } from './types.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
 
 export interface RedisFamilyStoreOptions {
   /** A standalone/Sentinel `Redis` or a `Cluster` (see createRedis). */

@@ -4,9 +4,6 @@
  * (StoreUnavailable); every protocol outcome is a value.
  */
 
-/** Milliseconds since the epoch. Injected so tests can advance time. */
-export type Clock = () => number
-
 export interface FamilyPolicy {
   /** Absolute family lifetime, fixed at creation (REFRESH_TOKEN_TTL). */
   absoluteTtlMs: number
@@ -93,12 +90,4 @@ export interface FamilyStore {
   /** Throws StoreUnavailable when the backend cannot be reached. */
   ping(): Promise<void>
   close(): Promise<void>
-}
-
-/** The backend could not be reached or answered with an error: map to 503 temporarily_unavailable. */
-export class StoreUnavailable extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'StoreUnavailable'
-  }
 }

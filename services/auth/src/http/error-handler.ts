@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OAuthError, InvalidRequest, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
 import { InvalidBasicClient } from '../directory/client-auth.js'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from '../store/types.js'
 import { bearerChallenge } from './bearer.js'
 
 /**

@@ -3,7 +3,7 @@ import { dueRotationAction, dueRotationStep, keyPolicy, normalizedDocument, type
 import { applyKeyChange, FileKeySetStore, RedisKeySetStore, type KeySetStore } from './key-store.js'
 import { generateDevKeySet, KeyRing, keySetFromJwks, KeySetError, newKeySetDocument, type KeySetDocument } from './signing-keys.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from '../store/types.js'
 
 type Log = {
   info(obj: object, msg?: string): void

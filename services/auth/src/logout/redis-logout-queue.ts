@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { redisCall } from '../store/redis-call.js'
 import { DEFAULT_KEY_PREFIX, logoutQueueKeys, type LogoutQueueKeys } from '../store/key-names.js'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from '../store/types.js'
 import { DEFAULT_MAX_JOBS, logoutJobId, type ClaimedLogoutJob, type EnqueueOutcome, type LogoutJob, type LogoutJobInput, type LogoutQueue } from './queue.js'
 
 /** How long the queue's keys outlive their last enqueue or claim: a queue no replica serves is not kept forever. */

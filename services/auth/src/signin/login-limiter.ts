@@ -3,7 +3,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import type { Cluster, Redis } from 'ioredis'
 import { redisCall as call } from '../store/redis-call.js'
 import { DEFAULT_KEY_PREFIX, loginBucketKeys, type LoginBucketKeys } from '../store/key-names.js'
-import { StoreUnavailable, type Clock } from '../families/types.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
 import { canonicalUsername } from '../directory/users.js'
 
 /**

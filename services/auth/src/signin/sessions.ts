@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { DEFAULT_KEY_PREFIX, loginSessionKey, userLoginSessionsKey } from '../store/key-names.js'
 import { redisCall as call } from '../store/redis-call.js'
-import { StoreUnavailable, type Clock } from '../families/types.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
 
 /**
  * Login (cookie) sessions: what a browser holds after signing in at /login, so /authorize can

@@ -1,4 +1,4 @@
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from './types.js'
 
 /**
  * Runs one Redis operation of the session, code and replay stores: any failure (connection down,

@@ -1,5 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
-import { StoreUnavailable } from '../families/types.js'
+import { StoreUnavailable } from './types.js'
 
 export interface RedisHost {
   host: string

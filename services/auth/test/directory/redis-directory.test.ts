@@ -6,7 +6,7 @@ import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/re
 import { seedDirectories } from '../../src/directory/seed.js'
 import { userIdIndexKey, userRecordKey } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { StoreUnavailable } from '../../src/families/types.js'
+import { StoreUnavailable } from '../../src/store/types.js'
 import { authenticateUser, userIdFor } from '../../src/directory/users.js'
 import { clientDirectoryContract, userDirectoryContract } from './directory-contract.js'
 

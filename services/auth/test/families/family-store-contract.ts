@@ -3,7 +3,8 @@ import type { Test } from 'tap'
 import type { Cluster, Redis } from 'ioredis'
 import { RECENT_REVOCATIONS_KEY } from '@gatehouse/service-kit'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
-import type { Clock, FamilyInput, FamilyPolicy, FamilyStore, RotateOutcome } from '../../src/families/types.js'
+import type { FamilyInput, FamilyPolicy, FamilyStore, RotateOutcome } from '../../src/families/types.js'
+import type { Clock } from '../../src/store/types.js'
 
 /**
  * The FamilyStore conformance suite (DESIGN §5). Every implementation runs exactly these

@@ -6,7 +6,8 @@ import { DEFAULT_KEY_PREFIX, familyKeys } from '../../src/store/key-names.js'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis, type RedisConnectionOptions } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
-import { StoreUnavailable, type FamilyPolicy, type FamilyStore } from '../../src/families/types.js'
+import { type FamilyPolicy, type FamilyStore } from '../../src/families/types.js'
+import { StoreUnavailable } from '../../src/store/types.js'
 import {
   DAY,
   DEFAULT_TEST_POLICY,

@@ -10,7 +10,8 @@ import { startRedisSentinel } from '@gatehouse/test-harness'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
-import { StoreUnavailable, type FamilyStore, type RotateOutcome } from '../../src/families/types.js'
+import { type FamilyStore, type RotateOutcome } from '../../src/families/types.js'
+import { StoreUnavailable } from '../../src/store/types.js'
 import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const sentinel = await startRedisSentinel()

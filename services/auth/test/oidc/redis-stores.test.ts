@@ -5,7 +5,7 @@ import { codeHash, RedisAuthorizationCodeStore } from '../../src/authorize/codes
 import { RedisReplayStore } from '../../src/directory/replay.js'
 import { RedisLoginSessionStore } from '../../src/signin/sessions.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { StoreUnavailable } from '../../src/families/types.js'
+import { StoreUnavailable } from '../../src/store/types.js'
 import { ManualClock, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
 
 const server = await startRedis()

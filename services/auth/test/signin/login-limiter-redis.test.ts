@@ -3,7 +3,7 @@ import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
 import { RedisLoginLimiter } from '../../src/signin/login-limiter.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { StoreUnavailable } from '../../src/families/types.js'
+import { StoreUnavailable } from '../../src/store/types.js'
 import { TestClock } from '../helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
 
