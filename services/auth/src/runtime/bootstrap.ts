@@ -6,7 +6,6 @@ import { openSigningKeys } from '../keys/key-manager.js'
 import { DirectoryKeeper, openRedisDirectories } from '../directory/seed.js'
 import { AuthMetrics } from './metrics.js'
 import { NoopRevocationPublisher, RedisRevocationPublisher } from '../families/revocation-publisher.js'
-import { RefreshTokenCodec } from '../families/refresh-token-codec.js'
 import { MemoryFamilyStore } from '../families/memory-family-store.js'
 import { RedisFamilyStore } from '../families/redis-family-store.js'
 import { createRedis } from '../store/redis-connection.js'
@@ -14,22 +13,11 @@ import { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import { MemoryUserDirectory } from '../directory/users.js'
 import { MemoryAuthorizationCodeStore, RedisAuthorizationCodeStore } from '../authorize/codes.js'
 import { MemoryReplayStore, RedisReplayStore } from '../directory/replay.js'
-import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore, RedisLoginSessionStore } from '../signin/sessions.js'
-import { LoginGate } from '../signin/login-gate.js'
+import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
 import { backchannelLogoutFor } from '../logout/runtime.js'
 import { DirectoryCache } from '../directory/directory-cache.js'
-import { KNOWN_ADDRESS_TTL_MS, MemoryLoginLimiter, RedisLoginLimiter, type LoginLimiter, type LoginLimitPolicy } from '../signin/login-limiter.js'
-
-/** The login gate of a configuration, around the given limiter. */
-export function loginGateFor(config: AuthConfig, limiter: LoginLimiter): LoginGate {
-  const l = config.loginLimits
-  return new LoginGate({ limiter, maxPerUser: l.maxAttempts, maxPerAddress: l.maxAttemptsPerAddress, delayMs: l.delayMs })
-}
-
-export function loginLimitPolicy(config: AuthConfig): LoginLimitPolicy {
-  const l = config.loginLimits
-  return { maxPerUser: l.maxAttempts, maxPerAddress: l.maxAttemptsPerAddress, windowMs: l.window * 1000, lockoutMs: l.lockout * 1000, knownAddressTtlMs: KNOWN_ADDRESS_TTL_MS }
-}
+import { MemoryLoginLimiter, RedisLoginLimiter } from '../signin/login-limiter.js'
+import { familyStoreOptions, loginGateFor, loginLimitPolicy, redisLoginSessionStore } from './build.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -46,12 +34,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   if (!signing.manager) log.warn('SIGNING_KEYS_FILE is not set: signing with a generated development key (tokens die with this process)')
   if (config.cookieSecretGenerated) log.warn('COOKIE_SECRET is not set: using a generated one (development only)')
   if (config.refreshTokenSecretFromCookie) log.warn('REFRESH_TOKEN_SECRET is not set: refresh tokens are keyed from COOKIE_SECRET (development only)')
-  const codec = RefreshTokenCodec.fromSecrets(config.refreshTokenSecrets)
-  const policy = {
-    absoluteTtlMs: config.refreshTokenTtl * 1000,
-    idleTtlMs: config.refreshTokenIdleTtl * 1000,
-    reuseGraceMs: config.refreshReuseGrace * 1000,
-  }
+  // Codec, policy and access-token lifetime, as the CLI builds them (build.ts).
+  const familyOptions = familyStoreOptions(config, clock)
   const metrics = new AuthMetrics()
   const tokens = new AccessTokenIssuer(config.issuer, keys, config.accessTokenTtl, clock)
 
@@ -59,7 +43,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
     // In one process "announcing" a revocation means the in-process list (nobody else listens).
     const revocations = new NoopRevocationPublisher()
-    const families = new MemoryFamilyStore({ codec, policy, clock, accessTokenTtlS: config.accessTokenTtl, announce: (sid, exp) => void revocations.publish(sid, exp) })
+    const families = new MemoryFamilyStore({ ...familyOptions, announce: (sid, exp) => void revocations.publish(sid, exp) })
     const users = await MemoryUserDirectory.fromConfig(config.file.users)
     const clients = new MemoryClientDirectory(config.file.clients)
     const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
@@ -90,7 +74,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   })
   // The store announces each revocation in the script that revokes it (issue 20).
   const families = new RedisFamilyStore({
-    redis, codec, policy, clock, accessTokenTtlS: config.accessTokenTtl,
+    redis, ...familyOptions,
     onAnnouncement: (e) => {
       metrics.revocationAnnouncements.inc({ outcome: e.kind })
       const fields = { event: `revocation.announcement_${e.kind}`, family_id: e.sid, attempts: e.attempts, err: e.error }
@@ -119,7 +103,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     ping: () => families.ping(),
     directoryReady: () => keeper.check(),
     // Same connection as the families (the families store closes it).
-    sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+    sessions: redisLoginSessionStore(redis, clock),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
