@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
-import { readAuthFileConfig, type AuthFileConfig } from './runtime/config-file.js'
+import { readAuthFileConfig, type AuthFileConfig } from './directory/config-file.js'
 
 /** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
 export interface AuthConfig {

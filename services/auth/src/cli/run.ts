@@ -1,4 +1,4 @@
-import { AdminError } from '../directory/admin.js'
+import { AdminError } from './admin.js'
 import { KeyLifecycleError } from '../keys/key-lifecycle.js'
 import { KeySetError } from '../keys/signing-keys.js'
 import { StoreUnavailable } from '../store/types.js'

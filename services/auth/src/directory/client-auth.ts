@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { InvalidClient, InvalidRequest } from '@gatehouse/service-kit'
 import { checkClientSecret, type Client, type ClientDirectory } from './clients.js'
 import type { Params } from '../http/form.js'
-import type { TokenEndpointAuthMethod } from '../runtime/config-file.js'
+import type { TokenEndpointAuthMethod } from './config-file.js'
 
 /**
  * Client authentication at /token, /revoke and /introspect (RFC 6749 §2.3,

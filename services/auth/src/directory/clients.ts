@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { ClientConfig, GrantType, TokenEndpointAuthMethod } from '../runtime/config-file.js'
+import type { ClientConfig, GrantType, TokenEndpointAuthMethod } from './config-file.js'
 
 export interface Client {
   id: string

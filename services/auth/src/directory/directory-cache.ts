@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { AddClientResult, Client, ClientDirectory, ClientPage } from './clients.js'
-import type { ClientConfig } from '../runtime/config-file.js'
+import type { ClientConfig } from './config-file.js'
 import { DEFAULT_KEY_PREFIX, directoryAckKey, directoryChangesChannel } from '../store/key-names.js'
 import type { AddUserResult, NewUser, User, UserDirectory, UserPage } from './users.js'
 

@@ -1,6 +1,6 @@
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
-import { parseAuthFileConfig, type ClientConfig } from '../runtime/config-file.js'
+import { parseAuthFileConfig, type ClientConfig } from './config-file.js'
 import { redisCall as call } from '../store/redis-call.js'
 import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {

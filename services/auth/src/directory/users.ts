@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { UserConfig } from '../runtime/config-file.js'
-import { dummyHash, hashPassword, verifyPassword } from '../signin/passwords.js'
+import type { UserConfig } from './config-file.js'
+import { dummyHash, hashPassword, verifyPassword } from './passwords.js'
 
 export interface User {
   /** Stable subject identifier (the `sub` claim). */

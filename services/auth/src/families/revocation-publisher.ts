@@ -4,7 +4,7 @@ import { redisCall } from '../store/redis-call.js'
 
 /**
  * Tells resource services that a family's access tokens are dead (DESIGN §6). The family store
- * announces every revocation itself, in the step that revokes (store/redis-scripts.ts; the memory
+ * announces every revocation itself, in the step that revokes (families/redis-scripts.ts; the memory
  * store calls its `announce` option): the request path never publishes in a second call.
  */
 export interface RevocationPublisher {

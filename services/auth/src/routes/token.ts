@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { UnauthorizedClient, UnsupportedGrantType } from '@gatehouse/service-kit'
 import type { AssertionVerifier } from '../directory/client-auth.js'
-import type { GrantType } from '../runtime/config-file.js'
+import type { GrantType } from '../directory/config-file.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { GRANTS } from '../grants/index.js'
 import { authenticatedForm } from '../http/caller.js'

@@ -50,7 +50,7 @@ export class AuthMetrics {
   })
   /**
    * Cluster only: writes of a revocation to the recent set that happen after the revoking script
-   * (store/revocation-outbox.ts): `failed` (retried), `delivered` (after a retry), `dropped`.
+   * (families/revocation-outbox.ts): `failed` (retried), `delivered` (after a retry), `dropped`.
    */
   readonly revocationAnnouncements = new Counter({
     name: 'gatehouse_revocation_announcements_total',

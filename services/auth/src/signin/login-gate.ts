@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { LoginLimiter, LoginTicket } from './login-limiter.js'
 import type { AuthMetrics } from '../runtime/metrics.js'
-import { verifyPassword } from './passwords.js'
+import { verifyPassword } from '../directory/passwords.js'
 import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
 
 /**

@@ -80,7 +80,7 @@ const SECRET = /^[A-Za-z0-9_-]{43}$/
 /** What is kept of a User-Agent and an address: enough to recognise a device, bounded. */
 const MAX_USER_AGENT = 256
 const MAX_ADDRESS = 64
-/** Client ids are visible ASCII without spaces (config-file.ts), so a space-separated list holds them. */
+/** Client ids are visible ASCII without spaces (directory/config-file.ts), so a space-separated list holds them. */
 const CLIENT_ID = /^[\x21-\x7e]{1,128}$/
 /** A session records at most this many clients (a browser signs in to a handful). */
 const MAX_CLIENTS = 64

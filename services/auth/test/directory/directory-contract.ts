@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { checkClientSecret, hashClientSecret, type ClientDirectory } from '../../src/directory/clients.js'
-import type { ClientConfig } from '../../src/runtime/config-file.js'
+import type { ClientConfig } from '../../src/directory/config-file.js'
 import { userIdFor, type User, type UserDirectory } from '../../src/directory/users.js'
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { parseInfo, startRedis, startRedisCluster, type RespClient } from '@gatehouse/test-harness'
-import { hashPassword } from '../../src/signin/passwords.js'
+import { hashPassword } from '../../src/directory/passwords.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
 import { seedDirectories } from '../../src/directory/seed.js'
 import { userIdIndexKey, userRecordKey } from '../../src/store/key-names.js'

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { hashPassword } from '../../src/signin/passwords.js'
+import { hashPassword } from '../../src/directory/passwords.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
 import { DirectoryKeeper, directorySeeded, seedDirectories } from '../../src/directory/seed.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'

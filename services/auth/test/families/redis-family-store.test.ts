@@ -131,7 +131,7 @@ t.test('falls back to EVAL when the server lost the script (NOSCRIPT)', async (t
   await rotated(store, t2)
 })
 
-t.test('keys: named by keys.ts, with TTLs bounded by the family life', async (t) => {
+t.test('keys: named by store/key-names.ts, with TTLs bounded by the family life', async (t) => {
   const f = fixture()
   const keyPrefix = prefix()
   const keys = familyKeys(keyPrefix)

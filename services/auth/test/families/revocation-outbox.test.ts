@@ -1,5 +1,5 @@
 /**
- * The Cluster outbox of the recent-revocations set (store/revocation-outbox.ts): a write that
+ * The Cluster outbox of the recent-revocations set (families/revocation-outbox.ts): a write that
  * fails is retried until it succeeds, never dropped silently; memory is bounded; an entry past
  * its exp (its access tokens are dead anyway) is dropped and reported.
  */

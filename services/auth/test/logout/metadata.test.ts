@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseAuthFileConfig } from '../../src/runtime/config-file.js'
+import { parseAuthFileConfig } from '../../src/directory/config-file.js'
 import { clientFromConfig } from '../../src/directory/clients.js'
 import { loadConfig } from '../../src/config.js'
 import { backchannelLogoutUriProblem } from '../../src/logout/client-metadata.js'

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose'
-import type { ClientConfig } from '../../src/runtime/config-file.js'
+import type { ClientConfig } from '../../src/directory/config-file.js'
 import { AuthMetrics } from '../../src/runtime/metrics.js'
 import { postLogoutToken, MAX_RESPONSE_BYTES } from '../../src/logout/delivery.js'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout/logout-token.js'

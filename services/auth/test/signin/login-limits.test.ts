@@ -11,7 +11,7 @@ import { createRuntime } from '../../src/runtime/bootstrap.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import type { FastifyInstance } from 'fastify'
 import { LoginGate, MAX_DELAY_MS, delayFor, type LoginGateOptions } from '../../src/signin/login-gate.js'
-import { hashPassword, verifyPassword } from '../../src/signin/passwords.js'
+import { hashPassword, verifyPassword } from '../../src/directory/passwords.js'
 import { s256 } from '../../src/authorize/pkce.js'
 import { basic, form, LogCapture, TestClock, type TestApp } from '../helpers.js'
 

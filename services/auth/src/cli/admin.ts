@@ -1,11 +1,11 @@
-import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from './clients.js'
-import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from '../runtime/config-file.js'
+import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from '../directory/clients.js'
+import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from '../directory/config-file.js'
 import { endSessions, endUserSessions, type SessionEndDeps, type SessionEndReason } from '../logout/end-sessions.js'
 import type { BackchannelLogout } from '../logout/backchannel.js'
-import { hashPassword } from '../signin/passwords.js'
+import { hashPassword } from '../directory/passwords.js'
 import { isSessionId, type LoginSession, type LoginSessionStore } from '../signin/sessions.js'
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
-import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from './users.js'
+import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from '../directory/users.js'
 
 /**
  * The administrative verbs behind `gatehouse users|clients|sessions` (DESIGN
