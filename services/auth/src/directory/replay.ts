@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
-import { redisCall as call } from '../store/redis-call.js'
-import { assertionJtiKey, DEFAULT_KEY_PREFIX } from '../store/key-names.js'
 import type { Clock } from '../store/types.js'
 
 /**
@@ -16,7 +13,7 @@ export interface ReplayStore {
 }
 
 /** The key is a digest, so neither the jti nor the client id shape the key name. */
-function digest(clientId: string, jti: string): string {
+export function digest(clientId: string, jti: string): string {
   return createHash('sha256').update(clientId).update('\n').update(jti).digest('base64url')
 }
 
@@ -40,25 +37,5 @@ export class MemoryReplayStore implements ReplayStore {
     if (until !== undefined && now < until) return false
     this.#seen.set(key, Math.max(untilMs, now + 1))
     return true
-  }
-}
-
-/** SET NX PX: the first claim wins on every replica; the key expires with the assertion. */
-export class RedisReplayStore implements ReplayStore {
-  readonly #redis: Redis | Cluster
-  readonly #clock: Clock
-  readonly #prefix: string
-
-  constructor(options: { redis: Redis | Cluster; clock?: Clock; keyPrefix?: string }) {
-    this.#redis = options.redis
-    this.#clock = options.clock ?? Date.now
-    this.#prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX
-  }
-
-  async claim(clientId: string, jti: string, untilMs: number): Promise<boolean> {
-    const ttl = Math.max(1, Math.ceil(untilMs - this.#clock()))
-    const key = assertionJtiKey(digest(clientId, jti), this.#prefix)
-    const reply = await call('jti claim', () => this.#redis.set(key, '1', 'PX', ttl, 'NX'))
-    return reply === 'OK'
   }
 }

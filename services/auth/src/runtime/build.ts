@@ -4,7 +4,8 @@ import { RefreshTokenCodec } from '../families/refresh-token-codec.js'
 import type { FamilyPolicy } from '../families/types.js'
 import { LoginGate } from '../signin/login-gate.js'
 import { KNOWN_ADDRESS_TTL_MS, type LoginLimiter, type LoginLimitPolicy } from '../signin/login-limiter.js'
-import { LOGIN_SESSION_TTL_MS, RedisLoginSessionStore } from '../signin/sessions.js'
+import { LOGIN_SESSION_TTL_MS } from '../signin/sessions.js'
+import { RedisLoginSessionStore } from '../signin/redis-sessions.js'
 import type { Clock } from '../store/types.js'
 
 /**

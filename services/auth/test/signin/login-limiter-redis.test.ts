@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { RedisLoginLimiter } from '../../src/signin/login-limiter.js'
+import { RedisLoginLimiter } from '../../src/signin/redis-login-limiter.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { StoreUnavailable } from '../../src/store/types.js'
 import { TestClock } from '../helpers.js'
