@@ -1,6 +1,6 @@
 import { createPrivateKey, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose'
-import { hashPassword, verifyPassword } from '../../services/auth/src/passwords.js'
+import { hashPassword, verifyPassword } from '../../services/auth/src/directory/passwords.js'
 
 /**
  * The references that are pure computation, each in a process of its own pinned to the servers'
@@ -29,7 +29,7 @@ async function signingKeys(): Promise<NonNullable<typeof keys>> {
   return keys
 }
 
-/** The claims of a client_credentials access token as the auth service writes them (tokens.ts). */
+/** The claims of a client_credentials access token as the auth service writes them (tokens/access-tokens.ts). */
 function claims(): Record<string, unknown> {
   return { client_id: 'bench-service', scope: 'documents:read', jti: randomBytes(16).toString('base64url') }
 }

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
-import { s256 } from '../../services/auth/src/pkce.js'
+import { s256 } from '../../services/auth/src/authorize/pkce.js'
 import { basic, form } from '../../services/auth/test/helpers.js'
 import { parseLoginForm, SERVICE_CLIENT_ID, type OidcApp } from '../../services/auth/test/oidc/harness.js'
 

@@ -4,7 +4,7 @@
  * (services/auth/src/http/schemas.ts), bodies above the limit are 413, content types nobody
  * parses are 415, repeated parameters are invalid_request — as RFC 6749 §5.2 JSON at the OAuth
  * endpoints and as a page with the security headers at the browser ones. /token's own cases are
- * in services/auth/test/token.test.ts.
+ * in services/auth/test/routes/token.test.ts.
  */
 import t, { type Test } from 'tap'
 import { authorizeQuery, CLI, FORM, form, startOidcApp, WEB, type OidcApp } from './auth-fixture.js'

@@ -5,7 +5,7 @@
  * everything was ended and lives for 12 h on the old password.
  */
 import t from 'tap'
-import { Admin } from '../../services/auth/src/admin.js'
+import { Admin } from '../../services/auth/src/cli/admin.js'
 import { parseLoginForm } from '../../services/auth/test/oidc/harness.js'
 import { authorizeQuery, cookiesOf, FORM, form, startOidcApp, type OidcApp } from './auth-fixture.js'
 

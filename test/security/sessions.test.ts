@@ -4,11 +4,11 @@
  * that spent the token, and access tokens no revocation could reach.
  */
 import t from 'tap'
-import { Admin } from '../../services/auth/src/admin.js'
+import { Admin } from '../../services/auth/src/cli/admin.js'
 import type { SessionEnded } from '../../services/auth/src/logout/backchannel.js'
 import { parseLogoutForm } from '../../services/auth/test/oidc/harness.js'
 import { authorizeQuery, basic, browserLogin, claimsOf, cookiesOf, exchangeCode, FORM, form, postForm, REDIRECT_URI, startOidcApp, VERIFIER, WEB, type OidcApp } from './auth-fixture.js'
-import { s256 } from '../../services/auth/src/pkce.js'
+import { s256 } from '../../services/auth/src/authorize/pkce.js'
 
 const SPA_REDIRECT = 'http://127.0.0.1:3000/spa/callback'
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
-import { readAuthFileConfig, type AuthFileConfig } from './config-file.js'
+import { readAuthFileConfig, type AuthFileConfig } from './directory/config-file.js'
 
 /** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
 export interface AuthConfig {

@@ -1,9 +1,9 @@
 import pino from 'pino'
 import { ConfigError, installGracefulShutdown, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import { buildApp } from './app.js'
-import { createRuntime } from './bootstrap.js'
+import { createRuntime } from './runtime/bootstrap.js'
 import { loadConfig } from './config.js'
-import { KeySetError } from './keys.js'
+import { KeySetError } from './keys/signing-keys.js'
 
 /** Entry point: environment → config → runtime → app → listen; graceful shutdown on SIGTERM. */
 async function main(): Promise<void> {

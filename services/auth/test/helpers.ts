@@ -2,9 +2,9 @@ import { ConfigError } from '@gatehouse/service-kit'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../src/app.js'
-import { createRuntime } from '../src/bootstrap.js'
+import { createRuntime } from '../src/runtime/bootstrap.js'
 import { loadConfig, type AuthConfig } from '../src/config.js'
-import type { AuthDeps } from '../src/deps.js'
+import type { AuthDeps } from '../src/runtime/deps.js'
 
 /** A clock tests advance by hand (ms). */
 export class TestClock {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
-import type { Client } from '../clients.js'
-import { AUTH_METHODS, GRANT_TYPES, type GrantType, type TokenEndpointAuthMethod } from '../config-file.js'
+import type { Client } from '../directory/clients.js'
+import { AUTH_METHODS, GRANT_TYPES, type GrantType, type TokenEndpointAuthMethod } from '../directory/config-file.js'
 import type { CliContext } from './context.js'
 import { CliError, list, str, UsageError, type CommandSpec, type GroupSpec } from './framework.js'
 import { PAGE_OPTIONS, paged } from './users.js'

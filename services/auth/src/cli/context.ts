@@ -2,18 +2,17 @@ import { userInfo } from 'node:os'
 import type { Cluster, Redis } from 'ioredis'
 import pino from 'pino'
 import { ConfigError, loggerOptions } from '@gatehouse/service-kit'
-import { Admin, type AuditLog } from '../admin.js'
+import { Admin, type AuditLog } from './admin.js'
 import { loadConfig, type AuthConfig } from '../config.js'
-import { keyPolicy, type KeyPolicy } from '../key-lifecycle.js'
-import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../key-store.js'
+import { keyPolicy, type KeyPolicy } from '../keys/key-lifecycle.js'
+import { FileKeySetStore, RedisKeySetStore, type KeySetStore } from '../keys/key-store.js'
 import type { BackchannelLogout } from '../logout/backchannel.js'
 import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
 import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
-import { RedisClientDirectory, RedisUserDirectory } from '../redis-directory.js'
-import { LOGIN_SESSION_TTL_MS, RedisLoginSessionStore } from '../sessions.js'
-import { RefreshTokenCodec } from '../store/refresh-token-codec.js'
-import { RedisFamilyStore } from '../store/redis-family-store.js'
+import { RedisClientDirectory, RedisUserDirectory } from '../directory/redis-directory.js'
+import { RedisFamilyStore } from '../families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
+import { familyStoreOptions, redisLoginSessionStore } from '../runtime/build.js'
 import { CliError, UsageError, type CliIO } from './framework.js'
 
 /**
@@ -90,16 +89,12 @@ export class CliContext {
       clients,
       families: new RedisFamilyStore({
         redis,
-        // The codec only mints and parses tokens, which the CLI never does; the families it lists
-        // and revokes are found by id.
-        codec: RefreshTokenCodec.fromSecrets(config.refreshTokenSecrets),
-        policy: { absoluteTtlMs: config.refreshTokenTtl * 1000, idleTtlMs: config.refreshTokenIdleTtl * 1000, reuseGraceMs: config.refreshReuseGrace * 1000 },
-        clock,
+        // The same options as the service's store (runtime/build.ts). The codec only mints and
+        // parses tokens, which the CLI never does; the families it lists and revokes are found by id.
+        ...familyStoreOptions(config, clock),
         ownsConnection: false,
-        // The store announces what it revokes (DESIGN §6), with this lifetime.
-        accessTokenTtlS: config.accessTokenTtl,
       }),
-      sessions: new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+      sessions: redisLoginSessionStore(redis, clock),
       clock,
       accessTokenTtl: config.accessTokenTtl,
       resources: config.file.resources,

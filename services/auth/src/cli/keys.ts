@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises'
-import { activateKey, addNextKey, describeKeys, dueRotationStep, KeyLifecycleError, retireKey, type KeyChange, type KeyEvent, type KeyStatus } from '../key-lifecycle.js'
-import { applyKeyChange, type KeySetStore } from '../key-store.js'
-import { keySetFromJwks, KeySetError, newKeySetDocument, type LoadedKeySet } from '../keys.js'
+import { activateKey, addNextKey, describeKeys, dueRotationStep, KeyLifecycleError, retireKey, type KeyChange, type KeyEvent, type KeyStatus } from '../keys/key-lifecycle.js'
+import { applyKeyChange, type KeySetStore } from '../keys/key-store.js'
+import { keySetFromJwks, KeySetError, newKeySetDocument, type LoadedKeySet } from '../keys/signing-keys.js'
 import type { CliContext } from './context.js'
 import { CliError, str, type CommandSpec, type GroupSpec, type Invocation, type OptionSpec } from './framework.js'
 

@@ -1,5 +1,5 @@
-import type { LoginSession } from '../sessions.js'
-import type { Family } from '../store/types.js'
+import type { LoginSession } from '../signin/sessions.js'
+import type { Family } from '../families/types.js'
 import type { CliContext } from './context.js'
 import { str, UsageError, type CommandSpec, type GroupSpec } from './framework.js'
 

@@ -1,6 +1,6 @@
-import type { Family } from '../store/types.js'
-import type { LoginSession } from '../sessions.js'
-import type { User } from '../users.js'
+import type { Family } from '../families/types.js'
+import type { LoginSession } from '../signin/sessions.js'
+import type { User } from '../directory/users.js'
 import type { CliContext } from './context.js'
 import { list, PASSWORD_OPTIONS, positiveInt, readPassword, str, UsageError, type CommandSpec, type GroupSpec, type Invocation } from './framework.js'
 

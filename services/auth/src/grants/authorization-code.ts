@@ -1,7 +1,7 @@
 import { InvalidGrant, InvalidRequest } from '@gatehouse/service-kit'
-import { revokeFamily } from '../family-revocation.js'
+import { revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
-import { isCodeVerifier, verifierMatches } from '../pkce.js'
+import { isCodeVerifier, verifierMatches } from '../authorize/pkce.js'
 import { startUserTokens } from './user-tokens.js'
 import type { GrantHandler } from './types.js'
 

@@ -1,5 +1,5 @@
 import { UnauthorizedClient } from '@gatehouse/service-kit'
-import { resolveScope } from '../scope.js'
+import { resolveScope } from '../tokens/scope.js'
 import type { GrantHandler } from './types.js'
 
 /**

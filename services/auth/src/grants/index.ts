@@ -1,4 +1,4 @@
-import type { GrantType } from '../config-file.js'
+import type { GrantType } from '../directory/config-file.js'
 import { authorizationCodeGrant } from './authorization-code.js'
 import { clientCredentialsGrant } from './client-credentials.js'
 import { passwordGrant } from './password.js'

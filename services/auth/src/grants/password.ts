@@ -1,6 +1,6 @@
 import { InvalidGrant } from '@gatehouse/service-kit'
 import { required } from '../http/form.js'
-import { resolveScope } from '../scope.js'
+import { resolveScope } from '../tokens/scope.js'
 import { issueUserTokens } from './user-tokens.js'
 import type { GrantHandler } from './types.js'
 

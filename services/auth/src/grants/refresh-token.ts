@@ -1,7 +1,7 @@
 import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
-import { announceRevoked, revokeFamily } from '../family-revocation.js'
+import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
-import { splitScope } from '../scope.js'
+import { splitScope } from '../tokens/scope.js'
 import type { GrantHandler } from './types.js'
 
 /** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */

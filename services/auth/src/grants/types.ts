@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import type { AuthenticatedClient } from '../client-auth.js'
-import type { AuthDeps } from '../deps.js'
+import type { AuthenticatedClient } from '../directory/client-auth.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import type { Params } from '../http/form.js'
 
 /** RFC 6749 §5.1 (+ OIDC Core §3.1.3.3). */

@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify'
-import { releasedRoles, type Client } from '../clients.js'
-import type { AuthDeps } from '../deps.js'
-import { signIdToken } from '../id-token.js'
-import { splitScope } from '../scope.js'
-import type { User } from '../users.js'
+import { releasedRoles, type Client } from '../directory/clients.js'
+import type { AuthDeps } from '../runtime/deps.js'
+import { signIdToken } from '../tokens/id-token.js'
+import { splitScope } from '../tokens/scope.js'
+import type { User } from '../directory/users.js'
 import type { TokenResponse } from './types.js'
 
 export interface UserTokenInput {

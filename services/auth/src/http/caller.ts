@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidRequest } from '@gatehouse/service-kit'
-import { authenticateClient, type AssertionVerifier, type AuthenticatedClient } from '../client-auth.js'
-import type { AuthDeps } from '../deps.js'
+import { authenticateClient, type AssertionVerifier, type AuthenticatedClient } from '../directory/client-auth.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { singleParams, type Params } from './form.js'
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OAuthError, InvalidRequest, NotFound, ServerError, TemporarilyUnavailable } from '@gatehouse/service-kit'
-import { InvalidBasicClient } from '../client-auth.js'
+import { InvalidBasicClient } from '../directory/client-auth.js'
 import { StoreUnavailable } from '../store/types.js'
 import { bearerChallenge } from './bearer.js'
 

@@ -1,8 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { cookieOptions, issuerPath, readSigned } from '../browser.js'
+import { cookieOptions, issuerPath, readSigned } from '../signin/browser.js'
 import type { AuthConfig } from '../config.js'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { cspSource, html, sendPage } from '../http/html.js'
 
 /**

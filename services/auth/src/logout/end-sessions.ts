@@ -1,5 +1,5 @@
-import type { LoginSession, LoginSessionStore } from '../sessions.js'
-import type { Family, FamilyStore, RevokeReason } from '../store/types.js'
+import type { LoginSession, LoginSessionStore } from '../signin/sessions.js'
+import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
 import type { BackchannelLogout } from './backchannel.js'
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { SignJWT } from 'jose'
-import type { KeyRing } from '../keys.js'
+import type { KeyRing } from '../keys/signing-keys.js'
 
 /** OIDC Back-Channel Logout 1.0 §2.4: the event a logout token carries. */
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'

@@ -1,5 +1,5 @@
-import type { ClientDirectory } from '../clients.js'
-import type { AuthMetrics } from '../metrics.js'
+import type { ClientDirectory } from '../directory/clients.js'
+import type { AuthMetrics } from '../runtime/metrics.js'
 import type { BackchannelLogout, SessionEnded } from './backchannel.js'
 import type { LogoutQueue } from './queue.js'
 

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
-import { redisCall } from '../redis-call.js'
-import { DEFAULT_KEY_PREFIX, logoutQueueKeys, type LogoutQueueKeys } from '../store/keys.js'
+import { redisCall } from '../store/redis-call.js'
+import { DEFAULT_KEY_PREFIX, logoutQueueKeys, type LogoutQueueKeys } from '../store/key-names.js'
 import { StoreUnavailable } from '../store/types.js'
 import { DEFAULT_MAX_JOBS, logoutJobId, type ClaimedLogoutJob, type EnqueueOutcome, type LogoutJob, type LogoutJobInput, type LogoutQueue } from './queue.js'
 

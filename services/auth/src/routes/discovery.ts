@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { GRANTS } from '../grants/index.js'
-import { ASSERTION_ALGS } from '../assertion.js'
+import { ASSERTION_ALGS } from '../directory/assertion.js'
 import { SCOPE_CLAIMS } from './userinfo.js'
 
 /** Extra metadata contributed by other modules (the OIDC layer adds its endpoints). */

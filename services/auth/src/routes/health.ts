@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 
 export interface HealthState {
   /** Set false when shutdown begins so load balancers stop sending traffic first. */

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { AccessDenied, InvalidClient } from '@gatehouse/service-kit'
-import type { AssertionVerifier } from '../client-auth.js'
-import type { AuthDeps } from '../deps.js'
+import type { AssertionVerifier } from '../directory/client-auth.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
 import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
 import { accessTokenChecker } from '../tokens/live-access-token.js'
-import { familyDeadline } from '../store/policy.js'
+import { familyDeadline } from '../families/policy.js'
 
 const INACTIVE = Object.freeze({ active: false })
 

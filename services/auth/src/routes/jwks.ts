@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 
 /** Default of JWKS_MAX_AGE: how long verifiers may cache the key set (seconds). */
 export const JWKS_MAX_AGE = 300

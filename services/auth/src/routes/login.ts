@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie } from '../browser.js'
-import type { AuthDeps } from '../deps.js'
+import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie } from '../signin/browser.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'

@@ -1,15 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { clearSessionCookie, currentSession, endSession } from '../browser.js'
-import type { Client } from '../clients.js'
-import type { AuthDeps } from '../deps.js'
+import { clearSessionCookie, currentSession, endSession } from '../signin/browser.js'
+import type { Client } from '../directory/clients.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
 import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
-import { verifyIdTokenHint } from '../id-token.js'
+import { verifyIdTokenHint } from '../tokens/id-token.js'
 import { clearLogoutConfirmation, readLogoutConfirmation, sendLogoutConfirmation, startLogoutConfirmation } from '../logout/confirmation.js'
-import type { LoginSession } from '../sessions.js'
+import type { LoginSession } from '../signin/sessions.js'
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return sendPage(reply, { status: 400, title: 'Sign-out request not valid', body: messagePage('error', message, 'You have not been signed out. Go back to the application and try again.') })

@@ -1,11 +1,11 @@
 import { assertB64Token, extractBearerToken, type OAuthError } from '@gatehouse/service-kit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { AuthDeps } from '../deps.js'
+import type { AuthDeps } from '../runtime/deps.js'
 import { BearerError } from '../http/bearer.js'
 import { USERINFO_BODY, formBody } from '../http/schemas.js'
-import { splitScope } from '../scope.js'
+import { splitScope } from '../tokens/scope.js'
 import { accessTokenChecker } from '../tokens/live-access-token.js'
-import type { User } from '../users.js'
+import type { User } from '../directory/users.js'
 
 /** OIDC Core §5.4: which claims each scope releases (read from the user's configured claims). */
 export const SCOPE_CLAIMS: Readonly<Record<string, readonly string[]>> = {

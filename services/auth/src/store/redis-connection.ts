@@ -25,7 +25,7 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number
   /**
    * Accepted so one options object can feed both createRedis and createFamilyStore, but NOT
-   * applied to the connection: key names are built only by keys.ts, and ioredis's own keyPrefix
+   * applied to the connection: key names are built only by key-names.ts, and ioredis's own keyPrefix
    * would also rename the shared revocation keys (service-kit/revocation.ts).
    */
   keyPrefix?: string

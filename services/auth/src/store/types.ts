@@ -1,99 +1,10 @@
 /**
- * Refresh-token families (DESIGN §5): the domain interface both stores
- * implement. Verbs, not CRUD. Stores throw only for infrastructure failures
- * (StoreUnavailable); every protocol outcome is a value.
+ * What every store shares, whatever it keeps: the injected clock and the one error a store
+ * throws for infrastructure failures. Protocol outcomes are values, never exceptions.
  */
 
 /** Milliseconds since the epoch. Injected so tests can advance time. */
 export type Clock = () => number
-
-export interface FamilyPolicy {
-  /** Absolute family lifetime, fixed at creation (REFRESH_TOKEN_TTL). */
-  absoluteTtlMs: number
-  /** A family unused this long expires (REFRESH_TOKEN_IDLE_TTL); slides beneath the absolute expiry. */
-  idleTtlMs: number
-  /** A just-rotated token may be retried this long (REFRESH_REUSE_GRACE). */
-  reuseGraceMs: number
-}
-
-export interface FamilyInput {
-  userId: string
-  clientId: string
-  /** Space-separated granted scope. */
-  scope: string
-  /** The login (cookie) session this family belongs to, for logout; absent for the password grant. */
-  sessionId?: string
-  /** When the user authenticated, seconds since the epoch (the `auth_time` claim). */
-  authTime: number
-}
-
-export interface Family {
-  /** Random id; also the `sid` claim of access tokens descended from this family. */
-  id: string
-  userId: string
-  clientId: string
-  scope: string
-  sessionId?: string
-  authTime: number
-  /** ms epoch */
-  createdAt: number
-  /** ms epoch; absolute expiry, never extended */
-  expiresAt: number
-  /** ms epoch */
-  lastUsedAt: number
-  /** Generation of the current (only valid) refresh token; starts at 0. */
-  generation: number
-  revoked: boolean
-}
-
-export type RotateOutcome =
-  /** The presented token was current; here is its successor. */
-  | { status: 'rotated'; family: Family; refreshToken: string }
-  /** The immediate predecessor, same client, within the grace window: the SAME successor again. */
-  | { status: 'retried'; family: Family; refreshToken: string }
-  /** A spent token outside the grace rule: the family has just been revoked. */
-  | { status: 'reused'; family: Family }
-  /** Unknown, malformed or forged (a token that merely names a family). No state changed. */
-  | { status: 'not_found' }
-  /** The family was already revoked. */
-  | { status: 'revoked'; family: Family }
-  /** Absolute or idle expiry passed. */
-  | { status: 'expired' }
-  /** A genuine token presented by another client (RFC 6749 §6). No state changed. */
-  | { status: 'client_mismatch'; family: Family }
-  /**
-   * A spent token in a request made BEFORE the family's last rotation (its `now` is older than
-   * the family's lastUsedAt): a delayed duplicate of a request the client already gave up on,
-   * e.g. a command a Redis client re-sent after a failover. Not reuse; no state changed.
-   */
-  | { status: 'stale' }
-
-export type RevokeReason = 'reuse' | 'logout' | 'revocation' | 'password_change' | 'user_disabled' | 'admin' | 'code_replay'
-
-export interface FamilyStore {
-  /** Starts a family; returns it with its first refresh token (generation 0). */
-  create(input: FamilyInput): Promise<{ family: Family; refreshToken: string }>
-  /** One atomic step (one round trip for Redis). */
-  rotate(refreshToken: string, ctx: { clientId: string }): Promise<RotateOutcome>
-  /** The live or revoked family, or null when unknown or expired. */
-  get(familyId: string): Promise<Family | null>
-  /**
-   * The family a genuine refresh token names, or null (bad MAC, unknown, expired).
-   * For /revoke and /introspect; no state change.
-   */
-  lookup(refreshToken: string): Promise<{ family: Family; current: boolean } | null>
-  /** Revokes a family; returns it if it was live (not already revoked or gone). */
-  revoke(familyId: string, reason: RevokeReason): Promise<Family | null>
-  /** Revokes every live family of a user; returns those revoked. */
-  revokeByUser(userId: string, reason: RevokeReason): Promise<Family[]>
-  /** Revokes every live family of a login session; returns those revoked. */
-  revokeBySession(sessionId: string, reason: RevokeReason): Promise<Family[]>
-  /** Live (not revoked, not expired) families of a user. */
-  listByUser(userId: string): Promise<Family[]>
-  /** Throws StoreUnavailable when the backend cannot be reached. */
-  ping(): Promise<void>
-  close(): Promise<void>
-}
 
 /** The backend could not be reached or answered with an error: map to 503 temporarily_unavailable. */
 export class StoreUnavailable extends Error {

@@ -1,6 +1,6 @@
 import { ANY_AUDIENCE, AccessTokenRulebook, type AccessTokenClaims } from '@gatehouse/verifier'
-import type { AuthDeps } from '../deps.js'
-import { localKeySet } from '../id-token.js'
+import type { AuthDeps } from '../runtime/deps.js'
+import { localKeySet } from './id-token.js'
 
 /** The claims of one of our access tokens that is live right now (RFC 9068 §2.2). */
 export type LiveAccessToken = AccessTokenClaims & { scope: string }

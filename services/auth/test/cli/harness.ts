@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
-import { createRuntime } from '../../src/bootstrap.js'
+import { createRuntime } from '../../src/runtime/bootstrap.js'
 import { run } from '../../src/cli/run.js'
 import { loadConfig } from '../../src/config.js'
 import { LogCapture } from '../helpers.js'

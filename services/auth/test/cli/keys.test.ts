@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs'
 import type { JWK } from 'jose'
 import t, { type Test } from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { loadKeySetFile } from '../../src/keys.js'
+import { loadKeySetFile } from '../../src/keys/signing-keys.js'
 import { TestClock } from '../helpers.js'
 import { cliRunner } from './harness.js'
 
@@ -129,7 +129,7 @@ t.test('a manual rotation on the Redis key set (what running replicas read)', as
   const none = await cliRunner(env)(['keys', 'list'])
   t.equal(none.code, 1)
   t.match(none.stderr, /there is no key set at redis gatehouse:signing-keys/)
-  const { openSigningKeys } = await import('../../src/key-manager.js')
+  const { openSigningKeys } = await import('../../src/keys/key-manager.js')
   const { loadConfig } = await import('../../src/config.js')
   const clock = new TestClock()
   const seeded = await openSigningKeys(await loadConfig(env), { info() {}, warn() {} }, clock.now)
@@ -157,8 +157,8 @@ t.test('a kid that starts with - is an argument, before or after the options and
   const dir = t.testdir({})
   const file = `${dir}/keys.json`
   t.equal((await cli(['keys', 'generate', '--out', file])).code, 0)
-  const { addNextKey, keyPolicy } = await import('../../src/key-lifecycle.js')
-  const { FileKeySetStore, applyKeyChange } = await import('../../src/key-store.js')
+  const { addNextKey, keyPolicy } = await import('../../src/keys/key-lifecycle.js')
+  const { FileKeySetStore, applyKeyChange } = await import('../../src/keys/key-store.js')
   const { loadConfig } = await import('../../src/config.js')
   // The next key is the dash key, added as `keys add-next` would.
   const policy = keyPolicy(await loadConfig(POLICY_ENV))

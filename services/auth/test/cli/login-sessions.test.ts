@@ -5,7 +5,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startRedis } from '@gatehouse/test-harness'
-import { s256 } from '../../src/pkce.js'
+import { s256 } from '../../src/authorize/pkce.js'
 import { form } from '../helpers.js'
 import { parseLoginForm } from '../oidc/harness.js'
 import { cliRunner, liveService } from './harness.js'

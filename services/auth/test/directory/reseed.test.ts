@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { hashPassword } from '../../src/passwords.js'
-import { RedisClientDirectory, RedisUserDirectory } from '../../src/redis-directory.js'
-import { DirectoryKeeper, directorySeeded, seedDirectories } from '../../src/seed.js'
+import { hashPassword } from '../../src/directory/passwords.js'
+import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
+import { DirectoryKeeper, directorySeeded, seedDirectories } from '../../src/directory/seed.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 
 /** Issue 20, defect 3: a Redis that lost the directory gets it back from the running service. */

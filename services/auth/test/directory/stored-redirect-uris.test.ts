@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
-import { RedisClientDirectory } from '../../src/redis-directory.js'
-import { clientRecordKey } from '../../src/store/keys.js'
+import { RedisClientDirectory } from '../../src/directory/redis-directory.js'
+import { clientRecordKey } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 
 const server = await startRedis()

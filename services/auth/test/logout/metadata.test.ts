@@ -1,6 +1,6 @@
 import t from 'tap'
-import { parseAuthFileConfig } from '../../src/config-file.js'
-import { clientFromConfig } from '../../src/clients.js'
+import { parseAuthFileConfig } from '../../src/directory/config-file.js'
+import { clientFromConfig } from '../../src/directory/clients.js'
 import { loadConfig } from '../../src/config.js'
 import { backchannelLogoutUriProblem } from '../../src/logout/client-metadata.js'
 import { configProblems, makeApp } from '../helpers.js'

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedis } from '@gatehouse/test-harness'
 import { RedisLogoutQueue } from '../../src/logout/redis-logout-queue.js'
-import { logoutQueueKeys } from '../../src/store/keys.js'
+import { logoutQueueKeys } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { logoutQueueContract } from './logout-queue-contract.js'
 

@@ -4,8 +4,8 @@
  * short-lived.
  */
 import t from 'tap'
-import { endSession } from '../../src/browser.js'
-import { s256 } from '../../src/pkce.js'
+import { endSession } from '../../src/signin/browser.js'
+import { s256 } from '../../src/authorize/pkce.js'
 import { basic, form } from '../helpers.js'
 import { parseLoginForm, parseLogoutForm, startOidcApp, type OidcApp } from './harness.js'
 

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
-import { s256 } from '../../src/pkce.js'
+import { s256 } from '../../src/authorize/pkce.js'
 import { startOidcApp, parseLoginForm, type OidcApp } from './harness.js'
 
 const REDIRECT_URI = 'http://127.0.0.1:3000/callback'

@@ -134,7 +134,7 @@ t.test('a jti stays spent across replicas sharing Redis', async (t) => {
   t.teardown(a.close)
   // A second replica with the same client keys: reuse a's config file through its deps.
   const { buildApp } = await import('../../src/app.js')
-  const { createRuntime } = await import('../../src/bootstrap.js')
+  const { createRuntime } = await import('../../src/runtime/bootstrap.js')
   const runtime = await createRuntime(a.config, { warn() {}, info() {} }, a.clock.now)
   const b = await buildApp(runtime.deps, { logStream: false })
   t.teardown(async () => {

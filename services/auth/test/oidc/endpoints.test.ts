@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { generateKeyPair, SignJWT } from 'jose'
-import { s256 } from '../../src/pkce.js'
+import { s256 } from '../../src/authorize/pkce.js'
 import { basic, form } from '../helpers.js'
 import { parseLoginForm, parseLogoutForm, startOidcApp, type OidcApp } from './harness.js'
 

@@ -6,10 +6,10 @@ import type { Test } from 'tap'
 import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 import { freePort } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime } from '../../src/bootstrap.js'
+import { createRuntime } from '../../src/runtime/bootstrap.js'
 import { DEV_CONFIG_FILE, loadConfig, type AuthConfig } from '../../src/config.js'
-import type { AuthDeps } from '../../src/deps.js'
-import type { NoopRevocationPublisher } from '../../src/revocation-publisher.js'
+import type { AuthDeps } from '../../src/runtime/deps.js'
+import type { NoopRevocationPublisher } from '../../src/families/revocation-publisher.js'
 import { LogCapture } from '../helpers.js'
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryAuthorizationCodeStore } from '../../src/codes.js'
-import { MemoryReplayStore } from '../../src/replay.js'
-import { MemoryLoginSessionStore } from '../../src/sessions.js'
+import { MemoryAuthorizationCodeStore } from '../../src/authorize/codes.js'
+import { MemoryReplayStore } from '../../src/directory/replay.js'
+import { MemoryLoginSessionStore } from '../../src/signin/sessions.js'
 import { ManualClock, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
 
 storeContracts(t, async () => {

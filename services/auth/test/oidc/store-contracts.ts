@@ -1,7 +1,7 @@
 import type { Test } from 'tap'
-import type { AuthorizationCodeStore, CodeGrant } from '../../src/codes.js'
-import type { ReplayStore } from '../../src/replay.js'
-import type { LoginSessionStore } from '../../src/sessions.js'
+import type { AuthorizationCodeStore, CodeGrant } from '../../src/authorize/codes.js'
+import type { ReplayStore } from '../../src/directory/replay.js'
+import type { LoginSessionStore } from '../../src/signin/sessions.js'
 
 /**
  * Conformance suites for the login-session, authorization-code and assertion-replay stores:

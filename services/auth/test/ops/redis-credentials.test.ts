@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedisSentinel } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime, type Runtime } from '../../src/bootstrap.js'
+import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { basic, form } from '../helpers.js'
 

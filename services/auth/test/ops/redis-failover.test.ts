@@ -17,7 +17,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startRedisCluster, startRedisSentinel } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime, type Runtime } from '../../src/bootstrap.js'
+import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { loadConfig } from '../../src/config.js'
 import { basic, form, LogCapture } from '../helpers.js'
 

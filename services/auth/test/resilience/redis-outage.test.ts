@@ -19,9 +19,9 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { parseInfo, startRedis, type RedisServer } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime, type Runtime } from '../../src/bootstrap.js'
+import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { loadConfig } from '../../src/config.js'
-import { s256 } from '../../src/pkce.js'
+import { s256 } from '../../src/authorize/pkce.js'
 import { basic, form, LogCapture, TestClock } from '../helpers.js'
 
 /** createRedis's default command timeout (store/redis-connection.ts), which bounds every request. */

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { sign } from '@fastify/cookie'
 import { startRedis } from '@gatehouse/test-harness'
-import { RefreshTokenCodec } from '../../src/store/refresh-token-codec.js'
+import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
 import { basic, form } from '../helpers.js'
 import { startOidcApp, type OidcApp } from '../oidc/harness.js'
 

@@ -1,0 +1,290 @@
+import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from '../directory/clients.js'
+import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from '../directory/config-file.js'
+import { endSessions, endUserSessions, type SessionEndDeps, type SessionEndReason } from '../logout/end-sessions.js'
+import type { BackchannelLogout } from '../logout/backchannel.js'
+import { hashPassword } from '../directory/passwords.js'
+import { isSessionId, type LoginSession, type LoginSessionStore } from '../signin/sessions.js'
+import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
+import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from '../directory/users.js'
+
+/**
+ * The administrative verbs behind `gatehouse users|clients|sessions` (DESIGN
+ * §5, §8, §9): the same directories and family store as the service, plus
+ * what an admin action implies — a password change, disable or delete revokes
+ * the user's families and tells resource servers (DESIGN §6) — and one audit
+ * log line per action, with identifiers only (never a password or secret).
+ */
+export interface AuditLog {
+  info(obj: Record<string, unknown>, msg?: string): void
+  error?(obj: Record<string, unknown>, msg?: string): void
+}
+
+export interface AdminDeps {
+  users: UserDirectory
+  clients: ClientDirectory
+  /** Announces what it revokes to resource servers in the same step (DESIGN §6). */
+  families: FamilyStore
+  /** Login sessions: ended with the user's families (DESIGN §10.1). */
+  sessions: LoginSessionStore
+  /** ms since the epoch */
+  clock: () => number
+  /** seconds: how long a revoked family's access tokens could still live (ACCESS_TOKEN_TTL) */
+  accessTokenTtl: number
+  resources: readonly ResourceConfig[]
+  log: AuditLog
+  /** Who acts (the operator's login), recorded in every audit line. */
+  actor: string
+  /** Told when an admin action ends login sessions (OIDC Back-Channel Logout; the CLI only enqueues). */
+  backchannel: BackchannelLogout
+}
+
+/** What ending a user's sessions did: the login sessions ended and the families revoked. */
+export interface UserSessionsEnded {
+  sessions: LoginSession[]
+  revoked: Family[]
+}
+
+export type AdminErrorCode = 'not_found' | 'exists' | 'invalid'
+
+export class AdminError extends Error {
+  constructor(
+    readonly code: AdminErrorCode,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'AdminError'
+  }
+}
+
+export interface NewUserInput {
+  username: string
+  password: string
+  roles?: readonly string[]
+  claims?: Record<string, unknown>
+  disabled?: boolean
+}
+
+export interface NewClientInput {
+  client_id: string
+  client_name?: string
+  token_endpoint_auth_method: TokenEndpointAuthMethod
+  grant_types: GrantType[]
+  scope: string
+  audience?: string
+  redirect_uris?: string[]
+  post_logout_redirect_uris?: string[]
+  jwks?: { keys: Record<string, unknown>[] } | null
+  backchannel_logout_uri?: string
+  backchannel_logout_session_required?: boolean
+  introspection?: boolean
+  release_roles?: boolean
+}
+
+const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])
+const USER_ID = /^u_[A-Za-z0-9_-]{22}$/
+
+export function passwordProblem(password: string): string | null {
+  // NIST SP 800-63B §5.1.1.2: at least 8 characters; a generous upper bound keeps the KDF input sane.
+  if (password.length < 8) return 'a password has at least 8 characters'
+  if (password.length > 1024) return 'a password has at most 1024 characters'
+  return null
+}
+
+export class Admin {
+  constructor(private readonly d: AdminDeps) {}
+
+  #audit(event: string, fields: Record<string, unknown>, msg: string): void {
+    this.d.log.info({ event, actor: this.d.actor, ...fields }, msg)
+  }
+
+  /** A user by username, or by id (`u_...`) when no username matches. */
+  async findUser(ref: string): Promise<User> {
+    const user = (await this.d.users.findByUsername(ref)) ?? (USER_ID.test(ref) ? await this.d.users.findById(ref) : null)
+    if (user === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    return user
+  }
+
+  async addUser(input: NewUserInput): Promise<User> {
+    const problems = [usernameProblem(input.username), passwordProblem(input.password), ...(input.roles ?? []).map(roleProblem)].filter((p): p is string => p !== null)
+    if (problems.length > 0) throw new AdminError('invalid', problems.join('; '))
+    const passwordHash = await hashPassword(input.password)
+    const added = await this.d.users.add({
+      username: input.username,
+      passwordHash,
+      roles: [...new Set(input.roles ?? [])],
+      claims: input.claims ?? {},
+      disabled: input.disabled ?? false,
+    })
+    if (added.status === 'exists') throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} exists (usernames are case-insensitive)`)
+    this.#audit('admin.user_added', { user_id: added.user.id, username: added.user.username, roles: added.user.roles, disabled: added.user.disabled }, 'user added')
+    return added.user
+  }
+
+  async listUsers(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
+    try {
+      return await this.d.users.list(page)
+    } catch (err) {
+      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(page.cursor)}`)
+      throw err
+    }
+  }
+
+  async disableUser(ref: string): Promise<{ user: User } & UserSessionsEnded> {
+    const user = await this.findUser(ref)
+    const updated = await this.d.users.setDisabled(user.id, true)
+    if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    const ended = await this.#endUser(user.id, 'user_disabled')
+    this.#audit('admin.user_disabled', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'user disabled')
+    return { user: updated, ...ended }
+  }
+
+  async enableUser(ref: string): Promise<User> {
+    const user = await this.findUser(ref)
+    const updated = await this.d.users.setDisabled(user.id, false)
+    if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    this.#audit('admin.user_enabled', { user_id: user.id, username: user.username }, 'user enabled')
+    return updated
+  }
+
+  async setPassword(ref: string, password: string): Promise<{ user: User } & UserSessionsEnded> {
+    const problem = passwordProblem(password)
+    if (problem !== null) throw new AdminError('invalid', problem)
+    const user = await this.findUser(ref)
+    const updated = await this.d.users.setPassword(user.id, await hashPassword(password))
+    if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    const ended = await this.#endUser(user.id, 'password_change')
+    this.#audit('admin.user_password_set', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'password changed')
+    return { user: updated, ...ended }
+  }
+
+  async setRoles(ref: string, roles: readonly string[]): Promise<User> {
+    const problems = roles.map(roleProblem).filter((p): p is string => p !== null)
+    if (problems.length > 0) throw new AdminError('invalid', problems.join('; '))
+    const user = await this.findUser(ref)
+    const updated = await this.d.users.setRoles(user.id, [...new Set(roles)])
+    if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    // Tokens issued from now on (refreshes included) carry the new roles.
+    this.#audit('admin.user_roles_set', { user_id: user.id, username: user.username, roles: updated.roles, previous_roles: user.roles }, 'roles changed')
+    return updated
+  }
+
+  async deleteUser(ref: string): Promise<{ user: User } & UserSessionsEnded> {
+    const user = await this.findUser(ref)
+    const removed = await this.d.users.delete(user.id)
+    if (removed === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    const ended = await this.#endUser(user.id, 'user_deleted')
+    this.#audit('admin.user_deleted', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'user deleted')
+    return { user: removed, ...ended }
+  }
+
+  async addClient(input: NewClientInput): Promise<{ client: Client; secret: string | undefined }> {
+    if (!/^[\x21-\x7e]{1,128}$/.test(input.client_id)) throw new AdminError('invalid', 'a client_id has 1 to 128 visible ASCII characters')
+    const secret = SECRET_METHODS.has(input.token_endpoint_auth_method) ? newClientSecret() : undefined
+    const doc: Record<string, unknown> = { ...input }
+    if (secret !== undefined) doc.client_secret_hash = hashClientSecret(secret)
+    // The same schema as the config file, so a client added here is one the file could declare.
+    const { config, problems } = parseAuthFileConfig({ resources: this.d.resources, clients: [doc] }, 'client')
+    const c: ClientConfig | undefined = config.clients[0]
+    if (problems.length > 0 || c === undefined) throw new AdminError('invalid', problems.map((p) => p.replace(/^client: clients\[0\]\.?/, '')).join('; '))
+    if (c.audience === '') throw new AdminError('invalid', 'an audience is required (the config file names no resource to default to)')
+    const added = await this.d.clients.add(c)
+    if (added.status === 'exists') throw new AdminError('exists', `a client ${JSON.stringify(input.client_id)} exists`)
+    this.#audit('admin.client_added', { client_id: c.client_id, token_endpoint_auth_method: c.token_endpoint_auth_method, grant_types: c.grant_types }, 'client added')
+    return { client: added.client, secret }
+  }
+
+  async listClients(page: { cursor?: string | undefined; limit?: number | undefined } = {}) {
+    try {
+      return await this.d.clients.list(page)
+    } catch (err) {
+      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(page.cursor)}`)
+      throw err
+    }
+  }
+
+  async findClient(clientId: string): Promise<Client> {
+    const client = await this.d.clients.get(clientId)
+    if (client === null) throw new AdminError('not_found', `no client ${JSON.stringify(clientId)}`)
+    return client
+  }
+
+  /** A new secret, shown once; the old one stops working at once. */
+  async rotateClientSecret(clientId: string): Promise<{ client: Client; secret: string }> {
+    const client = await this.findClient(clientId)
+    if (!SECRET_METHODS.has(client.authMethod)) throw new AdminError('invalid', `client ${clientId} authenticates with ${client.authMethod}, not a secret`)
+    const secret = newClientSecret()
+    const updated = await this.d.clients.rotateSecret(clientId, hashClientSecret(secret))
+    if (updated === null) throw new AdminError('not_found', `no client ${JSON.stringify(clientId)}`)
+    this.#audit('admin.client_secret_rotated', { client_id: clientId }, 'client secret rotated')
+    return { client: updated, secret }
+  }
+
+  /**
+   * Removes a client. Its refresh tokens die with it (refreshing needs client
+   * authentication); its access tokens live until they expire.
+   */
+  async deleteClient(clientId: string): Promise<Client> {
+    const removed = await this.d.clients.delete(clientId)
+    if (removed === null) throw new AdminError('not_found', `no client ${JSON.stringify(clientId)}`)
+    this.#audit('admin.client_deleted', { client_id: clientId }, 'client deleted')
+    return removed
+  }
+
+  /** The user's login sessions (browsers) and refresh families (what each client holds). */
+  async listSessions(userRef: string): Promise<{ user: User; sessions: LoginSession[]; families: Family[] }> {
+    const user = await this.findUser(userRef)
+    return { user, sessions: await this.d.sessions.listByUser(user.id), families: await this.d.families.listByUser(user.id) }
+  }
+
+  /** Sign out everywhere: every login session and every family of the user. */
+  async revokeUserSessions(userRef: string): Promise<{ user: User } & UserSessionsEnded> {
+    const user = await this.findUser(userRef)
+    const ended = await this.#endUser(user.id, 'admin')
+    this.#audit('admin.sessions_revoked', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'sessions revoked')
+    return { user, ...ended }
+  }
+
+  /** Ends one login session (a browser) and the families started from it. */
+  async revokeSession(sessionId: string): Promise<{ session: LoginSession; revoked: Family[] }> {
+    const live = isSessionId(sessionId) ? await this.d.sessions.get(sessionId) : null
+    if (live === null) throw new AdminError('not_found', `no live session ${JSON.stringify(sessionId)}`)
+    const { sessions, families } = await endSessions(this.#sessionEndDeps(), [sessionId], 'admin')
+    const session = sessions[0] ?? live
+    this.#audit('admin.session_revoked', { session_id: session.id, user_id: session.userId, families_revoked: families.length }, 'session revoked')
+    return { session, revoked: families }
+  }
+
+  async revokeFamily(familyId: string): Promise<Family> {
+    const family = /^[A-Za-z0-9_-]{1,64}$/.test(familyId) ? await this.d.families.revoke(familyId, 'admin') : null
+    if (family === null) throw new AdminError('not_found', `no live family ${JSON.stringify(familyId)}`)
+    await this.#published([family], 'admin')
+    this.#audit('admin.family_revoked', { family_id: family.id, user_id: family.userId, client_id: family.clientId }, 'family revoked')
+    return family
+  }
+
+  async #endUser(userId: string, reason: SessionEndReason): Promise<UserSessionsEnded> {
+    const { sessions, families } = await endUserSessions(this.#sessionEndDeps(), userId, reason)
+    return { sessions, revoked: families }
+  }
+
+  #sessionEndDeps(): SessionEndDeps {
+    return {
+      sessions: this.d.sessions,
+      families: this.d.families,
+      backchannel: this.d.backchannel,
+      announce: (families, reason) => this.#published(families, reason),
+      log: { info: (obj, msg) => this.d.log.info({ ...obj, actor: this.d.actor }, msg), error: (obj, msg) => (this.d.log.error ?? this.d.log.info)({ ...obj, actor: this.d.actor }, msg) },
+    }
+  }
+
+  /**
+   * DESIGN §6: the family store has already told resource servers, in the step that revoked
+   * (issue 20); their access tokens live at most ACCESS_TOKEN_TTL more. Here: the audit line.
+   */
+  async #published(families: readonly Family[], reason: RevokeReason): Promise<void> {
+    for (const f of families) {
+      // The same audit line as the service writes (family-revocation.ts), plus who acted.
+      this.d.log.info({ event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason, actor: this.d.actor }, 'family revoked')
+    }
+  }
+}

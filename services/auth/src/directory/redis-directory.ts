@@ -1,0 +1,339 @@
+import { Cluster, type Redis } from 'ioredis'
+import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
+import { parseAuthFileConfig, redirectUriProblem, type ClientConfig } from './config-file.js'
+import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
+import { redisCall as call } from '../store/redis-call.js'
+import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
+import {
+  clientRecordKey,
+  clientRecordPattern,
+  DEFAULT_KEY_PREFIX,
+  userIdIndexKey,
+  userRecordKey,
+  userRecordPattern,
+} from '../store/key-names.js'
+import { StoreUnavailable, type Clock } from '../store/types.js'
+import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type User, type UserDirectory, type UserPage } from './users.js'
+
+/**
+ * Users and clients in Redis: in production the store, not the config file,
+ * is the source of truth (the file only seeds it, seed.ts).
+ *
+ * A user record is a hash under its lowercased username, so the name is
+ * unique by construction (created with one atomic script that refuses an
+ * existing key) and a login is one HGETALL. A small id → name index finds a
+ * user by `sub` (refresh, admin verbs); every read through it checks that the
+ * record still carries that id, so a stale index entry finds nothing. Every
+ * script touches one key (no CROSSSLOT in Redis Cluster). Listing walks the
+ * keyspace with SCAN (never KEYS), on every master in a Cluster.
+ */
+
+/** KEYS[1] record; ARGV: now, then field/value pairs. 1 when created, 0 when the key exists. */
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'updated_at', ARGV[1], unpack(ARGV, 2))
+return 1
+`
+
+/** KEYS[1] user record; ARGV[1] id, ARGV[2] now, then field/value pairs. The record after, or nil. */
+const UPDATE_USER = `
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2], unpack(ARGV, 3))
+return redis.call('HGETALL', KEYS[1])
+`
+
+/** KEYS[1] record; ARGV[1] the id field it must have ('' = any). The record removed, or nil. */
+const DELETE_IF = `
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return h
+`
+
+/** KEYS[1] index key; ARGV[1] expected value. Deletes the key only if it still holds that value. */
+const DELETE_IF_VALUE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+/** KEYS[1] client record; ARGV[1] now, ARGV[2] secret hash. 1 when updated, 0 when absent. */
+const SET_CLIENT_SECRET = `
+if redis.call('HEXISTS', KEYS[1], 'config') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'secret_hash', ARGV[2], 'updated_at', ARGV[1])
+return 1
+`
+
+function flatToHash(flat: unknown): Record<string, string> {
+  if (!Array.isArray(flat)) throw new StoreUnavailable('redis: unexpected reply')
+  const h: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) h[String(flat[i])] = String(flat[i + 1])
+  return h
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCAN, standalone or Cluster
+
+/**
+ * One page of keys matching `pattern`. The cursor is `<node>:<scan cursor>`:
+ * a Cluster is scanned master by master (ordered by address, so a cursor
+ * stays meaningful between calls); a standalone server is node 0. `limit` is
+ * a hint, as SCAN's COUNT is.
+ */
+export async function scanPage(redis: Redis | Cluster, pattern: string, cursor: string | undefined, limit: number): Promise<{ keys: string[]; cursor: string | null }> {
+  const nodes: Redis[] = redis instanceof Cluster
+    ? [...redis.nodes('master')].sort((a, b) => addr(a).localeCompare(addr(b)))
+    : [redis]
+  let node = 0
+  let scan = '0'
+  if (cursor !== undefined) {
+    const m = /^(\d{1,4}):(\d{1,20})$/.exec(cursor)
+    if (!m) throw new RangeError('invalid cursor')
+    node = Number(m[1])
+    scan = m[2]!
+  }
+  const keys: string[] = []
+  while (node < nodes.length && keys.length < limit) {
+    const [next, found] = await call('scan', () => nodes[node]!.scan(scan, 'MATCH', pattern, 'COUNT', Math.max(10, limit)))
+    keys.push(...found)
+    if (next === '0') {
+      node++
+      scan = '0'
+    } else {
+      scan = next
+    }
+  }
+  return { keys, cursor: node < nodes.length ? `${node}:${scan}` : null }
+}
+
+function addr(r: Redis): string {
+  return `${r.options.host ?? ''}:${String(r.options.port ?? '')}`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+export interface RedisDirectoryOptions {
+  redis: Redis | Cluster
+  clock?: Clock
+  keyPrefix?: string
+  /**
+   * Tells every replica's directory cache that a record changed, and waits until they dropped
+   * their copies (directory-cache.ts). Default: announced on `redis`.
+   */
+  changes?: ChangeAnnouncer
+}
+
+export class RedisUserDirectory implements UserDirectory {
+  readonly #redis: Redis | Cluster
+  readonly #clock: Clock
+  readonly #prefix: string
+  readonly #changes: ChangeAnnouncer
+
+  constructor(opts: RedisDirectoryOptions) {
+    this.#redis = opts.redis
+    this.#clock = opts.clock ?? Date.now
+    this.#prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX
+    this.#changes = opts.changes ?? new RedisChangeAnnouncer(opts.redis, { keyPrefix: this.#prefix })
+  }
+
+  async findByUsername(username: string): Promise<User | null> {
+    if (typeof username !== 'string' || username.length === 0 || username.length > 256) return null
+    const h = await call('users.find', () => this.#redis.hgetall(userRecordKey(canonicalUsername(username), this.#prefix)))
+    return toUser(h)
+  }
+
+  async findById(id: string): Promise<User | null> {
+    const name = await this.#nameOf(id)
+    if (name === null) return null
+    const user = toUser(await call('users.find', () => this.#redis.hgetall(userRecordKey(name, this.#prefix))))
+    return user?.id === id ? user : null
+  }
+
+  async add(input: NewUser): Promise<AddUserResult> {
+    const name = canonicalUsername(input.username)
+    const id = input.id ?? newUserId()
+    const now = String(this.#clock())
+    const fields = [
+      'id', id,
+      'username', input.username,
+      'password_hash', input.passwordHash,
+      'roles', JSON.stringify(input.roles ?? []),
+      'claims', JSON.stringify(input.claims ?? {}),
+      'disabled', input.disabled ? '1' : '0',
+    ]
+    // The index first: a record is never findable by name without being findable by id. An index
+    // entry left behind by a lost race (or a crash) points at a record with another id: harmless.
+    const indexKey = userIdIndexKey(id, this.#prefix)
+    await call('users.add', () => this.#redis.set(indexKey, name))
+    const created = await call('users.add', () => this.#redis.eval(CREATE, 1, userRecordKey(name, this.#prefix), now, ...fields))
+    if (created !== 1) {
+      const holder = await call('users.add', () => this.#redis.hget(userRecordKey(name, this.#prefix), 'id'))
+      if (holder !== id) await call('users.add', () => this.#redis.eval(DELETE_IF_VALUE, 1, indexKey, name))
+      return { status: 'exists' }
+    }
+    const user = await this.findById(id)
+    if (user === null) throw new StoreUnavailable('redis: the user just added is missing')
+    return { status: 'created', user }
+  }
+
+  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
+    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
+    const { keys, cursor } = await scanPage(this.#redis, userRecordPattern(this.#prefix), page.cursor, limit)
+    const records = await Promise.all(keys.map((k) => call('users.list', () => this.#redis.hgetall(k))))
+    const users = records.map(toUser).filter((u): u is User => u !== null)
+    users.sort((a, b) => (a.username.toLowerCase() < b.username.toLowerCase() ? -1 : 1))
+    return { users, cursor }
+  }
+
+  async setPassword(id: string, passwordHash: string): Promise<User | null> {
+    return await this.#update(id, ['password_hash', passwordHash])
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<User | null> {
+    return await this.#update(id, ['disabled', disabled ? '1' : '0'])
+  }
+
+  async setRoles(id: string, roles: readonly string[]): Promise<User | null> {
+    return await this.#update(id, ['roles', JSON.stringify(roles)])
+  }
+
+  async delete(id: string): Promise<User | null> {
+    const name = await this.#nameOf(id)
+    if (name === null) return null
+    const removed = await call('users.delete', () => this.#redis.eval(DELETE_IF, 1, userRecordKey(name, this.#prefix), id))
+    if (removed === null) return null
+    await call('users.delete', () => this.#redis.eval(DELETE_IF_VALUE, 1, userIdIndexKey(id, this.#prefix), name))
+    await this.#changes.announce({ kind: 'user', id })
+    return toUser(flatToHash(removed))
+  }
+
+  async #nameOf(id: string): Promise<string | null> {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) return null
+    return await call('users.find', () => this.#redis.get(userIdIndexKey(id, this.#prefix)))
+  }
+
+  async #update(id: string, fields: string[]): Promise<User | null> {
+    const name = await this.#nameOf(id)
+    if (name === null) return null
+    const after = await call('users.update', () => this.#redis.eval(UPDATE_USER, 1, userRecordKey(name, this.#prefix), id, String(this.#clock()), ...fields))
+    if (after === null) return null
+    await this.#changes.announce({ kind: 'user', id })
+    return toUser(flatToHash(after))
+  }
+}
+
+/** A record as a User; null for an empty hash; StoreUnavailable for a malformed one. */
+function toUser(h: Record<string, string>): User | null {
+  if (Object.keys(h).length === 0) return null
+  const { id, username, password_hash: passwordHash } = h
+  if (id === undefined || username === undefined || passwordHash === undefined) throw new StoreUnavailable('redis: malformed user record')
+  let roles: unknown
+  let claims: unknown
+  try {
+    roles = JSON.parse(h.roles ?? '[]')
+    claims = JSON.parse(h.claims ?? '{}')
+  } catch {
+    throw new StoreUnavailable('redis: malformed user record')
+  }
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string') || typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw new StoreUnavailable('redis: malformed user record')
+  }
+  return { id, username, passwordHash, roles: roles as string[], claims: claims as Record<string, unknown>, disabled: h.disabled === '1' }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/**
+ * A client record is a hash: `config` (the config-file form, JSON, without
+ * any secret) and `secret_hash` (`sha256:<base64url>`, absent for public and
+ * private_key_jwt clients), so rotating a secret touches one field.
+ */
+export class RedisClientDirectory implements ClientDirectory {
+  readonly #redis: Redis | Cluster
+  readonly #clock: Clock
+  readonly #prefix: string
+  readonly #changes: ChangeAnnouncer
+
+  constructor(opts: RedisDirectoryOptions) {
+    this.#redis = opts.redis
+    this.#clock = opts.clock ?? Date.now
+    this.#prefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX
+    this.#changes = opts.changes ?? new RedisChangeAnnouncer(opts.redis, { keyPrefix: this.#prefix })
+  }
+
+  async get(clientId: string): Promise<Client | null> {
+    if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 256) return null
+    return toClient(await call('clients.get', () => this.#redis.hgetall(clientRecordKey(clientId, this.#prefix))))
+  }
+
+  async add(config: ClientConfig): Promise<AddClientResult> {
+    const stored = storedClientConfig(config)
+    const { client_secret_hash: secretHash, ...rest } = stored
+    const fields = ['config', JSON.stringify(rest)]
+    if (secretHash !== undefined) fields.push('secret_hash', secretHash)
+    const key = clientRecordKey(config.client_id, this.#prefix)
+    const created = await call('clients.add', () => this.#redis.eval(CREATE, 1, key, String(this.#clock()), ...fields))
+    if (created !== 1) return { status: 'exists' }
+    return { status: 'created', client: clientFromConfig(stored) }
+  }
+
+  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
+    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
+    const { keys, cursor } = await scanPage(this.#redis, clientRecordPattern(this.#prefix), page.cursor, limit)
+    const records = await Promise.all(keys.map((k) => call('clients.list', () => this.#redis.hgetall(k))))
+    const clients = records.map(toClient).filter((c): c is Client => c !== null)
+    clients.sort((a, b) => (a.id < b.id ? -1 : 1))
+    return { clients, cursor }
+  }
+
+  async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
+    const key = clientRecordKey(clientId, this.#prefix)
+    const ok = await call('clients.rotate', () => this.#redis.eval(SET_CLIENT_SECRET, 1, key, String(this.#clock()), secretHash))
+    if (ok !== 1) return null
+    await this.#changes.announce({ kind: 'client', id: clientId })
+    return await this.get(clientId)
+  }
+
+  async delete(clientId: string): Promise<Client | null> {
+    const removed = await call('clients.delete', () => this.#redis.eval(DELETE_IF, 1, clientRecordKey(clientId, this.#prefix), ''))
+    if (removed === null) return null
+    await this.#changes.announce({ kind: 'client', id: clientId })
+    return toClient(flatToHash(removed))
+  }
+}
+
+/**
+ * A record an older version stored may hold redirect URIs the rules now refuse (config-file.ts
+ * redirectUriProblem: `http` to a network host, `javascript:`, a scheme without a dot) or a
+ * back-channel URI over plain http. Those are left out, so they cannot be used, and the client
+ * keeps working with the rest instead of every lookup and `clients list` failing with a 503.
+ */
+function withoutRefusedUris(doc: object): object {
+  const d = { ...doc } as Record<string, unknown>
+  for (const field of ['redirect_uris', 'post_logout_redirect_uris']) {
+    const list = d[field]
+    if (Array.isArray(list)) d[field] = list.filter((u) => typeof u !== 'string' || redirectUriProblem(u) === null)
+  }
+  if (typeof d.backchannel_logout_uri === 'string' && backchannelLogoutUriProblem(d.backchannel_logout_uri) !== null) delete d.backchannel_logout_uri
+  return d
+}
+
+function toClient(h: Record<string, string>): Client | null {
+  if (Object.keys(h).length === 0) return null
+  let doc: unknown
+  try {
+    doc = JSON.parse(h.config ?? '')
+  } catch {
+    throw new StoreUnavailable('redis: malformed client record')
+  }
+  if (typeof doc !== 'object' || doc === null) throw new StoreUnavailable('redis: malformed client record')
+  const withSecret = withoutRefusedUris(h.secret_hash === undefined ? doc : { ...doc, client_secret_hash: h.secret_hash })
+  // The record was validated when it was added; re-checking costs little and keeps a hand-edited
+  // record from granting more than the config schema allows.
+  const { config, problems } = parseAuthFileConfig({ clients: [withSecret] }, 'client record')
+  const c = config.clients[0]
+  if (problems.length > 0 || c === undefined) throw new StoreUnavailable(`redis: malformed client record (${problems[0] ?? 'empty'})`)
+  return clientFromConfig(c)
+}

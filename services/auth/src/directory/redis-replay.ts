@@ -1,0 +1,25 @@
+import type { Cluster, Redis } from 'ioredis'
+import { redisCall as call } from '../store/redis-call.js'
+import { assertionJtiKey, DEFAULT_KEY_PREFIX } from '../store/key-names.js'
+import type { Clock } from '../store/types.js'
+import { digest, type ReplayStore } from './replay.js'
+
+/** SET NX PX: the first claim wins on every replica; the key expires with the assertion. */
+export class RedisReplayStore implements ReplayStore {
+  readonly #redis: Redis | Cluster
+  readonly #clock: Clock
+  readonly #prefix: string
+
+  constructor(options: { redis: Redis | Cluster; clock?: Clock; keyPrefix?: string }) {
+    this.#redis = options.redis
+    this.#clock = options.clock ?? Date.now
+    this.#prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX
+  }
+
+  async claim(clientId: string, jti: string, untilMs: number): Promise<boolean> {
+    const ttl = Math.max(1, Math.ceil(untilMs - this.#clock()))
+    const key = assertionJtiKey(digest(clientId, jti), this.#prefix)
+    const reply = await call('jti claim', () => this.#redis.set(key, '1', 'PX', ttl, 'NX'))
+    return reply === 'OK'
+  }
+}

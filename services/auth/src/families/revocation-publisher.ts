@@ -1,0 +1,54 @@
+import type { Redis, Cluster } from 'ioredis'
+import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
+import { redisCall } from '../store/redis-call.js'
+
+/**
+ * Tells resource services that a family's access tokens are dead (DESIGN §6). The family store
+ * announces every revocation itself, in the step that revokes (families/redis-scripts.ts; the memory
+ * store calls its `announce` option): the request path never publishes in a second call.
+ */
+export interface RevocationPublisher {
+  /** `exp`: seconds since the epoch after which the family's access tokens expire anyway. */
+  publish(sid: string, exp: number): Promise<void>
+}
+
+/**
+ * Without Redis nobody listens: access tokens live until they expire (documented trade-off).
+ * The memory family store announces here; the last announcements are kept for tests.
+ */
+export class NoopRevocationPublisher implements RevocationPublisher {
+  readonly published: { sid: string; exp: number }[] = []
+  async publish(sid: string, exp: number): Promise<void> {
+    this.published.push({ sid, exp })
+    if (this.published.length > 1000) this.published.shift()
+  }
+}
+
+/**
+ * One announcement written directly (recent set, then PUBLISH), for callers outside the family
+ * store. Any Redis failure is StoreUnavailable (503 temporarily_unavailable), never a 500.
+ */
+export class RedisRevocationPublisher implements RevocationPublisher {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly clock: () => number,
+  ) {}
+
+  async publish(sid: string, exp: number): Promise<void> {
+    const now = Math.floor(this.clock() / 1000)
+    // The recent set lets a subscriber that was disconnected catch up; entries
+    // past their exp are useless and trimmed on every write.
+    await redisCall('announce', async () => {
+      const res = await this.redis
+        .multi()
+        .zadd(RECENT_REVOCATIONS_KEY, 'GT', exp, sid)
+        .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', now)
+        .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'NX')
+        .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'GT')
+        .exec()
+      const failed = res?.find(([err]) => err !== null)
+      if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('transaction aborted')
+      await this.redis.publish(REVOCATION_CHANNEL, encodeRevocation({ sid, exp }))
+    })
+  }
+}

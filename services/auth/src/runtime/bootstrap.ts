@@ -1,0 +1,139 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { AuthConfig } from '../config.js'
+import { MemoryClientDirectory } from '../directory/clients.js'
+import type { AuthDeps } from './deps.js'
+import { openSigningKeys } from '../keys/key-manager.js'
+import { DirectoryKeeper, openRedisDirectories } from '../directory/seed.js'
+import { AuthMetrics } from './metrics.js'
+import { NoopRevocationPublisher, RedisRevocationPublisher } from '../families/revocation-publisher.js'
+import { MemoryFamilyStore } from '../families/memory-family-store.js'
+import { RedisFamilyStore } from '../families/redis-family-store.js'
+import { shouldLogAnnouncement } from '../families/revocation-outbox.js'
+import { createRedis, waitForRedis } from '../store/redis-connection.js'
+import { AccessTokenIssuer } from '../tokens/access-tokens.js'
+import { MemoryUserDirectory } from '../directory/users.js'
+import { MemoryAuthorizationCodeStore } from '../authorize/codes.js'
+import { RedisAuthorizationCodeStore } from '../authorize/redis-codes.js'
+import { MemoryReplayStore } from '../directory/replay.js'
+import { RedisReplayStore } from '../directory/redis-replay.js'
+import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
+import { backchannelLogoutFor } from '../logout/runtime.js'
+import { DirectoryCache } from '../directory/directory-cache.js'
+import { MemoryLoginLimiter } from '../signin/login-limiter.js'
+import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
+import { familyStoreOptions, loginGateFor, loginLimitPolicy, redisLoginSessionStore } from './build.js'
+
+export interface Runtime {
+  deps: AuthDeps
+  /** Closes what the runtime opened (Redis connections). */
+  close(): Promise<void>
+}
+
+/** Wires the dependencies a configuration calls for (the one place that decides memory vs Redis). */
+export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLogger, 'warn' | 'info'>, clock: () => number = Date.now): Promise<Runtime> {
+  // Key set from Redis or the file, re-read without restarts (key-manager.ts, DESIGN §7).
+  const signing = await openSigningKeys(config, log, clock)
+  const keys = signing.ring
+  signing.manager?.start()
+  if (!signing.manager) log.warn('SIGNING_KEYS_FILE is not set: signing with a generated development key (tokens die with this process)')
+  if (config.cookieSecretGenerated) log.warn('COOKIE_SECRET is not set: using a generated one (development only)')
+  if (config.refreshTokenSecretFromCookie) log.warn('REFRESH_TOKEN_SECRET is not set: refresh tokens are keyed from COOKIE_SECRET (development only)')
+  // Codec, policy and access-token lifetime, as the CLI builds them (build.ts).
+  const familyOptions = familyStoreOptions(config, clock)
+  const metrics = new AuthMetrics()
+  const tokens = new AccessTokenIssuer(config.issuer, keys, config.accessTokenTtl, clock)
+
+  if (!config.redis) {
+    log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
+    // In one process "announcing" a revocation means the in-process list (nobody else listens).
+    const revocations = new NoopRevocationPublisher()
+    const families = new MemoryFamilyStore({ ...familyOptions, announce: (sid, exp) => void revocations.publish(sid, exp) })
+    const users = await MemoryUserDirectory.fromConfig(config.file.users)
+    const clients = new MemoryClientDirectory(config.file.clients)
+    const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
+    const deps: AuthDeps = {
+      config, clock, families, users, clients, keys, tokens, metrics, revocations, ping: () => families.ping(),
+      sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
+      codes: new MemoryAuthorizationCodeStore({ clock }),
+      assertionReplay: new MemoryReplayStore({ clock }),
+      loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
+      backchannel: backchannel.logout,
+    }
+    return {
+      deps,
+      close: async () => {
+        await backchannel.worker.stop()
+        await signing.close()
+        await families.close()
+      },
+    }
+  }
+
+  const redis = createRedis(config.redis)
+  // Users and clients live in Redis, seeded once from the config file (seed.ts).
+  const { users, clients } = await openRedisDirectories(redis, config.file, log, clock).catch((err: unknown) => {
+    redis.disconnect()
+    void signing.close()
+    throw err
+  })
+  // The store announces each revocation in the script that revokes it (issue 20).
+  const families = new RedisFamilyStore({
+    redis, ...familyOptions,
+    onAnnouncement: (e) => {
+      metrics.revocationAnnouncements.inc({ outcome: e.kind })
+      if (!shouldLogAnnouncement(e)) return
+      const fields = { event: `revocation.announcement_${e.kind}`, family_id: e.sid, attempts: e.attempts, err: e.error }
+      if (e.kind === 'delivered') log.info(fields, 'revocation announcement written after a retry')
+      else log.warn(fields, e.kind === 'failed' ? 'revocation announcement failed; retrying' : 'revocation announcement dropped')
+    },
+  })
+  // Background work (the directory check, the back-channel logout worker) runs on a connection of
+  // its own, so the request path's connection carries requests only: a rotation is one EVALSHA on
+  // it (bench/scenarios/refresh.ts), and a slow poll never queues ahead of a request.
+  const background = createRedis({ ...config.redis, connectionName: 'gatehouse-background' })
+  await waitForRedis(background, 10_000).catch((err: unknown) => {
+    background.disconnect()
+    redis.disconnect()
+    void signing.close()
+    throw err
+  })
+  // Seeds the directory again should Redis come back without it (seed.ts).
+  const keeper = new DirectoryKeeper({ redis: background, dirs: { users, clients }, file: config.file, log })
+  keeper.start()
+  // Clients and users by id, copied in this process so that /token reads no record from Redis per
+  // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
+  const directory = new DirectoryCache({ redis, clock })
+  directory.start()
+  const backchannel = backchannelLogoutFor({ config, clients: directory.clients(clients), keys, clock, log, metrics, redis: background })
+  const deps: AuthDeps = {
+    config,
+    clock,
+    families,
+    users: directory.users(users),
+    clients: directory.clients(clients),
+    keys,
+    tokens,
+    metrics,
+    revocations: new RedisRevocationPublisher(redis, clock),
+    ping: () => families.ping(),
+    directoryReady: () => keeper.check(),
+    // Same connection as the families (the families store closes it).
+    sessions: redisLoginSessionStore(redis, clock),
+    codes: new RedisAuthorizationCodeStore({ redis, clock }),
+    assertionReplay: new RedisReplayStore({ redis, clock }),
+    loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
+    backchannel: backchannel.logout,
+  }
+  return {
+    deps,
+    close: async () => {
+      await backchannel.worker.stop()
+      keeper.close()
+      await directory.close()
+      await signing.close()
+      await families.close()
+      redis.disconnect()
+      background.disconnect()
+    },
+  }
+}

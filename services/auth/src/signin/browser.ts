@@ -1,0 +1,187 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { CookieSerializeOptions } from '@fastify/cookie'
+import type { OAuthError } from '@gatehouse/service-kit'
+import { isAuthorizationRequest, type AuthorizationRequest } from '../authorize/authorization-request.js'
+import type { AuthConfig } from '../config.js'
+import type { AuthDeps } from '../runtime/deps.js'
+import { announceRevoked } from '../families/family-revocation.js'
+import { endSessions, type SessionEndDeps, type SessionEndReason } from '../logout/end-sessions.js'
+import type { LoginSession } from './sessions.js'
+
+/**
+ * The browser side of the code flow: the login session cookie, the pending-login ("interaction")
+ * cookie and the redirects back to the client.
+ *
+ * Cookies are signed (HMAC with COOKIE_SECRET by @fastify/cookie), HttpOnly, SameSite=Lax and
+ * Secure outside local development (DESIGN §8).
+ */
+export const SESSION_COOKIE = 'gh_session'
+/**
+ * Under an https issuer the session cookie is `__Host-gh_session`: browsers then accept it only
+ * with Secure, Path=/ and no Domain, from a secure origin (RFC 6265bis §4.1.3.2), so neither a
+ * sibling subdomain nor a plain-http response can set or shadow it (session fixation).
+ */
+export const HOST_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`
+const INTERACTION_COOKIE_PREFIX = 'gh_login_'
+/** How long the login form stays usable after /authorize showed it. */
+export const INTERACTION_TTL_MS = 10 * 60_000
+
+/** http://127.0.0.1, http://localhost and http://[::1] are local development: no Secure flag, no HTTPS there. */
+export function isLocalDevelopment(issuer: string): boolean {
+  const u = new URL(issuer)
+  return u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]')
+}
+
+/** The issuer's path ('' at the root): cookies are scoped under it when the issuer has one. */
+export function issuerPath(config: AuthConfig): string {
+  return new URL(config.issuer).pathname.replace(/\/+$/, '')
+}
+
+export function cookieOptions(config: AuthConfig, path: string): CookieSerializeOptions {
+  return { path, httpOnly: true, sameSite: 'lax', secure: !isLocalDevelopment(config.issuer), signed: true }
+}
+
+export function readSigned(request: FastifyRequest, name: string): string | null {
+  const raw = request.cookies[name]
+  if (raw === undefined) return null
+  const unsigned = request.unsignCookie(raw)
+  return unsigned.valid && unsigned.value !== null ? unsigned.value : null
+}
+
+// --- login session --------------------------------------------------------------------------
+
+/** The session cookie's name and options: `__Host-` (Path=/, Secure, no Domain) under https. */
+export function sessionCookie(config: AuthConfig): { name: string; options: CookieSerializeOptions } {
+  if (new URL(config.issuer).protocol === 'https:') return { name: HOST_SESSION_COOKIE, options: { ...cookieOptions(config, '/'), secure: true } }
+  return { name: SESSION_COOKIE, options: cookieOptions(config, issuerPath(config) || '/') }
+}
+
+/** The live login session of this browser, or null (no cookie, bad signature, ended, expired). */
+export async function currentSession(request: FastifyRequest, deps: AuthDeps): Promise<LoginSession | null> {
+  const token = readSigned(request, sessionCookie(deps.config).name)
+  return token === null ? null : await deps.sessions.resolve(token)
+}
+
+export function setSessionCookie(reply: FastifyReply, config: AuthConfig, token: string): void {
+  // No Max-Age: the cookie ends with the browser; the server-side session bounds it anyway.
+  const { name, options } = sessionCookie(config)
+  reply.setCookie(name, token, options)
+}
+
+export function clearSessionCookie(reply: FastifyReply, config: AuthConfig): void {
+  const { name, options } = sessionCookie(config)
+  reply.clearCookie(name, { ...options, signed: false })
+}
+
+/** What ending sessions needs, from the service's dependencies (logout/end-sessions.ts). */
+export function sessionEndDeps(deps: AuthDeps, log: FastifyBaseLogger): SessionEndDeps {
+  return {
+    sessions: deps.sessions,
+    families: deps.families,
+    backchannel: deps.backchannel,
+    announce: (families, reason) => announceRevoked(deps, log, families, reason),
+    log,
+  }
+}
+
+/** Ends a login session and revokes every family started from it (logout, or another user signing in). */
+export async function endSession(deps: AuthDeps, log: FastifyBaseLogger, sessionId: string, reason: SessionEndReason): Promise<boolean> {
+  const { sessions } = await endSessions(sessionEndDeps(deps, log), [sessionId], reason)
+  return sessions.length > 0
+}
+
+// --- pending login (interaction) --------------------------------------------------------------
+
+export interface Interaction {
+  /** Double-submit CSRF token: in this signed cookie and in the form's hidden field. */
+  csrf: string
+  /** ms epoch */
+  exp: number
+  request: AuthorizationRequest
+}
+
+const INTERACTION_ID = /^[A-Za-z0-9_-]{16}$/
+/** Browsers keep cookies up to 4096 bytes; beyond that the pending request cannot be carried. */
+const MAX_COOKIE_VALUE = 3800
+
+function interactionPath(config: AuthConfig): string {
+  return `${issuerPath(config)}/login`
+}
+
+/**
+ * Starts a pending login: a signed, short-lived cookie carries the validated authorization
+ * request, so nothing in the form (hidden fields) is trusted for it. One cookie per pending login
+ * (named by a random id in the form), so two tabs signing in at once do not disturb each other.
+ * Returns null when the request is too large to carry.
+ */
+export function startInteraction(reply: FastifyReply, deps: AuthDeps, request: AuthorizationRequest): { id: string; csrf: string } | null {
+  const id = randomBytes(12).toString('base64url')
+  const csrf = randomBytes(32).toString('base64url')
+  const body: Interaction = { csrf, exp: deps.clock() + INTERACTION_TTL_MS, request }
+  const value = Buffer.from(JSON.stringify(body)).toString('base64url')
+  if (value.length > MAX_COOKIE_VALUE) return null
+  reply.setCookie(INTERACTION_COOKIE_PREFIX + id, value, { ...cookieOptions(deps.config, interactionPath(deps.config)), maxAge: INTERACTION_TTL_MS / 1000 })
+  return { id, csrf }
+}
+
+export type InteractionCheck = { ok: true; interaction: Interaction } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }
+
+/** The pending login named by the form, if its cookie is genuine, unexpired and the CSRF token matches. */
+export function readInteraction(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): InteractionCheck {
+  if (id === undefined || !INTERACTION_ID.test(id)) return { ok: false, reason: 'missing' }
+  const value = readSigned(request, INTERACTION_COOKIE_PREFIX + id)
+  if (value === null) return { ok: false, reason: 'missing' }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'))
+  } catch {
+    return { ok: false, reason: 'missing' }
+  }
+  const i = parsed as Partial<Interaction>
+  if (typeof i?.csrf !== 'string' || typeof i.exp !== 'number' || !isAuthorizationRequest(i.request)) return { ok: false, reason: 'missing' }
+  if (deps.clock() >= i.exp) return { ok: false, reason: 'expired' }
+  const given = Buffer.from(csrf ?? '')
+  const expected = Buffer.from(i.csrf)
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'csrf' }
+  return { ok: true, interaction: i as Interaction }
+}
+
+export function clearInteraction(reply: FastifyReply, config: AuthConfig, id: string): void {
+  reply.clearCookie(INTERACTION_COOKIE_PREFIX + id, { ...cookieOptions(config, interactionPath(config)), signed: false })
+}
+
+// --- authorization responses ------------------------------------------------------------------
+
+/** Appends parameters to a registered redirect URI (keeping its own query, RFC 6749 §3.1.2). */
+function redirectTo(reply: FastifyReply, redirectUri: string, params: Record<string, string | undefined>, status: 302 | 303): FastifyReply {
+  const url = new URL(redirectUri)
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v)
+  return reply.code(status).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', url.toString()).send()
+}
+
+/**
+ * Success: a new code, bound to the client, the redirect URI, the PKCE challenge, the session
+ * and the nonce; `iss` identifies us to the client (RFC 9207 §2).
+ */
+export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req: AuthorizationRequest, session: LoginSession, status: 302 | 303): Promise<FastifyReply> {
+  const grant: Parameters<AuthDeps['codes']['issue']>[0] = {
+    clientId: req.clientId,
+    redirectUri: req.redirectUri,
+    codeChallenge: req.codeChallenge,
+    scope: req.scope,
+    userId: session.userId,
+    sessionId: session.id,
+    authTime: session.authTime,
+  }
+  if (req.nonce !== undefined) grant.nonce = req.nonce
+  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
+  await deps.sessions.recordUse(session.id, req.clientId)
+  const code = await deps.codes.issue(grant)
+  return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
+}
+
+/** RFC 6749 §4.1.2.1 error response (+ `iss`, RFC 9207), only ever to a validated redirect URI. */
+export function redirectWithError(reply: FastifyReply, deps: AuthDeps, redirectUri: string, state: string | undefined, error: OAuthError, status: 302 | 303): FastifyReply {
+  return redirectTo(reply, redirectUri, { error: error.code, error_description: error.description, state, iss: deps.config.issuer }, status)
+}

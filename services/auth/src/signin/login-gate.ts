@@ -1,0 +1,146 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { LoginLimiter, LoginTicket } from './login-limiter.js'
+import type { AuthMetrics } from '../runtime/metrics.js'
+import { verifyPassword } from '../directory/passwords.js'
+import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
+
+/**
+ * Every password check of the service goes through here (the password grant and POST /login):
+ * the attempt limiter first, then a progressive delay, then the KDF. One generic outcome for the
+ * caller whatever the reason (DESIGN §3: the answer must not tell a locked account, an unknown
+ * user and a wrong password apart), with the reason only in the audit log and the metrics.
+ *
+ * The delay: the first half of a bucket's allowed attempts are free; from then on each attempt
+ * waits `delayMs`, doubling per counted attempt, at most MAX_DELAY_MS, before its password is
+ * checked. An attempt that finds its bucket full of undecided ones (`busy`: a burst in parallel)
+ * waits a little and asks again, a few times. Waiting is a timer (the event loop stays free), and
+ * at most `maxDelayed` requests wait at once in this process: beyond that, or once a busy attempt
+ * has asked often enough, the answer is the generic failure at once, without checking the
+ * password and without counting it, so a flood of guesses can neither pile up open requests nor
+ * make the server run the KDF for it. During a lockout the answer is also immediate, with no KDF
+ * (a locked state is equally true of usernames that do not exist, so the faster answer reveals
+ * nothing about existence).
+ */
+export const MAX_DELAY_MS = 5000
+/** A busy attempt asks again after 25 ms, doubling, this many times (about 3 s in all). */
+const BUSY_ROUNDS = 7
+const BUSY_FIRST_WAIT_MS = 25
+
+export type LoginOutcome = { ok: true; user: User } | { ok: false; reason: 'bad_credentials' | 'locked' | 'throttled' }
+
+export interface LoginGateOptions {
+  limiter: LoginLimiter
+  /** Attempts per bucket, to know where the delay starts (half of each). */
+  maxPerUser: number
+  maxPerAddress: number
+  /** The first delay, ms (LOGIN_DELAY_MS); 0 = no delay. */
+  delayMs: number
+  /** Requests allowed to wait at once (default 64). */
+  maxDelayed?: number
+  /** Waits (tests inject one that records the delay and returns at once). */
+  sleep?: (ms: number) => Promise<void>
+  /** The password check (tests inject one that counts KDF runs). */
+  verify?: (phc: string, password: string) => Promise<boolean>
+}
+
+export interface LoginInput {
+  users: UserDirectory
+  username: string
+  password: string
+  /** The client address (request.ip: the socket, or X-Forwarded-For behind TRUST_PROXY). */
+  address: string
+  clientId: string
+  log: FastifyBaseLogger
+  metrics: AuthMetrics
+}
+
+/** The delay before an attempt, given how many attempts its bucket already counts. */
+export function delayFor(counted: number, max: number, baseMs: number): number {
+  const free = Math.floor(max / 2)
+  if (baseMs <= 0 || counted < free) return 0
+  return Math.min(baseMs * 2 ** Math.min(counted - free, 30), MAX_DELAY_MS)
+}
+
+const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export class LoginGate {
+  readonly limiter: LoginLimiter
+  readonly #o: Required<LoginGateOptions>
+  #delayed = 0
+
+  constructor(options: LoginGateOptions) {
+    this.limiter = options.limiter
+    this.#o = { maxDelayed: 64, sleep: realSleep, verify: verifyPassword, ...options }
+  }
+
+  /** How many requests are waiting out a delay right now. */
+  get delayed(): number {
+    return this.#delayed
+  }
+
+  async authenticate(input: LoginInput): Promise<LoginOutcome> {
+    const { log, metrics } = input
+    const refs = { client_id: input.clientId, ip: input.address }
+    let check = await this.limiter.attempt(input.username, input.address)
+    for (let round = 0; check.status === 'busy'; round++) {
+      if (round >= BUSY_ROUNDS || !(await this.#wait(BUSY_FIRST_WAIT_MS * 2 ** round))) {
+        metrics.loginThrottled.inc()
+        log.info({ event: 'login.failed', reason: 'throttled', scope: check.scope, ...refs }, 'login refused: too many undecided attempts')
+        return { ok: false, reason: 'throttled' }
+      }
+      check = await this.limiter.attempt(input.username, input.address)
+    }
+    if (check.status === 'locked') {
+      metrics.loginLockouts.inc({ scope: check.scope })
+      log.info({ event: 'login.locked', scope: check.scope, locked_now: check.lockedNow, retry_after: Math.ceil(check.retryAfterMs / 1000), ...refs }, 'login refused: locked out')
+      return { ok: false, reason: 'locked' }
+    }
+    const { ticket, counted } = check
+    const wait = Math.max(delayFor(counted.user, this.#o.maxPerUser, this.#o.delayMs), delayFor(counted.address, this.#o.maxPerAddress, this.#o.delayMs))
+    if (wait > 0) {
+      if (!(await this.#wait(wait))) {
+        await this.limiter.release(ticket)
+        metrics.loginThrottled.inc()
+        log.info({ event: 'login.failed', reason: 'throttled', user_ref: ticket.user, ...refs }, 'login refused: too many delayed attempts')
+        return { ok: false, reason: 'throttled' }
+      }
+      metrics.loginDelayed.inc()
+    }
+    let user: User | null
+    try {
+      user = await authenticateUser(input.users, input.username, input.password, this.#o.verify)
+    } catch (err) {
+      // The directory failed (StoreUnavailable → 503): this was no guess, give the attempt back.
+      await this.#releaseQuietly(ticket)
+      throw err
+    }
+    if (user === null) {
+      await this.limiter.failed(ticket)
+      metrics.loginFailures.inc({ reason: 'bad_credentials' })
+      log.info({ event: 'login.failed', reason: 'bad_credentials', user_ref: ticket.user, failures: counted.user + 1, delayed_ms: wait, ...refs }, 'login failed')
+      return { ok: false, reason: 'bad_credentials' }
+    }
+    await this.limiter.succeeded(ticket)
+    return { ok: true, user }
+  }
+
+  /** Waits `ms` unless `maxDelayed` requests already wait; false then. */
+  async #wait(ms: number): Promise<boolean> {
+    if (this.#delayed >= this.#o.maxDelayed) return false
+    this.#delayed++
+    try {
+      await this.#o.sleep(ms)
+    } finally {
+      this.#delayed--
+    }
+    return true
+  }
+
+  async #releaseQuietly(ticket: LoginTicket): Promise<void> {
+    try {
+      await this.limiter.release(ticket)
+    } catch {
+      // The store is down: the attempt stays counted until its window passes.
+    }
+  }
+}
