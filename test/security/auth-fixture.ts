@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { s256 } from '../../services/auth/src/authorize/pkce.js'
+import { Admin } from '../../services/auth/src/cli/admin.js'
 import { basic, form } from '../../services/auth/test/helpers.js'
 import { parseLoginForm, SERVICE_CLIENT_ID, type OidcApp } from '../../services/auth/test/oidc/harness.js'
 
@@ -80,4 +81,20 @@ export async function clientAssertion(h: OidcApp, claims: Record<string, unknown
 
 export function claimsOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
+}
+
+/** The admin verbs (users set-password, disable, sessions revoke) over the app's own stores. */
+export function adminOf(h: OidcApp): Admin {
+  return new Admin({
+    users: h.deps.users,
+    clients: h.deps.clients,
+    families: h.deps.families,
+    sessions: h.deps.sessions,
+    backchannel: h.deps.backchannel,
+    clock: h.deps.clock,
+    accessTokenTtl: h.config.accessTokenTtl,
+    resources: h.config.file.resources,
+    log: { info() {} },
+    actor: 'security-test',
+  })
 }

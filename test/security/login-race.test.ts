@@ -5,24 +5,10 @@
  * everything was ended and lives for 12 h on the old password.
  */
 import t from 'tap'
-import { Admin } from '../../services/auth/src/cli/admin.js'
+import type { Admin } from '../../services/auth/src/cli/admin.js'
 import { parseLoginForm } from '../../services/auth/test/oidc/harness.js'
-import { authorizeQuery, cookiesOf, FORM, form, startOidcApp, type OidcApp } from './auth-fixture.js'
+import { adminOf, authorizeQuery, cookiesOf, form, FORM, type OidcApp, startOidcApp } from './auth-fixture.js'
 
-function adminOf(h: OidcApp): Admin {
-  return new Admin({
-    users: h.deps.users,
-    clients: h.deps.clients,
-    families: h.deps.families,
-    sessions: h.deps.sessions,
-    backchannel: h.deps.backchannel,
-    clock: h.deps.clock,
-    accessTokenTtl: h.config.accessTokenTtl,
-    resources: h.config.file.resources,
-    log: { info() {} },
-    actor: 'security-test',
-  })
-}
 
 for (const [verb, act] of [
   ['users set-password', (a: Admin) => a.setPassword('alice', 'a-brand-new-password')],

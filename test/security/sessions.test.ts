@@ -4,28 +4,14 @@
  * that spent the token, and access tokens no revocation could reach.
  */
 import t from 'tap'
-import { Admin } from '../../services/auth/src/cli/admin.js'
+import type { Admin } from '../../services/auth/src/cli/admin.js'
 import type { SessionEnded } from '../../services/auth/src/logout/backchannel.js'
 import { parseLogoutForm } from '../../services/auth/test/oidc/harness.js'
-import { authorizeQuery, basic, browserLogin, claimsOf, cookiesOf, exchangeCode, FORM, form, postForm, REDIRECT_URI, startOidcApp, VERIFIER, WEB, type OidcApp } from './auth-fixture.js'
+import { adminOf, authorizeQuery, basic, browserLogin, claimsOf, cookiesOf, exchangeCode, form, FORM, type OidcApp, postForm, REDIRECT_URI, startOidcApp, VERIFIER, WEB } from './auth-fixture.js'
 import { s256 } from '../../services/auth/src/authorize/pkce.js'
 
 const SPA_REDIRECT = 'http://127.0.0.1:3000/spa/callback'
 
-function adminOf(h: OidcApp): Admin {
-  return new Admin({
-    users: h.deps.users,
-    clients: h.deps.clients,
-    families: h.deps.families,
-    sessions: h.deps.sessions,
-    backchannel: h.deps.backchannel,
-    clock: h.deps.clock,
-    accessTokenTtl: h.config.accessTokenTtl,
-    resources: h.config.file.resources,
-    log: { info() {} },
-    actor: 'security-test',
-  })
-}
 
 /** Records what the back-channel is told (the real delivery is another module's). */
 function recordBackchannel(h: OidcApp): SessionEnded[] {
