@@ -255,8 +255,18 @@ export class Admin {
   }
 
   async revokeFamily(familyId: string): Promise<Family> {
-    const family = /^[A-Za-z0-9_-]{1,64}$/.test(familyId) ? await this.d.families.revoke(familyId, 'admin') : null
-    if (family === null) throw new AdminError('not_found', `no live family ${JSON.stringify(familyId)}`)
+    const valid = /^[A-Za-z0-9_-]{1,64}$/.test(familyId)
+    const family = valid ? await this.d.families.revoke(familyId, 'admin') : null
+    if (family === null) {
+      // The store announces a family that was already revoked again (repairing an announcement a
+      // resource service missed, issue 20); say so rather than only "not found".
+      const known = valid ? await this.d.families.get(familyId) : null
+      if (known?.revoked === true) {
+        this.#audit('admin.family_reannounced', { family_id: known.id, user_id: known.userId, client_id: known.clientId }, 'revoked family announced again')
+        throw new AdminError('not_found', `family ${JSON.stringify(familyId)} was already revoked; its revocation was announced again`)
+      }
+      throw new AdminError('not_found', `no live family ${JSON.stringify(familyId)}`)
+    }
     await this.#published([family], 'admin')
     this.#audit('admin.family_revoked', { family_id: family.id, user_id: family.userId, client_id: family.clientId }, 'family revoked')
     return family

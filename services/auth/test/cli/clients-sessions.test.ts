@@ -140,7 +140,10 @@ t.test('sessions list and revoke (by user, by family): the refresh tokens die an
   t.match(one.events('admin.family_revoked'), [{ family_id: sids[0] }])
   t.equal((await token(live.app, { grant_type: 'refresh_token', refresh_token: logins[0]!.refresh_token })).statusCode, 400)
   t.equal((await token(live.app, { grant_type: 'refresh_token', refresh_token: logins[1]!.refresh_token })).statusCode, 200, 'the other session lives')
-  t.equal((await cli(['sessions', 'revoke', '--family', sids[0]!, '--yes'])).code, 1, 'already revoked')
+  const again = await cli(['sessions', 'revoke', '--family', sids[0]!, '--yes'])
+  t.equal(again.code, 1, 'already revoked')
+  t.match(again.stderr, /was already revoked; its revocation was announced again/, 'and the operator is told it was announced again')
+  t.match(again.events('admin.family_reannounced'), [{ family_id: sids[0] }])
   t.equal((await cli(['sessions', 'revoke', '--family', '../../etc', '--yes'])).code, 1)
 
   const all = await cli(['sessions', 'revoke', '--user', 'alice', '--yes', '--json'])
