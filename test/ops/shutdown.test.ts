@@ -10,7 +10,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, CLI_BASIC, RESOURCE_SCRIPT, collectLines, postToken, refused, slowRequest, waitForLine } from './helpers.js'
+import { AUTH_SCRIPT, CLI_BASIC, RESOURCE_SCRIPT, collectLines, eventually, postToken, refused, slowRequest, waitForLine } from './helpers.js'
 
 const COOKIE_SECRET = randomBytes(32).toString('base64url')
 
@@ -60,7 +60,9 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
   const exitCode = new Promise<number | null>((resolve) => auth.child.once('exit', (code) => resolve(code)))
   auth.child.kill('SIGTERM')
   await waitForLine(lines, /"event":"service.stopping"/)
-  t.ok(await refused(port), 'after the signal, new connections are refused')
+  // The stopping line is written just before the listener closes (one step of fastify's close
+  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
+  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
 
   slow.finish()
   const slowResult = await slow.response
@@ -107,7 +109,9 @@ t.test('resource: SIGTERM during requests fails none of them', async (t) => {
   const exitCode = new Promise<number | null>((resolve) => resource.child.once('exit', (code) => resolve(code)))
   resource.child.kill('SIGTERM')
   await waitForLine(lines, /"event":"service.stopping"/)
-  t.ok(await refused(port), 'after the signal, new connections are refused')
+  // The stopping line is written just before the listener closes (one step of fastify's close
+  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
+  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
   slow.finish()
   const created = await slow.response
   t.equal(created.status, 201, 'the request in flight at the signal completed')
