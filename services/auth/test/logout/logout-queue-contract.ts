@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { LogoutQueue } from '../../src/logout/queue.js'
+import { RedisLogoutQueue } from '../../src/logout/redis-logout-queue.js'
 
 /**
  * The LogoutQueue conformance suite (logout/queue.ts): memory, Redis and Redis Cluster run
@@ -13,6 +16,26 @@ export interface QueueFixture {
 }
 
 export type QueueFactory = (options: { clock: () => number; maxJobs?: number }) => Promise<QueueFixture>
+
+/** Redis queues under a fresh key prefix, each twin on a connection of its own (standalone or Cluster). */
+export function redisQueueFactory(connect: () => Promise<Redis | Cluster>): QueueFactory {
+  return async ({ clock, maxJobs }) => {
+    const keyPrefix = `t${randomBytes(4).toString('hex')}:`
+    const conns = [await connect()]
+    const make = (redis: Redis | Cluster) => new RedisLogoutQueue({ redis, keyPrefix, clock, ...(maxJobs !== undefined ? { maxJobs } : {}) })
+    return {
+      queue: make(conns[0]!),
+      twin: async () => {
+        const redis = await connect()
+        conns.push(redis)
+        return make(redis)
+      },
+      close: async () => {
+        for (const c of conns) c.disconnect()
+      },
+    }
+  }
+}
 
 const T0 = 1_767_225_600_000
 const LEASE = 35_000

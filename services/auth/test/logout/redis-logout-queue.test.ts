@@ -4,7 +4,7 @@ import { startRedis } from '@gatehouse/test-harness'
 import { RedisLogoutQueue } from '../../src/logout/redis-logout-queue.js'
 import { logoutQueueKeys } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { logoutQueueContract } from './logout-queue-contract.js'
+import { logoutQueueContract, redisQueueFactory } from './logout-queue-contract.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())
@@ -18,22 +18,7 @@ async function connect() {
 }
 
 t.test('contract (standalone)', async (t) => {
-  logoutQueueContract(t, async ({ clock, maxJobs }) => {
-    const keyPrefix = `t${randomBytes(4).toString('hex')}:`
-    const conns = [await connect()]
-    const make = (redis: (typeof conns)[number]) => new RedisLogoutQueue({ redis, keyPrefix, clock, ...(maxJobs !== undefined ? { maxJobs } : {}) })
-    return {
-      queue: make(conns[0]!),
-      twin: async () => {
-        const redis = await connect()
-        conns.push(redis)
-        return make(redis)
-      },
-      close: async () => {
-        for (const c of conns) c.disconnect()
-      },
-    }
-  })
+  logoutQueueContract(t, redisQueueFactory(connect))
 })
 
 t.test('keys: one hash tag, both with a TTL', async (t) => {
