@@ -56,10 +56,12 @@ export class EnvReader {
     try {
       const u = new URL(v)
       if (!protocols.includes(u.protocol)) {
-        this.problems.push(`${name} must use ${protocols.join(' or ')}, got ${JSON.stringify(v)}`)
+        if (u.password) u.password = 'REDACTED'
+        this.problems.push(`${name} must use ${protocols.join(' or ')}, got ${JSON.stringify(u.href)}`)
       }
     } catch {
-      this.problems.push(`${name} must be a URL, got ${JSON.stringify(v)}`)
+      // A URL that does not parse may still carry a password (`postgres://u:p@…`): never echo it.
+      this.problems.push(`${name} must be a URL${v.includes('@') ? '' : `, got ${JSON.stringify(v)}`}`)
     }
     return v
   }

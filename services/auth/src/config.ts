@@ -51,6 +51,21 @@ export interface AuthConfig {
   readonly backchannelLogout: BackchannelLogoutSettings
   /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
   readonly http?: HttpTimeouts
+  /** PostgreSQL (DATABASE_URL, DESIGN §10.2): users, clients, resources and the audit trail; null = the config file. */
+  readonly database: DatabaseSettings | null
+}
+
+export interface DatabaseSettings {
+  /** DATABASE_URL: `postgres://` or `postgresql://`; never logged (it may carry a password). */
+  readonly url: string
+  /** DATABASE_MIGRATE=1: apply pending migrations at start (else `gatehouse db migrate`). */
+  readonly migrate: boolean
+  /** DATABASE_POOL_SIZE: connections per process. */
+  readonly poolSize: number
+  /** DATABASE_STATEMENT_TIMEOUT, milliseconds: a statement that runs longer is cancelled (503). */
+  readonly statementTimeoutMs: number
+  /** DATABASE_CONNECT_TIMEOUT, milliseconds: the wait for a connection, new or from the pool. */
+  readonly connectTimeoutMs: number
 }
 
 export interface BackchannelLogoutSettings {
@@ -178,11 +193,12 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     retries: r.int('BACKCHANNEL_LOGOUT_RETRIES', 5, { min: 0, max: 10 }),
   })
   const http = readHttpTimeouts(r)
+  const database = readDatabase(r)
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
-  // With Redis the store is the source of truth for clients (the file only seeds it).
-  if (file.clients.length === 0 && problems.length === 0 && !redis) r.problem(`AUTH_CONFIG_FILE ${configFile}: defines no clients`)
+  // With Redis or PostgreSQL the store is the source of truth for clients (the file only seeds it).
+  if (file.clients.length === 0 && problems.length === 0 && !redis && !database) r.problem(`AUTH_CONFIG_FILE ${configFile}: defines no clients`)
   r.done()
 
   return Object.freeze({
@@ -214,7 +230,21 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     trustProxy,
     backchannelLogout,
     http,
+    database,
   })
+}
+
+function readDatabase(r: EnvReader): DatabaseSettings | null {
+  const url = r.url('DATABASE_URL', undefined, ['postgres:', 'postgresql:'])
+  const migrate = r.oneOf('DATABASE_MIGRATE', '0', ['0', '1'] as const) === '1'
+  const poolSize = r.int('DATABASE_POOL_SIZE', 10, { min: 1, max: 1000 })
+  const statementTimeoutMs = r.int('DATABASE_STATEMENT_TIMEOUT', 5000, { min: 100, max: 600_000 })
+  const connectTimeoutMs = r.int('DATABASE_CONNECT_TIMEOUT', 5000, { min: 100, max: 600_000 })
+  if (url === undefined) {
+    if (migrate) r.problem('DATABASE_MIGRATE=1 needs DATABASE_URL')
+    return null
+  }
+  return Object.freeze({ url, migrate, poolSize, statementTimeoutMs, connectTimeoutMs })
 }
 
 /**

@@ -10,7 +10,7 @@ import t from 'tap'
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url))
 const ROOT_FILES = ['app.ts', 'config.ts', 'index.ts', 'server.ts']
-const DOMAINS = ['authorize', 'directory', 'families', 'keys', 'signin', 'store', 'tokens']
+const DOMAINS = ['authorize', 'database', 'directory', 'families', 'keys', 'signin', 'store', 'tokens']
 const UPPER = ['cli', 'grants', 'routes', 'runtime']
 /** Types domain code may take as parameters from runtime/. */
 const TYPES_FROM_RUNTIME = ['runtime/deps.ts', 'runtime/metrics.ts']
@@ -43,6 +43,11 @@ t.test('only the entry points sit at the root of src', async (t) => {
 t.test('store/ imports nothing of the service', async (t) => {
   const out = imports().filter((i) => room(i.from) === 'store' && room(i.to) !== 'store')
   t.same(out, [])
+})
+
+t.test('database/ imports nothing of the service but StoreUnavailable and the configuration type', async (t) => {
+  const out = imports().filter((i) => room(i.from) === 'database' && room(i.to) !== 'database')
+  t.same(out.filter((i) => !(i.to === 'store/types.ts' || (i.to === 'config.ts' && i.typeOnly))), [])
 })
 
 t.test('domain rooms never import the layers that assemble or serve them', async (t) => {

@@ -3,6 +3,7 @@ import { KeyLifecycleError } from '../keys/key-lifecycle.js'
 import { KeySetError } from '../keys/signing-keys.js'
 import { StoreUnavailable } from '../store/types.js'
 import { clientsGroup } from './clients.js'
+import { dbGroup } from './db.js'
 import { CliContext } from './context.js'
 import { CliError, commandHelp, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, groupHelp, makeInvocation, parseCommand, topHelp, UsageError, type CliIO, type GroupSpec } from './framework.js'
 import { keysGroup } from './keys.js'
@@ -26,7 +27,7 @@ function asCliError(err: unknown): CliError {
  */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const ctx = new CliContext(io)
-  const groups: GroupSpec[] = [keysGroup(ctx), usersGroup(ctx), clientsGroup(ctx), sessionsGroup(ctx)]
+  const groups: GroupSpec[] = [keysGroup(ctx), usersGroup(ctx), clientsGroup(ctx), sessionsGroup(ctx), dbGroup(ctx)]
   const json = argv.includes('--json')
   try {
     const [groupName, commandName, ...rest] = argv

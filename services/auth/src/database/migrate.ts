@@ -1,0 +1,61 @@
+import { fileURLToPath } from 'node:url'
+import { runner } from 'node-pg-migrate'
+
+/** services/auth/migrations, from src/database or dist/database alike. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
+
+/** The table node-pg-migrate records applied migrations in. */
+export const MIGRATIONS_TABLE = 'gatehouse_migrations'
+
+export interface MigrateOptions {
+  /** Report only: list what would be applied, change nothing. */
+  dryRun?: boolean
+  /** How long to wait for another process's migration to finish (default 60 s). */
+  lockWaitMs?: number
+  /** Progress lines (never the URL). */
+  log?: (line: string) => void
+}
+
+/**
+ * Applies the pending migrations of services/auth/migrations (node-pg-migrate, SQL files, each in
+ * its transaction order, all in one transaction) and returns their names. Replicas started
+ * together with DATABASE_MIGRATE=1 serialize on node-pg-migrate's advisory lock: the others wait
+ * for the first and then find nothing left to apply.
+ */
+export async function migrateDatabase(url: string, opts: MigrateOptions = {}): Promise<string[]> {
+  const deadline = Date.now() + (opts.lockWaitMs ?? 60_000)
+  const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      const applied = await runner({
+        databaseUrl: { connectionString: url, connectionTimeoutMillis: 10_000 },
+        dir: MIGRATIONS_DIR,
+        migrationsTable: MIGRATIONS_TABLE,
+        direction: 'up',
+        checkOrder: true,
+        singleTransaction: true,
+        dryRun: opts.dryRun ?? false,
+        logger: quiet,
+      })
+      const names = applied.map((m) => m.name)
+      for (const n of names) opts.log?.(`${opts.dryRun ? 'pending' : 'applied'} ${n}`)
+      return names
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      if (!/Another migration is already running/.test(message) || Date.now() > deadline) throw new MigrationError(message, { cause: err })
+      await new Promise((resolve) => setTimeout(resolve, wait))
+    }
+  }
+}
+
+export class MigrationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`migration failed: ${redactUrls(message)}`, options)
+    this.name = 'MigrationError'
+  }
+}
+
+/** Driver messages can quote a connection string: never show its password. */
+function redactUrls(text: string): string {
+  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1REDACTED@')
+}
