@@ -95,6 +95,7 @@ export function adminOf(h: OidcApp): Admin {
     accessTokenTtl: h.config.accessTokenTtl,
     resources: h.config.file.resources,
     log: { info() {} },
+    trail: h.deps.audit,
     actor: 'security-test',
   })
 }

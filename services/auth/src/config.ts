@@ -53,6 +53,15 @@ export interface AuthConfig {
   readonly http?: HttpTimeouts
   /** PostgreSQL (DATABASE_URL, DESIGN §10.2): users, clients, resources and the audit trail; null = the config file. */
   readonly database: DatabaseSettings | null
+  /** The audit trail (audit/): PostgreSQL with DATABASE_URL, else this process's memory. */
+  readonly audit: AuditSettings
+}
+
+export interface AuditSettings {
+  /** AUDIT_RETENTION_DAYS: events older are deleted (in batches, hourly); 0 = kept forever. */
+  readonly retentionDays: number
+  /** AUDIT_BUFFER_SIZE: events held for writing (PostgreSQL) or kept (memory); beyond it they are dropped, counted. */
+  readonly bufferSize: number
 }
 
 export interface DatabaseSettings {
@@ -194,6 +203,10 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
   })
   const http = readHttpTimeouts(r)
   const database = readDatabase(r)
+  const audit: AuditSettings = Object.freeze({
+    retentionDays: r.int('AUDIT_RETENTION_DAYS', 90, { min: 0, max: 36_500 }),
+    bufferSize: r.int('AUDIT_BUFFER_SIZE', 10_000, { min: 100, max: 1_000_000 }),
+  })
 
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
@@ -231,6 +244,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     backchannelLogout,
     http,
     database,
+    audit,
   })
 }
 

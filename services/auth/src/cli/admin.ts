@@ -6,13 +6,13 @@ import { hashPassword } from '../directory/passwords.js'
 import { isSessionId, type LoginSession, type LoginSessionStore } from '../signin/sessions.js'
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
 import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from '../directory/users.js'
+import { audit, type AuditTrail } from '../audit/trail.js'
 
 /**
- * The administrative verbs behind `gatehouse users|clients|sessions` (DESIGN
- * §5, §8, §9): the same directories and family store as the service, plus
- * what an admin action implies — a password change, disable or delete revokes
- * the user's families and tells resource servers (DESIGN §6) — and one audit
- * log line per action, with identifiers only (never a password or secret).
+ * The administrative verbs behind `gatehouse users|clients|sessions` (DESIGN §5, §8, §9): the same
+ * directories and family store as the service, plus what an admin action implies — a password
+ * change, disable or delete revokes the user's families and tells resource servers (DESIGN §6) —
+ * and one audit event per action (a log line and the trail), identifiers only, never a secret.
  */
 export interface AuditLog {
   info(obj: Record<string, unknown>, msg?: string): void
@@ -32,6 +32,7 @@ export interface AdminDeps {
   accessTokenTtl: number
   resources: readonly ResourceConfig[]
   log: AuditLog
+  trail: AuditTrail
   /** Who acts (the operator's login), recorded in every audit line. */
   actor: string
   /** Told when an admin action ends login sessions (OIDC Back-Channel Logout; the CLI only enqueues). */
@@ -93,8 +94,8 @@ export function passwordProblem(password: string): string | null {
 export class Admin {
   constructor(private readonly d: AdminDeps) {}
 
-  #audit(event: string, fields: Record<string, unknown>, msg: string): void {
-    this.d.log.info({ event, actor: this.d.actor, ...fields }, msg)
+  #audit(event: `admin.${string}` | 'family.revoked', fields: Record<string, unknown>, msg: string): void {
+    audit(this.d.log, this.d.trail, { event, actor: this.d.actor, ...fields }, msg)
   }
 
   /** A user by username, or by id (`u_...`) when no username matches. */
@@ -273,8 +274,8 @@ export class Admin {
   }
 
   async #endUser(userId: string, reason: SessionEndReason): Promise<UserSessionsEnded> {
-    const { sessions, families } = await endUserSessions(this.#sessionEndDeps(), userId, reason)
-    return { sessions, revoked: families }
+    const { sessions, families: revoked } = await endUserSessions(this.#sessionEndDeps(), userId, reason)
+    return { sessions, revoked }
   }
 
   #sessionEndDeps(): SessionEndDeps {
@@ -284,6 +285,7 @@ export class Admin {
       backchannel: this.d.backchannel,
       announce: (families, reason) => this.#published(families, reason),
       log: { info: (obj, msg) => this.d.log.info({ ...obj, actor: this.d.actor }, msg), error: (obj, msg) => (this.d.log.error ?? this.d.log.info)({ ...obj, actor: this.d.actor }, msg) },
+      audit: this.d.trail, actor: this.d.actor,
     }
   }
 
@@ -292,9 +294,7 @@ export class Admin {
    * (issue 20); their access tokens live at most ACCESS_TOKEN_TTL more. Here: the audit line.
    */
   async #published(families: readonly Family[], reason: RevokeReason): Promise<void> {
-    for (const f of families) {
-      // The same audit line as the service writes (family-revocation.ts), plus who acted.
-      this.d.log.info({ event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason, actor: this.d.actor }, 'family revoked')
-    }
+    // The same audit event as the service's (family-revocation.ts), plus who acted.
+    for (const f of families) this.#audit('family.revoked', { family_id: f.id, client_id: f.clientId, sub: f.userId, reason }, 'family revoked')
   }
 }

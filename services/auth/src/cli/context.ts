@@ -14,6 +14,7 @@ import { RedisFamilyStore } from '../families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
 import { familyStoreOptions, redisLoginSessionStore } from '../runtime/build.js'
 import { CliError, UsageError, type CliIO } from './framework.js'
+import { cliAuditTrail, type CliAuditTrail } from '../audit/cli-trail.js'
 
 /**
  * What commands need, opened on first use and closed at exit: the service's
@@ -25,6 +26,8 @@ export class CliContext {
   readonly audit: AuditLog
   #config: AuthConfig | undefined
   #redis: Redis | Cluster | undefined
+  /** Where admin actions are recorded besides the log lines (audit/cli-trail.ts). */
+  readonly trail: CliAuditTrail = cliAuditTrail(this)
 
   constructor(readonly io: CliIO) {
     // Audit events are JSON lines on stderr, through the service's redaction list (DESIGN §9).
@@ -99,6 +102,7 @@ export class CliContext {
       accessTokenTtl: config.accessTokenTtl,
       resources: config.file.resources,
       log: this.audit,
+      trail: await this.trail.open(),
       actor: this.actor,
       backchannel: this.#backchannel(redis, clients),
     })
@@ -132,6 +136,7 @@ export class CliContext {
   }
 
   async close(): Promise<void> {
+    await this.trail.close()
     const redis = this.#redis
     this.#redis = undefined
     if (redis) await redis.quit().catch(() => redis.disconnect())

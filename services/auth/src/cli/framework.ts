@@ -134,10 +134,11 @@ export function topHelp(groups: readonly GroupSpec[]): string {
   return [
     'Usage: gatehouse <group> <command> [options]',
     '',
-    'Administers a Gatehouse deployment: signing keys, users, clients and sessions. It reads the',
+    'Administers a Gatehouse deployment: signing keys, users, clients, sessions and the audit trail. It reads the',
     "auth service's environment (REDIS_URL / REDIS_CLUSTER_NODES / REDIS_SENTINELS, SIGNING_KEYS_*,",
     'AUTH_CONFIG_FILE, ...) and changes the live system in Redis; running services pick changes up',
-    'without a restart. Every change is logged as an audit event (JSON on standard error).',
+    'without a restart. Every change is logged as an audit event (JSON on standard error) and, with',
+    'DATABASE_URL, recorded in the audit trail (`gatehouse audit search`).',
     '',
     'Groups:',
     table(groups.map((g) => [g.name, g.summary])),

@@ -3,6 +3,7 @@ import { activateKey, addNextKey, describeKeys, dueRotationStep, KeyLifecycleErr
 import { applyKeyChange, type KeySetStore } from '../keys/key-store.js'
 import { keySetFromJwks, KeySetError, newKeySetDocument, type LoadedKeySet } from '../keys/signing-keys.js'
 import type { CliContext } from './context.js'
+import { audit } from '../audit/trail.js'
 import { CliError, str, type CommandSpec, type GroupSpec, type Invocation, type OptionSpec } from './framework.js'
 
 const FILE: Record<string, OptionSpec> = {
@@ -38,7 +39,7 @@ function statusLine(s: KeyStatus): string {
 }
 
 /** Audit event names of the CLI's key steps (the service logs the automatic ones as keys.*). */
-const ADMIN_EVENT: Record<KeyEvent['event'], string> = {
+const ADMIN_EVENT: Record<KeyEvent['event'], `admin.${string}`> = {
   'keys.next_added': 'admin.key_added',
   'keys.activated': 'admin.key_activated',
   'keys.retired': 'admin.key_retired',
@@ -59,7 +60,7 @@ async function step(ctx: CliContext, store: KeySetStore, fn: (set: LoadedKeySet)
   }
   for (const e of applied?.events ?? []) {
     const { event, ...fields } = e
-    ctx.audit.info({ event: ADMIN_EVENT[event], actor: ctx.actor, store: store.location, ...fields }, 'signing key set changed')
+    audit(ctx.audit, await ctx.trail.open(), { event: ADMIN_EVENT[event], actor: ctx.actor, store: store.location, ...fields }, 'signing key set changed')
   }
   return applied
 }
@@ -97,7 +98,7 @@ export function keysGroup(ctx: CliContext): GroupSpec {
         await handle.close()
       }
       const kid = doc.keys[0]!.kid!
-      ctx.audit.info({ event: 'admin.keys_generated', actor: ctx.actor, file: out, kid }, 'key set generated')
+      audit(ctx.audit, await ctx.trail.open(), { event: 'admin.keys_generated', actor: ctx.actor, file: out, kid }, 'key set generated')
       inv.print(`wrote ${out} with key ${kid}`, { file: out, kids: [kid] })
     },
   }

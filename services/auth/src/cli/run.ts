@@ -2,6 +2,7 @@ import { AdminError } from './admin.js'
 import { KeyLifecycleError } from '../keys/key-lifecycle.js'
 import { KeySetError } from '../keys/signing-keys.js'
 import { StoreUnavailable } from '../store/types.js'
+import { auditGroup } from './audit.js'
 import { clientsGroup } from './clients.js'
 import { dbGroup } from './db.js'
 import { CliContext } from './context.js'
@@ -27,7 +28,7 @@ function asCliError(err: unknown): CliError {
  */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   const ctx = new CliContext(io)
-  const groups: GroupSpec[] = [keysGroup(ctx), usersGroup(ctx), clientsGroup(ctx), sessionsGroup(ctx), dbGroup(ctx)]
+  const groups: GroupSpec[] = [keysGroup(ctx), usersGroup(ctx), clientsGroup(ctx), sessionsGroup(ctx), auditGroup(ctx), dbGroup(ctx)]
   const json = argv.includes('--json')
   try {
     const [groupName, commandName, ...rest] = argv

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthDeps } from '../runtime/deps.js'
 import type { Family, RevokeReason } from './types.js'
+import { audit } from '../audit/trail.js'
 
 /**
  * The audit event of families just revoked. Telling resource services (DESIGN §6; the family id
@@ -9,9 +10,8 @@ import type { Family, RevokeReason } from './types.js'
  * Their access tokens die within one access-token lifetime anyway, which bounds the entry.
  */
 export async function announceRevoked(deps: AuthDeps, log: FastifyBaseLogger, families: readonly Family[], reason: RevokeReason): Promise<void> {
-  void deps
   for (const f of families) {
-    log.info({ event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason }, 'family revoked')
+    audit(log, deps.audit, { event: 'family.revoked', family_id: f.id, client_id: f.clientId, sub: f.userId, reason }, 'family revoked')
   }
 }
 

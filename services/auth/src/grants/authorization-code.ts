@@ -4,6 +4,7 @@ import { required } from '../http/form.js'
 import { isCodeVerifier, verifierMatches } from '../authorize/pkce.js'
 import { startUserTokens } from './user-tokens.js'
 import type { GrantHandler } from './types.js'
+import { audit } from '../audit/trail.js'
 
 const REJECTED = 'the authorization code is invalid, expired or was already used'
 
@@ -24,9 +25,12 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
       break
     case 'reused': {
       // RFC 6749 §4.1.2 / §10.5: deny, and revoke what the first use issued.
-      request.log.warn(
+      audit(
+        request.log,
+        deps.audit,
         { event: 'authorization_code.reused', client_id: c.id, code_client_id: outcome.grant.clientId, sub: outcome.grant.userId, family_id: outcome.familyId, ip: request.ip },
         'authorization code used twice',
+        'warn',
       )
       if (outcome.familyId !== undefined) await revokeFamily(deps, request.log, outcome.familyId, 'code_replay')
       throw new InvalidGrant(REJECTED, { detail: 'reused' })
@@ -53,7 +57,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   const { response, familyId } = await startUserTokens(input)
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
-    request.log.warn({ event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice')
+    audit(request.log, deps.audit, { event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice', 'warn')
     await revokeFamily(deps, request.log, familyId, 'code_replay')
     throw new InvalidGrant(REJECTED, { detail: 'reused during exchange' })
   }

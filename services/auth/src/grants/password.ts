@@ -2,6 +2,7 @@ import { InvalidGrant } from '@gatehouse/service-kit'
 import { required } from '../http/form.js'
 import { resolveScope } from '../tokens/scope.js'
 import { issueUserTokens } from './user-tokens.js'
+import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
 
 /**
@@ -22,10 +23,11 @@ export const passwordGrant: GrantHandler = async ({ request, params, client, dep
     clientId: client.client.id,
     log: request.log,
     metrics: deps.metrics,
+    audit: deps.audit,
   })
   if (!outcome.ok) throw new InvalidGrant('invalid username or password')
   const user = outcome.user
   const authTime = Math.floor(deps.clock() / 1000)
-  request.log.info({ event: 'login.succeeded', client_id: client.client.id, sub: user.id, ip: request.ip }, 'login succeeded')
+  audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.client.id, sub: user.id, ip: request.ip }, 'login succeeded')
   return await issueUserTokens({ request, deps, client: client.client, user, scope, authTime, grantType: 'password' })
 }

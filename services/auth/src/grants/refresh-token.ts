@@ -2,6 +2,7 @@ import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
 import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
 import { splitScope } from '../tokens/scope.js'
+import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
 
 /** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */
@@ -28,9 +29,12 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
     case 'reused': {
       const f = outcome.family
       deps.metrics.reuseDetected.inc()
-      request.log.warn(
+      audit(
+        request.log,
+        deps.audit,
         { event: 'refresh_token.reuse_detected', family_id: f.id, client_id: f.clientId, sub: f.userId, ip: request.ip, generation: f.generation },
         'refresh token reuse detected: family revoked',
+        'warn',
       )
       // The rotate script revoked the family and announced it in the same step.
       await announceRevoked(deps, request.log, [f], 'reuse')

@@ -3,6 +3,7 @@ import { InvalidRequest } from '@gatehouse/service-kit'
 import { authenticateClient, type AssertionVerifier, type AuthenticatedClient } from '../directory/client-auth.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { singleParams, type Params } from './form.js'
+import { audit } from '../audit/trail.js'
 
 /**
  * The common opening of /token, /revoke and /introspect: a form body with single-valued
@@ -22,7 +23,7 @@ export async function authenticatedForm(
     clients: deps.clients,
     onFailure: (clientId, reason) => {
       deps.metrics.clientAuthFailures.inc()
-      request.log.info({ event: 'client.auth_failed', client_id: clientId, reason, ip: request.ip }, 'client authentication failed')
+      audit(request.log, deps.audit, { event: 'client.auth_failed', client_id: clientId, reason, ip: request.ip }, 'client authentication failed')
     },
   }
   if (verifyAssertion) options.verifyAssertion = verifyAssertion

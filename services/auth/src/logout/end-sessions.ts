@@ -1,6 +1,7 @@
 import type { LoginSession, LoginSessionStore } from '../signin/sessions.js'
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
 import type { BackchannelLogout } from './backchannel.js'
+import { audit, type AuditTrail } from '../audit/trail.js'
 
 /**
  * The one way a login session ends (DESIGN §10.1), whoever ends it: /logout, a login as another
@@ -19,6 +20,9 @@ export interface SessionEndDeps {
   /** Publishes the revoked families (DESIGN §6) and writes their audit lines. */
   announce(families: readonly Family[], reason: RevokeReason): Promise<void>
   log: { info(obj: Record<string, unknown>, msg?: string): void; error(obj: Record<string, unknown>, msg?: string): void }
+  /** Each ended session is recorded in the audit trail too, with the operator who ended it, if one did. */
+  audit: AuditTrail
+  actor?: string
 }
 
 export type SessionEndReason = 'logout' | 'replaced' | 'password_change' | 'user_disabled' | 'user_deleted' | 'admin'
@@ -72,7 +76,7 @@ export async function endUserSessions(d: SessionEndDeps, userId: string, reason:
 }
 
 async function reportEnded(d: SessionEndDeps, s: LoginSession, families: number, reason: SessionEndReason): Promise<void> {
-  d.log.info({ event: 'session.ended', session_id: s.id, sub: s.userId, reason, families, clients: s.clientIds }, 'login session ended')
+  audit(d.log, d.audit, { event: 'session.ended', session_id: s.id, sub: s.userId, reason, families, clients: s.clientIds, ...(d.actor ? { actor: d.actor } : {}) }, 'login session ended')
   try {
     await d.backchannel.sessionEnded({ sid: s.id, sub: s.userId, clientIds: s.clientIds })
   } catch (err) {

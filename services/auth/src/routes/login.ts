@@ -7,6 +7,7 @@ import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
 import { pageErrorHandler } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
+import { audit } from '../audit/trail.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
 export const LOGIN_FAILED_MESSAGE = 'The username or password is not correct.'
@@ -57,10 +58,10 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       if (username === undefined || password === undefined) return again('Enter your username and password.')
 
       // Attempt limits, progressive delay, then the KDF (login-gate.ts); locked or wrong, the same page.
-      const outcome = await deps.loginGate.authenticate({ users: deps.users, username, password, address: request.ip, clientId: client.id, log: request.log, metrics: deps.metrics })
+      const outcome = await deps.loginGate.authenticate({ users: deps.users, username, password, address: request.ip, clientId: client.id, log: request.log, metrics: deps.metrics, audit: deps.audit })
       if (!outcome.ok) return again(LOGIN_FAILED_MESSAGE)
       const user = outcome.user
-      request.log.info({ event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
+      audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
 
       // A fresh secret on every login (session fixation); the same public id when the same user
       // signs in again, so logout still reaches the families started before.

@@ -10,6 +10,7 @@ import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../tokens/id-token.js'
 import { clearLogoutConfirmation, readLogoutConfirmation, sendLogoutConfirmation, startLogoutConfirmation } from '../logout/confirmation.js'
 import type { LoginSession } from '../signin/sessions.js'
+import { audit } from '../audit/trail.js'
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return sendPage(reply, { status: 400, title: 'Sign-out request not valid', body: messagePage('error', message, 'You have not been signed out. Go back to the application and try again.') })
@@ -61,7 +62,7 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
       return unavailable(request, reply, err)
     }
     clearSessionCookie(reply, deps.config)
-    request.log.info({ event: 'logout', client_id: after.clientId, sub: session.userId, session_id: session.id, how }, 'logged out')
+    audit(request.log, deps.audit, { event: 'logout', client_id: after.clientId, sub: session.userId, session_id: session.id, how, ip: request.ip }, 'logged out')
     return finish(reply, after.redirect, after.state)
   }
 

@@ -6,6 +6,7 @@ import { authenticatedForm } from '../http/caller.js'
 import { required } from '../http/form.js'
 import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
 import { accessTokenChecker } from '../tokens/live-access-token.js'
+import { audit } from '../audit/trail.js'
 
 /**
  * POST /revoke (RFC 7009). The caller authenticates as at /token (a public client with its
@@ -39,7 +40,7 @@ export async function revokeRoute(app: FastifyInstance, { deps, verifyAssertion 
       }
     }
     const revoked = familyId !== undefined && (await revokeFamily(deps, request.log, familyId, 'revocation'))
-    request.log.info({ event: 'token.revocation', client_id: callerId, token_type: kind, family_id: familyId, revoked }, 'revocation request')
+    audit(request.log, deps.audit, { event: 'token.revocation', client_id: callerId, token_type: kind, family_id: familyId, revoked, ip: request.ip }, 'revocation request')
     return reply.code(200).send()
   })
 }

@@ -21,6 +21,7 @@ import { backchannelLogoutFor } from '../logout/runtime.js'
 import { DirectoryCache } from '../directory/directory-cache.js'
 import { MemoryLoginLimiter } from '../signin/login-limiter.js'
 import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
+import { openAuditTrail } from '../audit/open.js'
 import { familyStoreOptions, loginGateFor, loginLimitPolicy, redisLoginSessionStore } from './build.js'
 
 export interface Runtime {
@@ -42,6 +43,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   const familyOptions = familyStoreOptions(config, clock)
   const metrics = new AuthMetrics()
   const tokens = new AccessTokenIssuer(config.issuer, keys, config.accessTokenTtl, clock)
+  // PostgreSQL with DATABASE_URL, else memory; closed last, after the requests that record to it.
+  const audit = openAuditTrail(config, log, clock, metrics)
 
   if (!config.redis) {
     log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
@@ -52,7 +55,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     const clients = new MemoryClientDirectory(config.file.clients)
     const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
     const deps: AuthDeps = {
-      config, clock, families, users, clients, keys, tokens, metrics, revocations, ping: () => families.ping(),
+      config, clock, families, users, clients, keys, tokens, metrics, revocations, audit, ping: () => families.ping(),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
@@ -65,6 +68,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
         await backchannel.worker.stop()
         await signing.close()
         await families.close()
+        await audit.close()
       },
     }
   }
@@ -74,6 +78,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   const { users, clients } = await openRedisDirectories(redis, config.file, log, clock).catch((err: unknown) => {
     redis.disconnect()
     void signing.close()
+    void audit.close()
     throw err
   })
   // The store announces each revocation in the script that revokes it (issue 20).
@@ -95,6 +100,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     background.disconnect()
     redis.disconnect()
     void signing.close()
+    void audit.close()
     throw err
   })
   // Seeds the directory again should Redis come back without it (seed.ts).
@@ -114,6 +120,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     keys,
     tokens,
     metrics,
+    audit,
     revocations: new RedisRevocationPublisher(redis, clock),
     ping: () => families.ping(),
     directoryReady: () => keeper.check(),
@@ -134,6 +141,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       await families.close()
       redis.disconnect()
       background.disconnect()
+      await audit.close()
     },
   }
 }

@@ -11,6 +11,7 @@ import type { LoginSessionStore } from '../signin/sessions.js'
 import type { FamilyStore } from '../families/types.js'
 import type { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import type { UserDirectory } from '../directory/users.js'
+import type { AuditTrail } from '../audit/trail.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -34,6 +35,8 @@ export interface AuthDeps {
   loginGate: LoginGate
   /** Back-channel logout (OIDC Back-Channel Logout 1.0): told when a login session ends. */
   backchannel: BackchannelLogout
+  /** The audit trail: record() never waits (audit/). */
+  audit: AuditTrail
   /** Resolves when the store answers; throws StoreUnavailable otherwise. */
   ping(): Promise<void>
   /** With Redis: false while the users and clients are missing from the store (being seeded again; seed.ts). */

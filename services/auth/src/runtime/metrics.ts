@@ -72,6 +72,14 @@ export class AuthMetrics {
     registers: [this.registry],
   })
 
+  /** The audit trail (audit/): events written, and dropped (buffer full, PostgreSQL down or slow). */
+  readonly auditEvents = new Counter({
+    name: 'gatehouse_audit_events_total',
+    help: 'Audit-trail events by outcome: written, or dropped (buffer full, database unavailable)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+
   constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
   }

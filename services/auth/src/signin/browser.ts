@@ -82,6 +82,7 @@ export function sessionEndDeps(deps: AuthDeps, log: FastifyBaseLogger): SessionE
     backchannel: deps.backchannel,
     announce: (families, reason) => announceRevoked(deps, log, families, reason),
     log,
+    audit: deps.audit,
   }
 }
 

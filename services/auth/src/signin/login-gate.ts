@@ -3,6 +3,7 @@ import type { LoginLimiter, LoginTicket } from './login-limiter.js'
 import type { AuthMetrics } from '../runtime/metrics.js'
 import { verifyPassword } from '../directory/passwords.js'
 import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
+import { audit, type AuditTrail } from '../audit/trail.js'
 
 /**
  * Every password check of the service goes through here (the password grant and POST /login):
@@ -52,6 +53,8 @@ export interface LoginInput {
   clientId: string
   log: FastifyBaseLogger
   metrics: AuthMetrics
+  /** Failures and lockouts are recorded in the audit trail too. */
+  audit: AuditTrail
 }
 
 /** The delay before an attempt, given how many attempts its bucket already counts. */
@@ -79,20 +82,20 @@ export class LoginGate {
   }
 
   async authenticate(input: LoginInput): Promise<LoginOutcome> {
-    const { log, metrics } = input
+    const { log, metrics, audit: trail } = input
     const refs = { client_id: input.clientId, ip: input.address }
     let check = await this.limiter.attempt(input.username, input.address)
     for (let round = 0; check.status === 'busy'; round++) {
       if (round >= BUSY_ROUNDS || !(await this.#wait(BUSY_FIRST_WAIT_MS * 2 ** round))) {
         metrics.loginThrottled.inc()
-        log.info({ event: 'login.failed', reason: 'throttled', scope: check.scope, ...refs }, 'login refused: too many undecided attempts')
+        audit(log, trail, { event: 'login.failed', reason: 'throttled', scope: check.scope, ...refs }, 'login refused: too many undecided attempts')
         return { ok: false, reason: 'throttled' }
       }
       check = await this.limiter.attempt(input.username, input.address)
     }
     if (check.status === 'locked') {
       metrics.loginLockouts.inc({ scope: check.scope })
-      log.info({ event: 'login.locked', scope: check.scope, locked_now: check.lockedNow, retry_after: Math.ceil(check.retryAfterMs / 1000), ...refs }, 'login refused: locked out')
+      audit(log, trail, { event: 'login.locked', scope: check.scope, locked_now: check.lockedNow, retry_after: Math.ceil(check.retryAfterMs / 1000), ...refs }, 'login refused: locked out')
       return { ok: false, reason: 'locked' }
     }
     const { ticket, counted } = check
@@ -101,7 +104,7 @@ export class LoginGate {
       if (!(await this.#wait(wait))) {
         await this.limiter.release(ticket)
         metrics.loginThrottled.inc()
-        log.info({ event: 'login.failed', reason: 'throttled', user_ref: ticket.user, ...refs }, 'login refused: too many delayed attempts')
+        audit(log, trail, { event: 'login.failed', reason: 'throttled', user_ref: ticket.user, ...refs }, 'login refused: too many delayed attempts')
         return { ok: false, reason: 'throttled' }
       }
       metrics.loginDelayed.inc()
@@ -117,7 +120,7 @@ export class LoginGate {
     if (user === null) {
       await this.limiter.failed(ticket)
       metrics.loginFailures.inc({ reason: 'bad_credentials' })
-      log.info({ event: 'login.failed', reason: 'bad_credentials', user_ref: ticket.user, failures: counted.user + 1, delayed_ms: wait, ...refs }, 'login failed')
+      audit(log, trail, { event: 'login.failed', reason: 'bad_credentials', user_ref: ticket.user, failures: counted.user + 1, delayed_ms: wait, ...refs }, 'login failed')
       return { ok: false, reason: 'bad_credentials' }
     }
     await this.limiter.succeeded(ticket)
