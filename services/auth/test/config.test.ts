@@ -162,3 +162,12 @@ t.test('redirect URIs follow RFC 8252 and RFC 9700: https, loopback http, or a p
   t.ok(p.some((x) => x.includes('"http://app.example.com/" uses plain http on a host that is not loopback')))
   t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/good.json` }), [], 'https, loopback http and private-use schemes are accepted')
 })
+
+t.test('the audit trail: AUDIT_RETENTION_DAYS (0 = forever) and AUDIT_BUFFER_SIZE', async (t) => {
+  t.same((await loadConfig({})).audit, { retentionDays: 90, bufferSize: 10_000 })
+  t.same((await loadConfig({ AUDIT_RETENTION_DAYS: '0', AUDIT_BUFFER_SIZE: '500' })).audit, { retentionDays: 0, bufferSize: 500 })
+  const p = await problems({ AUDIT_RETENTION_DAYS: '-1', AUDIT_BUFFER_SIZE: '10' })
+  t.equal(p.length, 2)
+  t.ok(p.some((x) => x.startsWith('AUDIT_RETENTION_DAYS')))
+  t.ok(p.some((x) => x.startsWith('AUDIT_BUFFER_SIZE')))
+})

@@ -14,6 +14,7 @@ const GROUPS: Record<string, string[]> = {
   users: ['add', 'list', 'show', 'disable', 'enable', 'set-password', 'set-roles', 'delete'],
   clients: ['add', 'list', 'show', 'rotate-secret', 'delete'],
   sessions: ['list', 'revoke'],
+  audit: ['search', 'prune'],
   db: ['migrate'],
 }
 
