@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { chown, cp, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -47,7 +47,7 @@ export interface PostgresServer {
   kill(): Promise<void>
   /** Starts it again on the same port with the same data (after kill() or as a restart). */
   restart(): Promise<void>
-  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  /** Freezes the server, its open connections' backends included (SIGSTOP): connections stay open, nothing answers. */
   pause(): void
   resume(): void
 }
@@ -74,6 +74,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       lastError = err
       continue
     }
+    let paused: number[] = []
     const url = `postgres://postgres@${HOST}:${port}/postgres`
     const databaseUrl = (name: string) => `postgres://postgres@${HOST}:${port}/${encodeURIComponent(name)}`
     const query = async (sql: string, params: unknown[] = [], database = 'postgres') => {
@@ -125,15 +126,45 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         }
       },
       pause() {
-        proc?.child.kill('SIGSTOP')
+        // The postmaster and every server process it forked: the open connections' backends
+        // would otherwise go on answering what is sent on them.
+        const pid = proc?.child.pid
+        if (pid === undefined) return
+        paused = [pid, ...childrenOf(pid)]
+        for (const p of paused) signal(p, 'SIGSTOP')
       },
       resume() {
-        proc?.child.kill('SIGCONT')
+        for (const p of paused.reverse()) signal(p, 'SIGCONT')
+        paused = []
       },
     }
   }
   await rm(dir, { recursive: true, force: true })
   throw lastError instanceof Error ? lastError : new Error('could not start postgres')
+}
+
+/** The processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry))
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig)
+  } catch {
+    // Exited meanwhile.
+  }
 }
 
 /** Where initdb, postgres and friends are: PATH first, else Debian's versioned folder. */

@@ -34,3 +34,17 @@ t.test('names that could inject SQL are refused', async (t) => {
   t.teardown(() => server.stop())
   await t.rejects(server.createDatabase('x; DROP DATABASE postgres'), /unsafe database name/)
 })
+
+t.test('pause() freezes open connections too; resume() thaws them', async (t) => {
+  const server = await startPostgres()
+  t.teardown(() => server.stop())
+  const client = new pg.Client({ connectionString: server.url, query_timeout: 300 })
+  client.on('error', () => undefined)
+  await client.connect()
+  t.teardown(() => client.end().catch(() => undefined))
+  server.pause()
+  t.teardown(() => server.resume())
+  await t.rejects(client.query('SELECT 1'), /timeout/i, 'an open connection gets no answer')
+  server.resume()
+  t.same((await server.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'answers again')
+})
