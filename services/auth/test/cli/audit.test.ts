@@ -35,8 +35,10 @@ t.test('admin actions are in the trail, with the operator; the service\'s events
   ])
   t.notMatch(found.stdout, /nina-password-1|argon2/, 'no password, no hash')
 
+  t.equal((await cli(['sessions', 'revoke', '--user', 'nina', '--yes'])).code, 0)
+  t.match((await cli(['audit', 'search', '--event', 'admin.sessions_revoked', '--json'])).json(), { events: [{ actor: { type: 'operator', id: 'test-operator' }, details: { username: 'nina' } }] })
   const byName = await cli(['audit', 'search', '--user', 'nina', '--json'])
-  t.same((byName.json().events as Row[]).map((e) => e.event), ['admin.user_disabled', 'admin.user_added'], '--user takes a username too')
+  t.same((byName.json().events as Row[]).map((e) => e.event), ['admin.sessions_revoked', 'admin.user_disabled', 'admin.user_added'], '--user takes a username too')
 
   const svc = await liveService(t, ENV)
   t.equal((await passwordLogin(svc.app, 'alice', 'wrong-password')).statusCode, 400)
