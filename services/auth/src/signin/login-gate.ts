@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { LoginLimiter, LoginTicket } from './login-limiter.js'
 import type { AuthMetrics } from '../runtime/metrics.js'
-import { verifyPassword } from '../directory/passwords.js'
+import { hashPassword, verifyPassword } from '../directory/passwords.js'
+import { needsRehash } from '../directory/password-hashes.js'
 import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
 
 /**
@@ -41,6 +42,8 @@ export interface LoginGateOptions {
   sleep?: (ms: number) => Promise<void>
   /** The password check (tests inject one that counts KDF runs). */
   verify?: (phc: string, password: string) => Promise<boolean>
+  /** Hashes a password for the rehash after a sign-in with an old or imported hash. */
+  hash?: (password: string) => Promise<string>
 }
 
 export interface LoginInput {
@@ -70,7 +73,7 @@ export class LoginGate {
 
   constructor(options: LoginGateOptions) {
     this.limiter = options.limiter
-    this.#o = { maxDelayed: 64, sleep: realSleep, verify: verifyPassword, ...options }
+    this.#o = { maxDelayed: 64, sleep: realSleep, verify: verifyPassword, hash: hashPassword, ...options }
   }
 
   /** How many requests are waiting out a delay right now. */
@@ -121,7 +124,31 @@ export class LoginGate {
       return { ok: false, reason: 'bad_credentials' }
     }
     await this.limiter.succeeded(ticket)
-    return { ok: true, user }
+    return { ok: true, user: await this.#rehashed(input, user) }
+  }
+
+  /**
+   * DESIGN §10.2: a user whose hash is imported (bcrypt, PBKDF2, scrypt, argon2i) or argon2id at
+   * other parameters gets our argon2id now that the password is known. Only if the stored hash is
+   * still the one just verified (an administrator's new password is never overwritten), and never
+   * at the cost of the sign-in: a failure is logged and the user signs in with the old hash kept.
+   * The user returned carries the hash now stored (POST /login compares it after the session starts).
+   */
+  async #rehashed(input: LoginInput, user: User): Promise<User> {
+    if (!needsRehash(user.passwordHash)) return user
+    try {
+      const fresh = await this.#o.hash(input.password)
+      // Uncached, by name: the hash stored now, not a copy.
+      const current = await input.users.findByUsername(user.username)
+      if (current === null || current.id !== user.id || current.passwordHash !== user.passwordHash) return user
+      const updated = await input.users.setPassword(user.id, fresh)
+      if (updated === null) return user
+      input.log.info({ event: 'login.rehashed', sub: user.id, client_id: input.clientId }, 'password hash upgraded to the current argon2id parameters')
+      return updated
+    } catch (err) {
+      input.log.warn({ event: 'login.rehash_failed', sub: user.id, client_id: input.clientId, err: (err as Error).message }, 'upgrading the password hash failed; the old one is kept')
+      return user
+    }
   }
 
   /** Waits `ms` unless `maxDelayed` requests already wait; false then. */
