@@ -131,8 +131,8 @@ export class Admin {
       disabled: input.disabled ?? false,
     })
     if (added.status === 'exists') {
-      const what = input.email === undefined ? `a user named ${JSON.stringify(input.username)} exists` : `a user named ${JSON.stringify(input.username)} or with the email ${JSON.stringify(input.email)} exists`
-      throw new AdminError('exists', `${what} (usernames and emails are case-insensitive)`)
+      if (input.email === undefined) throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} exists (usernames are case-insensitive)`)
+      throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} or with the email ${JSON.stringify(input.email)} exists (usernames and emails are case-insensitive)`)
     }
     this.#audit('admin.user_added', { user_id: added.user.id, username: added.user.username, roles: added.user.roles, disabled: added.user.disabled }, 'user added')
     return added.user
