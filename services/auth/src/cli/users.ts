@@ -195,9 +195,12 @@ export function usersGroup(ctx: CliContext): GroupSpec {
           if (typeof code === 'string' && code.startsWith('E')) throw new CliError(`cannot read ${file}: ${code}`)
           throw err
         }
-        const verb = dryRun ? 'would import' : 'imported'
-        inv.print(`${verb} ${summary.imported}, skipped ${summary.skipped}`, { dry_run: dryRun, imported: summary.imported, skipped: summary.skipped, failures: summary.failures })
-        if (summary.skipped > 0) throw new CliError(`${summary.skipped} line(s) not imported (see above)`, EXIT_FAILURE, 'partial')
+        const human = `${dryRun ? 'would import' : 'imported'} ${summary.imported}, skipped ${summary.skipped}`
+        const json = { dry_run: dryRun, imported: summary.imported, skipped: summary.skipped, failures: summary.failures }
+        if (summary.skipped === 0) return inv.print(human, json)
+        // Exit 1; the counts still go to stdout (beside the error with --json).
+        if (inv.values.json !== true) inv.print(human, json)
+        throw new CliError(`${summary.skipped} line(s) not imported (see above)`, EXIT_FAILURE, 'partial', json)
       },
     },
     {
