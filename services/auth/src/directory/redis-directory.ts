@@ -156,6 +156,30 @@ export async function scanPage(redis: Redis | Cluster, pattern: string, cursor: 
   return { keys, cursor: node < nodes.length ? `${node}:${scan}` : null }
 }
 
+/**
+ * One page of decoded records whose keys match `pattern`, keeping those `keep` accepts. With a
+ * search, SCAN goes on until the page has `limit` matches or the keyspace ends.
+ */
+async function scanRecords<T>(
+  redis: Redis | Cluster,
+  pattern: string,
+  query: ListQuery,
+  op: string,
+  decode: (h: Record<string, string>) => T | null,
+  keep: (record: T) => boolean,
+): Promise<{ items: T[]; cursor: string | null }> {
+  const limit = Math.max(1, Math.min(query.limit ?? 100, 1000))
+  const items: T[] = []
+  let cursor: string | null | undefined = query.cursor
+  do {
+    const page = await scanPage(redis, pattern, cursor, limit)
+    const records = await Promise.all(page.keys.map((k) => call(op, () => redis.hgetall(k))))
+    for (const r of records.map(decode)) if (r !== null && keep(r)) items.push(r)
+    cursor = page.cursor
+  } while (cursor !== null && items.length < limit)
+  return { items, cursor }
+}
+
 function addr(r: Redis): string {
   return `${r.options.host ?? ''}:${String(r.options.port ?? '')}`
 }
@@ -253,16 +277,7 @@ export class RedisUserDirectory implements UserDirectory {
   }
 
   async list(query: ListQuery = {}): Promise<UserPage> {
-    const limit = Math.max(1, Math.min(query.limit ?? 100, 1000))
-    const users: User[] = []
-    let cursor: string | null | undefined = query.cursor
-    // With a search, SCAN on until a page has `limit` matches (or the keyspace ends).
-    do {
-      const page = await scanPage(this.#redis, userRecordPattern(this.#prefix), cursor, limit)
-      const records = await Promise.all(page.keys.map((k) => call('users.list', () => this.#redis.hgetall(k))))
-      users.push(...records.map(toUser).filter((u): u is User => u !== null && matchesSearch(query.search, u.username, u.email)))
-      cursor = page.cursor
-    } while (cursor !== null && users.length < limit)
+    const { items: users, cursor } = await scanRecords(this.#redis, userRecordPattern(this.#prefix), query, 'users.list', toUser, (u) => matchesSearch(query.search, u.username, u.email))
     users.sort((a, b) => (a.username.toLowerCase() < b.username.toLowerCase() ? -1 : 1))
     return { users, cursor }
   }
@@ -424,16 +439,7 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 
   async list(query: ListQuery = {}): Promise<ClientPage> {
-    const limit = Math.max(1, Math.min(query.limit ?? 100, 1000))
-    const clients: Client[] = []
-    let cursor: string | null | undefined = query.cursor
-    // With a search, SCAN on until a page has `limit` matches (or the keyspace ends).
-    do {
-      const page = await scanPage(this.#redis, clientRecordPattern(this.#prefix), cursor, limit)
-      const records = await Promise.all(page.keys.map((k) => call('clients.list', () => this.#redis.hgetall(k))))
-      clients.push(...records.map(toClient).filter((c): c is Client => c !== null && matchesSearch(query.search, c.id, c.name)))
-      cursor = page.cursor
-    } while (cursor !== null && clients.length < limit)
+    const { items: clients, cursor } = await scanRecords(this.#redis, clientRecordPattern(this.#prefix), query, 'clients.list', toClient, (c) => matchesSearch(query.search, c.id, c.name))
     clients.sort((a, b) => (a.id < b.id ? -1 : 1))
     return { clients, cursor }
   }
