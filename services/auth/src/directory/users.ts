@@ -235,6 +235,12 @@ function copy(u: User | undefined): User | null {
   return u === undefined ? null : { ...u, roles: [...u.roles], claims: { ...u.claims } }
 }
 
+/** The user a login names: by username, else (when it has an `@`) by email. */
+export async function findLogin(users: UserDirectory, login: string): Promise<User | null> {
+  const byName = login.length <= 256 ? await users.findByUsername(login) : null
+  return byName ?? (login.length <= 254 && login.includes('@') ? await users.findByEmail(login) : null)
+}
+
 /**
  * Checks a username (or, when no user has that name, an email) and password. Unknown user,
  * disabled user and wrong password are indistinguishable: the KDF runs in every case (DESIGN §3).
@@ -245,8 +251,7 @@ export async function authenticateUser(
   password: string,
   verify: (phc: string, password: string) => Promise<boolean> = verifyPassword,
 ): Promise<User | null> {
-  const byName = username.length <= 256 ? await users.findByUsername(username) : null
-  const user = byName ?? (username.length <= 254 && username.includes('@') ? await users.findByEmail(username) : null)
+  const user = await findLogin(users, username)
   const ok = await verify(user?.passwordHash ?? (await dummyHash()), password)
   if (!user || !ok || user.disabled) return null
   return user

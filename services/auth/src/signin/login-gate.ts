@@ -3,7 +3,7 @@ import type { LoginLimiter, LoginTicket } from './login-limiter.js'
 import type { AuthMetrics } from '../runtime/metrics.js'
 import { hashPassword, verifyPassword } from '../directory/passwords.js'
 import { needsRehash } from '../directory/password-hashes.js'
-import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
+import { authenticateUser, findLogin, type User, type UserDirectory } from '../directory/users.js'
 
 /**
  * Every password check of the service goes through here (the password grant and POST /login):
@@ -84,14 +84,17 @@ export class LoginGate {
   async authenticate(input: LoginInput): Promise<LoginOutcome> {
     const { log, metrics } = input
     const refs = { client_id: input.clientId, ip: input.address }
-    let check = await this.limiter.attempt(input.username, input.address)
+    // The account's bucket, whether it is named by its username or its email: two names must not
+    // give one account twice the attempts. A login that names no account keeps its own bucket.
+    const bucket = input.username.includes('@') ? ((await findLogin(input.users, input.username))?.username ?? input.username) : input.username
+    let check = await this.limiter.attempt(bucket, input.address)
     for (let round = 0; check.status === 'busy'; round++) {
       if (round >= BUSY_ROUNDS || !(await this.#wait(BUSY_FIRST_WAIT_MS * 2 ** round))) {
         metrics.loginThrottled.inc()
         log.info({ event: 'login.failed', reason: 'throttled', scope: check.scope, ...refs }, 'login refused: too many undecided attempts')
         return { ok: false, reason: 'throttled' }
       }
-      check = await this.limiter.attempt(input.username, input.address)
+      check = await this.limiter.attempt(bucket, input.address)
     }
     if (check.status === 'locked') {
       metrics.loginLockouts.inc({ scope: check.scope })

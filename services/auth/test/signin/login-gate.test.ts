@@ -130,3 +130,13 @@ t.test('a password an administrator set meanwhile is never overwritten by the re
   t.equal(calls, 2, 'the re-hash looked again')
   t.equal((await users.findById(id))!.passwordHash, 'set-by-admin', "the admin's password stands")
 })
+
+t.test("an account's username and email share one attempt bucket", async (t) => {
+  const h = await makeApp({ LOGIN_MAX_ATTEMPTS: '4', LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '100', LOGIN_DELAY_MS: '0' })
+  t.teardown(h.close)
+  await addUser(h.deps.users, 'lena', 'lena@example.com', await bcryptHash('lena-password', { cost: 4 }))
+  for (const login of ['lena', 'LENA@example.com', 'lena', 'lena@example.com']) t.equal((await passwordLogin(h.app, login, 'wrong')).statusCode, 400)
+  t.equal((await passwordLogin(h.app, 'lena', 'lena-password')).statusCode, 400, 'four failures under either name lock the account')
+  t.equal((await passwordLogin(h.app, 'lena@example.com', 'lena-password')).statusCode, 400, 'under both names')
+  t.ok(h.logs.events('login.locked').length >= 2)
+})
