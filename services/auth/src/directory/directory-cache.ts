@@ -1,3 +1,7 @@
+/*
+ * Over 300 lines: the announcer, the cache and its two pass-through directories belong together;
+ * the correctness argument below (announce, drop, acknowledge) spans all of them.
+ */
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { AddClientResult, Client, ClientDirectory, ClientPage } from './clients.js'
