@@ -1,3 +1,7 @@
+/*
+ * Over 300 lines: the administrative verbs are one class on purpose, so every change an operator
+ * makes passes through its single audit call (#audit).
+ */
 import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } from '../directory/clients.js'
 import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from '../directory/config-file.js'
 import { endSessions, endUserSessions, type SessionEndDeps, type SessionEndReason } from '../logout/end-sessions.js'
@@ -5,7 +9,7 @@ import type { BackchannelLogout } from '../logout/backchannel.js'
 import { hashPassword } from '../directory/passwords.js'
 import { isSessionId, type LoginSession, type LoginSessionStore } from '../signin/sessions.js'
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
-import { roleProblem, usernameProblem, type User, type UserDirectory, type UserPage } from '../directory/users.js'
+import { emailProblem, roleProblem, usernameProblem, type ListQuery, type NewUser, type User, type UserDirectory, type UserPage } from '../directory/users.js'
 import { audit, type AuditTrail } from '../audit/trail.js'
 
 /**
@@ -59,6 +63,7 @@ export class AdminError extends Error {
 
 export interface NewUserInput {
   username: string
+  email?: string | undefined
   password: string
   roles?: readonly string[]
   claims?: Record<string, unknown>
@@ -94,38 +99,87 @@ export function passwordProblem(password: string): string | null {
 export class Admin {
   constructor(private readonly d: AdminDeps) {}
 
+  /** The one place every admin action is recorded: a log line and the audit trail. */
   #audit(event: `admin.${string}` | 'family.revoked', fields: Record<string, unknown>, msg: string): void {
     audit(this.d.log, this.d.trail, { event, actor: this.d.actor, ...fields }, msg)
   }
 
-  /** A user by username, or by id (`u_...`) when no username matches. */
+  /** A user by username, else by email (with an `@`), else by id (`u_...`). */
   async findUser(ref: string): Promise<User> {
-    const user = (await this.d.users.findByUsername(ref)) ?? (USER_ID.test(ref) ? await this.d.users.findById(ref) : null)
+    const user =
+      (await this.d.users.findByUsername(ref)) ??
+      (ref.includes('@') ? await this.d.users.findByEmail(ref) : null) ??
+      (USER_ID.test(ref) ? await this.d.users.findById(ref) : null)
     if (user === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
     return user
   }
 
   async addUser(input: NewUserInput): Promise<User> {
-    const problems = [usernameProblem(input.username), passwordProblem(input.password), ...(input.roles ?? []).map(roleProblem)].filter((p): p is string => p !== null)
+    const problems = [
+      usernameProblem(input.username),
+      input.email === undefined ? null : emailProblem(input.email),
+      passwordProblem(input.password),
+      ...(input.roles ?? []).map(roleProblem),
+    ].filter((p): p is string => p !== null)
     if (problems.length > 0) throw new AdminError('invalid', problems.join('; '))
     const passwordHash = await hashPassword(input.password)
     const added = await this.d.users.add({
       username: input.username,
+      email: input.email,
       passwordHash,
       roles: [...new Set(input.roles ?? [])],
       claims: input.claims ?? {},
       disabled: input.disabled ?? false,
     })
-    if (added.status === 'exists') throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} exists (usernames are case-insensitive)`)
+    if (added.status === 'exists') {
+      if (input.email === undefined) throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} exists (usernames are case-insensitive)`)
+      throw new AdminError('exists', `a user named ${JSON.stringify(input.username)} or with the email ${JSON.stringify(input.email)} exists (usernames and emails are case-insensitive)`)
+    }
     this.#audit('admin.user_added', { user_id: added.user.id, username: added.user.username, roles: added.user.roles, disabled: added.user.disabled }, 'user added')
     return added.user
   }
 
-  async listUsers(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
+  /**
+   * Adds one user of an import (DESIGN §10.2): already checked (user-transfer.ts), its hash kept as
+   * it is. `dryRun` only looks whether the username, email or subject is taken. Audited once per
+   * import by importFinished, not per user (an import may hold a million).
+   */
+  async importUser(input: NewUser, dryRun: boolean): Promise<'imported' | 'exists'> {
+    if (dryRun) {
+      const taken =
+        (await this.d.users.findByUsername(input.username)) !== null ||
+        (input.email !== undefined && (await this.d.users.findByEmail(input.email)) !== null) ||
+        (input.id !== undefined && (await this.d.users.findById(input.id)) !== null)
+      return taken ? 'exists' : 'imported'
+    }
+    return (await this.d.users.add(input)).status === 'created' ? 'imported' : 'exists'
+  }
+
+  importFinished(summary: { file: string; imported: number; skipped: number; dryRun: boolean }): void {
+    if (summary.dryRun) return
+    this.#audit('admin.users_imported', { file: summary.file, imported: summary.imported, skipped: summary.skipped }, 'users imported')
+  }
+
+  exportFinished(summary: { exported: number }): void {
+    this.#audit('admin.users_exported', { exported: summary.exported }, 'users exported (with their password hashes)')
+  }
+
+  async setEmail(ref: string, email: string | null): Promise<User> {
+    const problem = email === null ? null : emailProblem(email)
+    if (problem !== null) throw new AdminError('invalid', problem)
+    const user = await this.findUser(ref)
+    const r = await this.d.users.setEmail(user.id, email)
+    if (r.status === 'not_found') throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
+    if (r.status === 'exists') throw new AdminError('exists', `another user has the email ${JSON.stringify(email)} (emails are case-insensitive)`)
+    this.#audit('admin.user_email_set', { user_id: user.id, username: user.username, email_set: email !== null }, email === null ? 'email removed' : 'email changed')
+    return r.user
+  }
+
+  async listUsers(query: ListQuery = {}): Promise<UserPage> {
     try {
-      return await this.d.users.list(page)
+      return await this.d.users.list(query)
     } catch (err) {
-      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(page.cursor)}`)
+      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(query.cursor)}`)
       throw err
     }
   }
@@ -194,11 +248,11 @@ export class Admin {
     return { client: added.client, secret }
   }
 
-  async listClients(page: { cursor?: string | undefined; limit?: number | undefined } = {}) {
+  async listClients(query: ListQuery = {}) {
     try {
-      return await this.d.clients.list(page)
+      return await this.d.clients.list(query)
     } catch (err) {
-      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(page.cursor)}`)
+      if (err instanceof RangeError) throw new AdminError('invalid', `invalid cursor ${JSON.stringify(query.cursor)}`)
       throw err
     }
   }

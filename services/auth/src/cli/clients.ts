@@ -104,8 +104,8 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
     {
       name: 'list',
       summary: 'list clients',
-      options: PAGE_OPTIONS,
-      examples: ['gatehouse clients list', 'gatehouse clients list --json'],
+      options: { ...PAGE_OPTIONS, search: { type: 'string', value: 'text', description: 'only clients whose client_id or name contains text (case-insensitive)' } },
+      examples: ['gatehouse clients list', 'gatehouse clients list --json', 'gatehouse clients list --search report'],
       async run(inv) {
         const admin = await ctx.admin()
         await paged(inv, async (p) => {

@@ -28,6 +28,8 @@ export class CliError extends Error {
     message: string,
     readonly exitCode: number = EXIT_FAILURE,
     readonly code: string = 'failed',
+    /** With --json, printed beside `error` (what a partly failed command did, e.g. an import's counts). */
+    readonly detail: Record<string, unknown> = {},
   ) {
     super(message)
     this.name = 'CliError'

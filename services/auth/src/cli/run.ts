@@ -60,7 +60,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
   } catch (raw) {
     const err = asCliError(raw)
     io.stderr.write(`gatehouse: ${err.message}\n`)
-    if (json) io.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message } }, null, 2)}\n`)
+    if (json) io.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message }, ...err.detail }, null, 2)}\n`)
     return err.exitCode
   } finally {
     await ctx.close()

@@ -1,35 +1,37 @@
 import type { Family } from '../families/types.js'
 import type { LoginSession } from '../signin/sessions.js'
-import type { User } from '../directory/users.js'
+import type { ListQuery, User } from '../directory/users.js'
 import type { CliContext } from './context.js'
-import { list, PASSWORD_OPTIONS, positiveInt, readPassword, str, UsageError, type CommandSpec, type GroupSpec, type Invocation } from './framework.js'
+import { CliError, EXIT_FAILURE, list, PASSWORD_OPTIONS, positiveInt, readPassword, str, UsageError, type CommandSpec, type GroupSpec, type Invocation } from './framework.js'
+import { exportUsers, importUsers } from './user-transfer.js'
 
 /** A user as the CLI shows it: never the password hash. */
 export function userJson(u: User): Record<string, unknown> {
-  return { id: u.id, username: u.username, roles: u.roles, claims: u.claims, disabled: u.disabled }
+  return { id: u.id, username: u.username, email: u.email ?? null, roles: u.roles, claims: u.claims, disabled: u.disabled }
 }
 
 function userLine(u: User): string {
-  return `${u.username}  ${u.id}  roles=${u.roles.join(',') || '-'}${u.disabled ? '  DISABLED' : ''}`
+  return `${u.username}  ${u.id}${u.email !== undefined ? `  <${u.email}>` : ''}  roles=${u.roles.join(',') || '-'}${u.disabled ? '  DISABLED' : ''}`
 }
 
-const USER_ARG = { name: 'user', description: 'a username (case-insensitive) or a user id (u_...)' }
+const USER_ARG = { name: 'user', description: 'a username (case-insensitive), an email, or a user id (u_...)' }
 
 const revokedNote = (sessions: readonly LoginSession[], revoked: readonly Family[]): string =>
   sessions.length === 0 && revoked.length === 0 ? 'no sessions to revoke' : `${sessions.length} login session(s) ended, ${revoked.length} token famil${revoked.length === 1 ? 'y' : 'ies'} revoked`
 
-/** `--limit`/`--cursor` give one page; without them every page is printed. */
+/** `--limit`/`--cursor` give one page; without them every page is printed. `--search` filters. */
 export async function paged<T>(
   inv: Invocation,
-  fetch: (page: { cursor?: string | undefined; limit?: number | undefined }) => Promise<{ items: T[]; cursor: string | null }>,
+  fetch: (page: ListQuery) => Promise<{ items: T[]; cursor: string | null }>,
   line: (item: T) => string,
   json: (item: T) => unknown,
   key: string,
 ): Promise<void> {
   const limit = positiveInt(inv.values, 'limit', 1000)
   const cursor = str(inv.values, 'cursor')
+  const search = str(inv.values, 'search')
   if (limit !== undefined || cursor !== undefined) {
-    const page = await fetch({ cursor, limit })
+    const page = await fetch({ cursor, limit, search })
     const more = page.cursor === null ? '' : `\n(more: --cursor ${page.cursor})`
     inv.print(`${page.items.map(line).join('\n')}${more}`, { [key]: page.items.map(json), next_cursor: page.cursor })
     return
@@ -37,7 +39,7 @@ export async function paged<T>(
   const all: T[] = []
   let next: string | undefined
   for (;;) {
-    const page = await fetch({ cursor: next, limit: 500 })
+    const page = await fetch({ cursor: next, limit: 500, search })
     all.push(...page.items)
     if (page.cursor === null) break
     next = page.cursor
@@ -47,7 +49,7 @@ export async function paged<T>(
 
 export const PAGE_OPTIONS = {
   limit: { type: 'string' as const, value: 'n', description: 'print one page of about n entries (with the cursor of the next)' },
-  cursor: { type: 'string' as const, value: 'cursor', description: 'continue from a previous page' },
+  cursor: { type: 'string' as const, value: 'cursor', description: 'continue from a previous page (give the same --search)' },
 }
 
 function claimsOf(text: string | undefined): Record<string, unknown> | undefined {
@@ -70,28 +72,29 @@ export function usersGroup(ctx: CliContext): GroupSpec {
       args: [{ name: 'username', description: 'the login name' }],
       options: {
         ...PASSWORD_OPTIONS,
+        email: { type: 'string', value: 'address', description: 'an email, unique case-insensitively; the user may sign in with it' },
         role: { type: 'string', multiple: true, value: 'role', description: 'a role (repeat for several)' },
         claims: { type: 'string', value: 'json', description: 'profile claims, a JSON object (name, email, ...)' },
         disabled: { type: 'boolean', description: 'add it disabled' },
       },
       details: 'Without --password-stdin or --password-file, the password is asked for on the terminal (not echoed).',
       examples: [
-        "printf '%s' \"$PASSWORD\" | gatehouse users add alice --password-stdin --role admin --claims '{\"name\":\"Alice\"}'",
+        "printf '%s' \"$PASSWORD\" | gatehouse users add alice --password-stdin --email alice@example.com --role admin --claims '{\"name\":\"Alice\"}'",
         'gatehouse users add bob --password-file /run/secrets/bob',
       ],
       async run(inv) {
         const admin = await ctx.admin()
         const claims = claimsOf(str(inv.values, 'claims'))
         const password = await readPassword(ctx.io, inv.values)
-        const user = await admin.addUser({ username: inv.args[0]!, password, roles: list(inv.values, 'role'), ...(claims ? { claims } : {}), disabled: inv.values.disabled === true })
+        const user = await admin.addUser({ username: inv.args[0]!, email: str(inv.values, 'email'), password, roles: list(inv.values, 'role'), ...(claims ? { claims } : {}), disabled: inv.values.disabled === true })
         inv.print(`added ${userLine(user)}`, { user: userJson(user) })
       },
     },
     {
       name: 'list',
       summary: 'list users',
-      options: PAGE_OPTIONS,
-      examples: ['gatehouse users list', 'gatehouse users list --limit 100 --json'],
+      options: { ...PAGE_OPTIONS, search: { type: 'string', value: 'text', description: 'only users whose username or email contains text (case-insensitive)' } },
+      examples: ['gatehouse users list', 'gatehouse users list --limit 100 --json', 'gatehouse users list --search example.com'],
       async run(inv) {
         const admin = await ctx.admin()
         await paged(inv, async (p) => {
@@ -109,7 +112,7 @@ export function usersGroup(ctx: CliContext): GroupSpec {
         const admin = await ctx.admin()
         const { user, families } = await admin.listSessions(inv.args[0]!)
         const claims = Object.keys(user.claims).length ? `\nclaims: ${JSON.stringify(user.claims)}` : ''
-        inv.print(`${userLine(user)}${claims}\nsessions: ${families.length}`, { user: userJson(user), sessions: families.length })
+        inv.print(`${userLine(user)}\nemail: ${user.email ?? '(none)'}${claims}\nsessions: ${families.length}`, { user: userJson(user), sessions: families.length })
       },
     },
     {
@@ -149,6 +152,69 @@ export function usersGroup(ctx: CliContext): GroupSpec {
       },
     },
     {
+      name: 'set-email',
+      summary: "set or remove a user's email (unique case-insensitively; the user may sign in with it)",
+      args: [USER_ARG, { name: 'email', description: 'the new email (omit with --clear)', optional: true }],
+      options: { clear: { type: 'boolean', description: 'remove the email' } },
+      examples: ['gatehouse users set-email alice alice@example.com', 'gatehouse users set-email alice --clear'],
+      async run(inv) {
+        const email = inv.args[1]
+        if (email === undefined && inv.values.clear !== true) throw new UsageError('give the email, or --clear')
+        if (email !== undefined && inv.values.clear === true) throw new UsageError('give the email or --clear, not both')
+        const admin = await ctx.admin()
+        const user = await admin.setEmail(inv.args[0]!, email ?? null)
+        inv.print(user.email === undefined ? `email of ${user.username} removed` : `email of ${user.username}: ${user.email}`, { user: userJson(user) })
+      },
+    },
+    {
+      name: 'import',
+      summary: 'add users from a JSON lines file, keeping their password hashes (bcrypt, argon2, PBKDF2, scrypt, Keycloak)',
+      args: [{ name: 'file', description: 'the JSON lines file, or - for standard input' }],
+      options: { 'dry-run': { type: 'boolean', description: 'check every line without adding anyone' } },
+      details: [
+        'One user per line: {"username": "...", "email": "...", "password_hash": "...", "roles": [...], "claims": {...},',
+        '"disabled": false, "sub": "..."}; only username and password_hash are required. "sub" keeps the',
+        "user's subject (what `users export` writes); without it a new one is made. password_hash is a",
+        'bcrypt ($2a$/$2b$/$2y$), argon2id/argon2i, PBKDF2 ($pbkdf2-sha256$..., passlib or PHC-like) or scrypt',
+        "($scrypt$ln=...) string, or Keycloak's credential object; it is verified as it is and replaced by",
+        'argon2id at the next sign-in. Hashes whose cost is out of bounds are refused.',
+        'A line that cannot be imported (bad JSON, username, email or hash; the user exists) is reported on',
+        'standard error with its number and the reason, and skipped; the exit status is 1 if any was. A',
+        'dry run checks each line against the directory, not against earlier lines of the same file.',
+      ].join('\n'),
+      examples: ['gatehouse users import users.jsonl --dry-run', 'gatehouse users import users.jsonl', 'gunzip -c users.jsonl.gz | gatehouse users import -'],
+      async run(inv) {
+        const admin = await ctx.admin()
+        const file = inv.args[0]!
+        const dryRun = inv.values['dry-run'] === true
+        let summary
+        try {
+          summary = await importUsers(admin, ctx.io, file, { dryRun, report: (line, reason) => ctx.io.stderr.write(`line ${line}: ${reason}\n`) })
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code
+          if (typeof code === 'string' && code.startsWith('E')) throw new CliError(`cannot read ${file}: ${code}`)
+          throw err
+        }
+        const human = `${dryRun ? 'would import' : 'imported'} ${summary.imported}, skipped ${summary.skipped}`
+        const json = { dry_run: dryRun, imported: summary.imported, skipped: summary.skipped, failures: summary.failures }
+        if (summary.skipped === 0) return inv.print(human, json)
+        // Exit 1; the counts still go to stdout (beside the error with --json).
+        if (inv.values.json !== true) inv.print(human, json)
+        throw new CliError(`${summary.skipped} line(s) not imported (see above)`, EXIT_FAILURE, 'partial', json)
+      },
+    },
+    {
+      name: 'export',
+      summary: 'write every user as JSON lines to standard output, with password hashes (the import format)',
+      details: 'Each line carries "sub", so `users import` in another deployment keeps the subjects. The output holds password hashes: keep it as secret as the directory.',
+      examples: ['gatehouse users export > users.jsonl'],
+      async run() {
+        const admin = await ctx.admin()
+        const n = await exportUsers(admin, ctx.io)
+        ctx.io.stderr.write(`exported ${n} user(s)\n`)
+      },
+    },
+    {
       name: 'set-roles',
       summary: "replace a user's roles (tokens issued from now on carry them)",
       args: [USER_ARG],
@@ -181,5 +247,5 @@ export function usersGroup(ctx: CliContext): GroupSpec {
       },
     },
   ]
-  return { name: 'users', summary: 'users: add, list, show, disable, enable, set-password, set-roles, delete', commands }
+  return { name: 'users', summary: 'users: add, list, show, disable, enable, set-password, set-email, set-roles, delete, import, export', commands }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { ClientConfig, GrantType, TokenEndpointAuthMethod } from './config-file.js'
+import { matchesSearch, offsetPage, type ListQuery } from './users.js'
 
 export interface Client {
   id: string
@@ -48,8 +49,11 @@ export interface ClientPage {
 export interface ClientDirectory {
   get(clientId: string): Promise<Client | null>
   add(config: ClientConfig): Promise<AddClientResult>
-  /** One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN). */
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<ClientPage>
+  /**
+   * One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN); `search`: a
+   * case-insensitive substring of the client_id or the client_name.
+   */
+  list(query?: ListQuery): Promise<ClientPage>
   /** Replaces the secret's hash (`sha256:<base64url>`); null when there is no such client. */
   rotateSecret(clientId: string, secretHash: string): Promise<Client | null>
   /** Removes the client; returns what was removed. */
@@ -120,12 +124,10 @@ export class MemoryClientDirectory implements ClientDirectory {
     this.#clients.set(config.client_id, stored)
     return { status: 'created', client: clientFromConfig(stored) }
   }
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
-    const all = [...this.#clients.keys()].sort()
-    const from = page.cursor === undefined ? 0 : Number(page.cursor)
-    const start = Number.isSafeInteger(from) && from >= 0 ? from : all.length
-    const end = Math.min(all.length, start + Math.max(1, page.limit ?? 100))
-    return { clients: all.slice(start, end).map((id) => clientFromConfig(this.#clients.get(id)!)), cursor: end < all.length ? String(end) : null }
+  async list(query: ListQuery = {}): Promise<ClientPage> {
+    const all = [...this.#clients.keys()].sort().map((id) => this.#clients.get(id)!).filter((c) => matchesSearch(query.search, c.client_id, c.client_name))
+    const page = offsetPage(all, query)
+    return { clients: page.items.map(clientFromConfig), cursor: page.cursor }
   }
   async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
     const c = this.#clients.get(clientId)

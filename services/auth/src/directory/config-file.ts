@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
+import { passwordHashProblem } from './password-hashes.js'
+import { emailProblem } from './users.js'
 
 /**
  * The AUTH_CONFIG_FILE schema (DESIGN §3): resources, clients, users. Parsed
@@ -39,6 +41,8 @@ export interface ClientConfig {
 
 export interface UserConfig {
   username: string
+  /** Unique case-insensitively; the user may sign in with it. */
+  email?: string
   password?: string
   password_hash?: string
   roles: string[]
@@ -203,6 +207,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
 
   const users = doc.users ?? []
   const names = new Set<string>()
+  const emails = new Set<string>()
   if (!Array.isArray(users)) p('users', 'must be an array')
   else
     users.forEach((u, i) => {
@@ -214,15 +219,26 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (names.has(key)) p(`${path}.username`, `duplicates ${username} (usernames are case-insensitive)`)
         names.add(key)
       }
+      const email = str(u.email, `${path}.email`, false)
+      if (email !== undefined) {
+        const problem = emailProblem(email)
+        if (problem !== null) p(`${path}.email`, `is not acceptable: ${problem}`)
+        const key = email.toLowerCase()
+        if (emails.has(key)) p(`${path}.email`, `duplicates ${email} (emails are case-insensitive)`)
+        emails.add(key)
+      }
       const password = str(u.password, `${path}.password`, false)
       const password_hash = str(u.password_hash, `${path}.password_hash`, false)
       if (!password && !password_hash) p(path, 'needs password or password_hash')
-      if (password_hash && !password_hash.startsWith('$argon2id$')) p(`${path}.password_hash`, 'must be an argon2id PHC string')
+      // The hash is never echoed: only why it is refused.
+      const hashProblem = password_hash ? passwordHashProblem(password_hash) : null
+      if (hashProblem !== null) p(`${path}.password_hash`, `is not acceptable: ${hashProblem}`)
       const roles = strList(u.roles, `${path}.roles`)
       const claims = u.claims === undefined ? {} : u.claims
       if (!isObj(claims)) p(`${path}.claims`, 'must be an object')
       if (username) {
         const rec: UserConfig = { username, roles, claims: isObj(claims) ? claims : {}, disabled: u.disabled === true }
+        if (email !== undefined) rec.email = email
         if (password) rec.password = password
         if (password_hash) rec.password_hash = password_hash
         config.users.push(rec)

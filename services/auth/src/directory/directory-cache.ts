@@ -1,9 +1,13 @@
+/*
+ * Over 300 lines: the announcer, the cache and its two pass-through directories belong together;
+ * the correctness argument below (announce, drop, acknowledge) spans all of them.
+ */
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { AddClientResult, Client, ClientDirectory, ClientPage } from './clients.js'
 import type { ClientConfig } from './config-file.js'
 import { DEFAULT_KEY_PREFIX, directoryAckKey, directoryChangesChannel } from '../store/key-names.js'
-import type { AddUserResult, NewUser, User, UserDirectory, UserPage } from './users.js'
+import type { AddUserResult, ListQuery, NewUser, SetEmailResult, User, UserDirectory, UserPage } from './users.js'
 
 /**
  * Each replica's copy of the client and user records that /token reads on every request, so that
@@ -24,7 +28,7 @@ import type { AddUserResult, NewUser, User, UserDirectory, UserPage } from './us
  * later.
  *
  * Only lookups by id are cached (the client of a /token request, the user of a refresh). Logins
- * look users up by name and stay uncached: the password KDF dwarfs a round trip.
+ * look users up by name or email and stay uncached: the password KDF dwarfs a round trip.
  */
 
 export interface DirectoryChange {
@@ -290,8 +294,8 @@ class CachedClientDirectory implements ClientDirectory {
     return this.inner.add(config)
   }
 
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<ClientPage> {
-    return this.inner.list(page)
+  list(query?: ListQuery): Promise<ClientPage> {
+    return this.inner.list(query)
   }
 
   async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
@@ -318,6 +322,10 @@ class CachedUserDirectory implements UserDirectory {
     return this.inner.findByUsername(username)
   }
 
+  findByEmail(email: string): Promise<User | null> {
+    return this.inner.findByEmail(email)
+  }
+
   findById(id: string): Promise<User | null> {
     return this.copies.get(id, () => this.inner.findById(id))
   }
@@ -326,8 +334,8 @@ class CachedUserDirectory implements UserDirectory {
     return this.inner.add(input)
   }
 
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<UserPage> {
-    return this.inner.list(page)
+  list(query?: ListQuery): Promise<UserPage> {
+    return this.inner.list(query)
   }
 
   setPassword(id: string, passwordHash: string): Promise<User | null> {
@@ -344,6 +352,12 @@ class CachedUserDirectory implements UserDirectory {
 
   delete(id: string): Promise<User | null> {
     return this.#changed(id, this.inner.delete(id))
+  }
+
+  async setEmail(id: string, email: string | null): Promise<SetEmailResult> {
+    const r = await this.inner.setEmail(id, email)
+    this.cache.invalidate({ kind: 'user', id })
+    return r
   }
 
   async #changed(id: string, done: Promise<User | null>): Promise<User | null> {

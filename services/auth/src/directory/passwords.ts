@@ -1,10 +1,11 @@
-import { hash, verify } from '@node-rs/argon2'
+import { hash } from '@node-rs/argon2'
+import { CURRENT_ARGON2ID, verifyPasswordHash } from './password-hashes.js'
 
 /**
  * Password hashing with argon2id at OWASP's first recommended parameters
  * (m = 19 MiB, t = 2, p = 1), run off the event loop by the native binding.
  */
-const PARAMS = { algorithm: 2 /* Algorithm.Argon2id (a const enum) */, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const
+const PARAMS = { algorithm: 2 /* Algorithm.Argon2id (a const enum) */, ...CURRENT_ARGON2ID } as const
 
 export async function hashPassword(password: string): Promise<string> {
   return await hash(password, PARAMS)
@@ -17,11 +18,10 @@ export function dummyHash(): Promise<string> {
   return dummy
 }
 
-/** Constant-time by construction (argon2 verify compares digests in constant time). Never throws. */
+/**
+ * Checks a password against a stored hash: our argon2id, or an imported bcrypt, argon2i, PBKDF2 or
+ * scrypt hash (password-hashes.ts, cost-bounded). Comparisons are constant-time. Never throws.
+ */
 export async function verifyPassword(phc: string, password: string): Promise<boolean> {
-  try {
-    return await verify(phc, password)
-  } catch {
-    return false
-  }
+  return await verifyPasswordHash(phc, password)
 }

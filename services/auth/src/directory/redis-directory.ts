@@ -1,3 +1,7 @@
+/*
+ * Over 300 lines: the Redis user and client directories share their Lua scripts, the SCAN pager
+ * and the record codecs; splitting them would spread one key layout over several files.
+ */
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
 import { parseAuthFileConfig, redirectUriProblem, type ClientConfig } from './config-file.js'
@@ -8,12 +12,25 @@ import {
   clientRecordKey,
   clientRecordPattern,
   DEFAULT_KEY_PREFIX,
+  userEmailIndexKey,
   userIdIndexKey,
   userRecordKey,
   userRecordPattern,
 } from '../store/key-names.js'
 import { StoreUnavailable, type Clock } from '../store/types.js'
-import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type User, type UserDirectory, type UserPage } from './users.js'
+import {
+  canonicalEmail,
+  canonicalUsername,
+  matchesSearch,
+  newUserId,
+  type AddUserResult,
+  type ListQuery,
+  type NewUser,
+  type SetEmailResult,
+  type User,
+  type UserDirectory,
+  type UserPage,
+} from './users.js'
 
 /**
  * Users and clients in Redis: in production the store, not the config file,
@@ -26,6 +43,14 @@ import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type Us
  * record still carries that id, so a stale index entry finds nothing. Every
  * script touches one key (no CROSSSLOT in Redis Cluster). Listing walks the
  * keyspace with SCAN (never KEYS), on every master in a Cluster.
+ *
+ * Emails are unique through a second index, email → id, reserved with SET NX
+ * before the record is written (with an expiry, made permanent once the record
+ * carries the email), and released when the add fails. A read through it checks
+ * that the record still carries that email. A permanent entry whose user no
+ * longer carries the email (a crash between two steps) is stale: it finds
+ * nothing and is taken over by the next user given that email; an entry that
+ * still expires belongs to an add in flight and refuses the email.
  */
 
 /** KEYS[1] record; ARGV: now, then field/value pairs. 1 when created, 0 when the key exists. */
@@ -56,6 +81,31 @@ const DELETE_IF_VALUE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `
+
+/** KEYS[1] user record; ARGV[1] id, ARGV[2] now, ARGV[3] email ('' removes it). {previous email or '', record after}, or nil. */
+const SET_USER_EMAIL = `
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return false end
+local old = redis.call('HGET', KEYS[1], 'email') or ''
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'email') else redis.call('HSET', KEYS[1], 'email', ARGV[3]) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return {old, redis.call('HGETALL', KEYS[1])}
+`
+
+/** KEYS[1] index key; ARGV[1] expected value, ARGV[2] new value, ARGV[3] ms to live. 1 when swapped. */
+const SWAP_IF_VALUE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`
+
+/** KEYS[1] index key; ARGV[1] expected value. Makes the key permanent if it still holds that value. */
+const PERSIST_IF_VALUE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PERSIST', KEYS[1]) end
+return 0
+`
+
+/** How long an email reservation of an add or set-email in flight lives before it is made permanent. */
+const EMAIL_RESERVATION_MS = 60_000
 
 /** KEYS[1] client record; ARGV[1] now, ARGV[2] secret hash. 1 when updated, 0 when absent. */
 const SET_CLIENT_SECRET = `
@@ -106,6 +156,30 @@ export async function scanPage(redis: Redis | Cluster, pattern: string, cursor: 
   return { keys, cursor: node < nodes.length ? `${node}:${scan}` : null }
 }
 
+/**
+ * One page of decoded records whose keys match `pattern`, keeping those `keep` accepts. With a
+ * search, SCAN goes on until the page has `limit` matches or the keyspace ends.
+ */
+async function scanRecords<T>(
+  redis: Redis | Cluster,
+  pattern: string,
+  query: ListQuery,
+  op: string,
+  decode: (h: Record<string, string>) => T | null,
+  keep: (record: T) => boolean,
+): Promise<{ items: T[]; cursor: string | null }> {
+  const limit = Math.max(1, Math.min(query.limit ?? 100, 1000))
+  const items: T[] = []
+  let cursor: string | null | undefined = query.cursor
+  do {
+    const page = await scanPage(redis, pattern, cursor, limit)
+    const records = await Promise.all(page.keys.map((k) => call(op, () => redis.hgetall(k))))
+    for (const r of records.map(decode)) if (r !== null && keep(r)) items.push(r)
+    cursor = page.cursor
+  } while (cursor !== null && items.length < limit)
+  return { items, cursor }
+}
+
 function addr(r: Redis): string {
   return `${r.options.host ?? ''}:${String(r.options.port ?? '')}`
 }
@@ -143,6 +217,15 @@ export class RedisUserDirectory implements UserDirectory {
     return toUser(h)
   }
 
+  async findByEmail(email: string): Promise<User | null> {
+    if (typeof email !== 'string' || email.length === 0 || email.length > 254) return null
+    const canonical = canonicalEmail(email)
+    const id = await call('users.find', () => this.#redis.get(userEmailIndexKey(canonical, this.#prefix)))
+    if (id === null) return null
+    const user = await this.findById(id)
+    return user !== null && user.email !== undefined && canonicalEmail(user.email) === canonical ? user : null
+  }
+
   async findById(id: string): Promise<User | null> {
     const name = await this.#nameOf(id)
     if (name === null) return null
@@ -153,6 +236,7 @@ export class RedisUserDirectory implements UserDirectory {
   async add(input: NewUser): Promise<AddUserResult> {
     const name = canonicalUsername(input.username)
     const id = input.id ?? newUserId()
+    const email = input.email === undefined ? undefined : canonicalEmail(input.email)
     const now = String(this.#clock())
     const fields = [
       'id', id,
@@ -162,26 +246,38 @@ export class RedisUserDirectory implements UserDirectory {
       'claims', JSON.stringify(input.claims ?? {}),
       'disabled', input.disabled ? '1' : '0',
     ]
-    // The index first: a record is never findable by name without being findable by id. An index
+    if (input.email !== undefined) fields.push('email', input.email)
+    // The email first: two adds of one email race for its index, and exactly one gets it.
+    const reserved = email === undefined ? 'none' : await this.#reserveEmail(email, id)
+    if (reserved === 'taken') return { status: 'exists' }
+    // The id index next: a record is never findable by name without being findable by id. An index
     // entry left behind by a lost race (or a crash) points at a record with another id: harmless.
     const indexKey = userIdIndexKey(id, this.#prefix)
-    await call('users.add', () => this.#redis.set(indexKey, name))
+    if (!(await this.#claimId(indexKey, id, name))) {
+      if (reserved === 'new') await this.#releaseEmail(email!, id)
+      return { status: 'exists' }
+    }
     const created = await call('users.add', () => this.#redis.eval(CREATE, 1, userRecordKey(name, this.#prefix), now, ...fields))
     if (created !== 1) {
       const holder = await call('users.add', () => this.#redis.hget(userRecordKey(name, this.#prefix), 'id'))
       if (holder !== id) await call('users.add', () => this.#redis.eval(DELETE_IF_VALUE, 1, indexKey, name))
+      if (reserved === 'new') await this.#releaseEmail(email!, id)
       return { status: 'exists' }
     }
+    if (input.id !== undefined && (await call('users.add', () => this.#redis.get(indexKey))) !== name) {
+      // A concurrent add of the same given id under another name took the index: one subject, one user.
+      await call('users.add', () => this.#redis.eval(DELETE_IF, 1, userRecordKey(name, this.#prefix), id))
+      if (reserved === 'new') await this.#releaseEmail(email!, id)
+      return { status: 'exists' }
+    }
+    if (email !== undefined) await call('users.add', () => this.#redis.eval(PERSIST_IF_VALUE, 1, userEmailIndexKey(email, this.#prefix), id))
     const user = await this.findById(id)
     if (user === null) throw new StoreUnavailable('redis: the user just added is missing')
     return { status: 'created', user }
   }
 
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
-    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
-    const { keys, cursor } = await scanPage(this.#redis, userRecordPattern(this.#prefix), page.cursor, limit)
-    const records = await Promise.all(keys.map((k) => call('users.list', () => this.#redis.hgetall(k))))
-    const users = records.map(toUser).filter((u): u is User => u !== null)
+  async list(query: ListQuery = {}): Promise<UserPage> {
+    const { items: users, cursor } = await scanRecords(this.#redis, userRecordPattern(this.#prefix), query, 'users.list', toUser, (u) => matchesSearch(query.search, u.username, u.email))
     users.sort((a, b) => (a.username.toLowerCase() < b.username.toLowerCase() ? -1 : 1))
     return { users, cursor }
   }
@@ -198,14 +294,77 @@ export class RedisUserDirectory implements UserDirectory {
     return await this.#update(id, ['roles', JSON.stringify(roles)])
   }
 
+  async setEmail(id: string, email: string | null): Promise<SetEmailResult> {
+    const name = await this.#nameOf(id)
+    if (name === null) return { status: 'not_found' }
+    const canonical = email === null ? undefined : canonicalEmail(email)
+    const reserved = canonical === undefined ? 'none' : await this.#reserveEmail(canonical, id)
+    if (reserved === 'taken') return { status: 'exists' }
+    const after = await call('users.update', () => this.#redis.eval(SET_USER_EMAIL, 1, userRecordKey(name, this.#prefix), id, String(this.#clock()), email ?? ''))
+    if (after === null) {
+      if (reserved === 'new') await this.#releaseEmail(canonical!, id)
+      return { status: 'not_found' }
+    }
+    if (!Array.isArray(after) || typeof after[0] !== 'string') throw new StoreUnavailable('redis: unexpected reply')
+    if (canonical !== undefined) await call('users.update', () => this.#redis.eval(PERSIST_IF_VALUE, 1, userEmailIndexKey(canonical, this.#prefix), id))
+    const previous = after[0] === '' ? undefined : canonicalEmail(after[0])
+    if (previous !== undefined && previous !== canonical) await this.#releaseEmail(previous, id)
+    await this.#changes.announce({ kind: 'user', id })
+    const user = toUser(flatToHash(after[1]))
+    if (user === null) throw new StoreUnavailable('redis: unexpected reply')
+    return { status: 'updated', user }
+  }
+
   async delete(id: string): Promise<User | null> {
     const name = await this.#nameOf(id)
     if (name === null) return null
     const removed = await call('users.delete', () => this.#redis.eval(DELETE_IF, 1, userRecordKey(name, this.#prefix), id))
     if (removed === null) return null
     await call('users.delete', () => this.#redis.eval(DELETE_IF_VALUE, 1, userIdIndexKey(id, this.#prefix), name))
+    const user = toUser(flatToHash(removed))
+    if (user?.email !== undefined) await this.#releaseEmail(canonicalEmail(user.email), id)
     await this.#changes.announce({ kind: 'user', id })
-    return toUser(flatToHash(removed))
+    return user
+  }
+
+  /**
+   * Claims the email index for `id`: `new` (reserved now, expiring until made permanent), `held`
+   * (it already names `id`), or `taken` (another user carries the email, or an add of it is in
+   * flight). A permanent entry whose user does not carry the email is stale and taken over.
+   */
+  async #reserveEmail(canonical: string, id: string): Promise<'new' | 'held' | 'taken'> {
+    const key = userEmailIndexKey(canonical, this.#prefix)
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if ((await call('users.email', () => this.#redis.set(key, id, 'PX', EMAIL_RESERVATION_MS, 'NX'))) === 'OK') return 'new'
+      const holder = await call('users.email', () => this.#redis.get(key))
+      if (holder === null) continue
+      if (holder === id) return 'held'
+      if ((await call('users.email', () => this.#redis.pttl(key))) > 0) return 'taken'
+      const other = await this.findById(holder)
+      if (other?.email !== undefined && canonicalEmail(other.email) === canonical) return 'taken'
+      if ((await call('users.email', () => this.#redis.eval(SWAP_IF_VALUE, 1, key, holder, id, EMAIL_RESERVATION_MS))) === 1) return 'new'
+    }
+    return 'taken'
+  }
+
+  /**
+   * Points the id index at `name`. A fresh random id is simply written; a given id (seeding, an
+   * import that keeps subjects) must not be another user's: false when a record under another
+   * name carries it. An entry whose record does not carry the id is stale and overwritten.
+   */
+  async #claimId(indexKey: string, id: string, name: string): Promise<boolean> {
+    if ((await call('users.add', () => this.#redis.set(indexKey, name, 'NX'))) === 'OK') return true
+    const holder = await call('users.add', () => this.#redis.get(indexKey))
+    if (holder !== null && holder !== name) {
+      const holderId = await call('users.add', () => this.#redis.hget(userRecordKey(holder, this.#prefix), 'id'))
+      if (holderId === id) return false
+    }
+    await call('users.add', () => this.#redis.set(indexKey, name))
+    return true
+  }
+
+  async #releaseEmail(canonical: string, id: string): Promise<void> {
+    await call('users.email', () => this.#redis.eval(DELETE_IF_VALUE, 1, userEmailIndexKey(canonical, this.#prefix), id))
   }
 
   async #nameOf(id: string): Promise<string | null> {
@@ -239,7 +398,7 @@ function toUser(h: Record<string, string>): User | null {
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string') || typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
     throw new StoreUnavailable('redis: malformed user record')
   }
-  return { id, username, passwordHash, roles: roles as string[], claims: claims as Record<string, unknown>, disabled: h.disabled === '1' }
+  return { id, username, email: h.email, passwordHash, roles: roles as string[], claims: claims as Record<string, unknown>, disabled: h.disabled === '1' }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,11 +438,8 @@ export class RedisClientDirectory implements ClientDirectory {
     return { status: 'created', client: clientFromConfig(stored) }
   }
 
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
-    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
-    const { keys, cursor } = await scanPage(this.#redis, clientRecordPattern(this.#prefix), page.cursor, limit)
-    const records = await Promise.all(keys.map((k) => call('clients.list', () => this.#redis.hgetall(k))))
-    const clients = records.map(toClient).filter((c): c is Client => c !== null)
+  async list(query: ListQuery = {}): Promise<ClientPage> {
+    const { items: clients, cursor } = await scanRecords(this.#redis, clientRecordPattern(this.#prefix), query, 'clients.list', toClient, (c) => matchesSearch(query.search, c.id, c.name))
     clients.sort((a, b) => (a.id < b.id ? -1 : 1))
     return { clients, cursor }
   }

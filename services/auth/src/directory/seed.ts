@@ -41,7 +41,7 @@ export async function seedDirectories(
     if ((await call('seed', () => redis.sismember(seededKey, marker))) === 1) continue
     if ((await dirs.users.findByUsername(u.username)) === null) {
       const passwordHash = u.password_hash ?? (await hashPassword(u.password!))
-      const added = await dirs.users.add({ id: userIdFor(u.username), username: u.username, passwordHash, roles: u.roles, claims: u.claims, disabled: u.disabled })
+      const added = await dirs.users.add({ id: userIdFor(u.username), username: u.username, email: u.email, passwordHash, roles: u.roles, claims: u.claims, disabled: u.disabled })
       if (added.status === 'created') result.users++
     }
     await call('seed', () => redis.sadd(seededKey, marker))

@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { LoginLimiter, LoginTicket } from './login-limiter.js'
 import type { AuthMetrics } from '../runtime/metrics.js'
-import { verifyPassword } from '../directory/passwords.js'
-import { authenticateUser, type User, type UserDirectory } from '../directory/users.js'
+import { hashPassword, verifyPassword } from '../directory/passwords.js'
+import { needsRehash } from '../directory/password-hashes.js'
+import { authenticateUser, findLogin, type User, type UserDirectory } from '../directory/users.js'
 import { audit, type AuditTrail } from '../audit/trail.js'
 
 /**
@@ -42,6 +43,8 @@ export interface LoginGateOptions {
   sleep?: (ms: number) => Promise<void>
   /** The password check (tests inject one that counts KDF runs). */
   verify?: (phc: string, password: string) => Promise<boolean>
+  /** Hashes a password for the rehash after a sign-in with an old or imported hash. */
+  hash?: (password: string) => Promise<string>
 }
 
 export interface LoginInput {
@@ -73,7 +76,7 @@ export class LoginGate {
 
   constructor(options: LoginGateOptions) {
     this.limiter = options.limiter
-    this.#o = { maxDelayed: 64, sleep: realSleep, verify: verifyPassword, ...options }
+    this.#o = { maxDelayed: 64, sleep: realSleep, verify: verifyPassword, hash: hashPassword, ...options }
   }
 
   /** How many requests are waiting out a delay right now. */
@@ -84,14 +87,17 @@ export class LoginGate {
   async authenticate(input: LoginInput): Promise<LoginOutcome> {
     const { log, metrics, audit: trail } = input
     const refs = { client_id: input.clientId, ip: input.address }
-    let check = await this.limiter.attempt(input.username, input.address)
+    // The account's bucket, whether it is named by its username or its email: two names must not
+    // give one account twice the attempts. A login that names no account keeps its own bucket.
+    const bucket = input.username.includes('@') ? ((await findLogin(input.users, input.username))?.username ?? input.username) : input.username
+    let check = await this.limiter.attempt(bucket, input.address)
     for (let round = 0; check.status === 'busy'; round++) {
       if (round >= BUSY_ROUNDS || !(await this.#wait(BUSY_FIRST_WAIT_MS * 2 ** round))) {
         metrics.loginThrottled.inc()
         audit(log, trail, { event: 'login.failed', reason: 'throttled', scope: check.scope, ...refs }, 'login refused: too many undecided attempts')
         return { ok: false, reason: 'throttled' }
       }
-      check = await this.limiter.attempt(input.username, input.address)
+      check = await this.limiter.attempt(bucket, input.address)
     }
     if (check.status === 'locked') {
       metrics.loginLockouts.inc({ scope: check.scope })
@@ -124,7 +130,31 @@ export class LoginGate {
       return { ok: false, reason: 'bad_credentials' }
     }
     await this.limiter.succeeded(ticket)
-    return { ok: true, user }
+    return { ok: true, user: await this.#rehashed(input, user) }
+  }
+
+  /**
+   * DESIGN §10.2: a user whose hash is imported (bcrypt, PBKDF2, scrypt, argon2i) or argon2id at
+   * other parameters gets our argon2id now that the password is known. Only if the stored hash is
+   * still the one just verified (an administrator's new password is never overwritten), and never
+   * at the cost of the sign-in: a failure is logged and the user signs in with the old hash kept.
+   * The user returned carries the hash now stored (POST /login compares it after the session starts).
+   */
+  async #rehashed(input: LoginInput, user: User): Promise<User> {
+    if (!needsRehash(user.passwordHash)) return user
+    try {
+      const fresh = await this.#o.hash(input.password)
+      // Uncached, by name: the hash stored now, not a copy.
+      const current = await input.users.findByUsername(user.username)
+      if (current === null || current.id !== user.id || current.passwordHash !== user.passwordHash) return user
+      const updated = await input.users.setPassword(user.id, fresh)
+      if (updated === null) return user
+      input.log.info({ event: 'login.rehashed', sub: user.id, client_id: input.clientId }, 'password hash upgraded to the current argon2id parameters')
+      return updated
+    } catch (err) {
+      input.log.warn({ event: 'login.rehash_failed', sub: user.id, client_id: input.clientId, err: (err as Error).message }, 'upgrading the password hash failed; the old one is kept')
+      return user
+    }
   }
 
   /** Waits `ms` unless `maxDelayed` requests already wait; false then. */

@@ -82,6 +82,11 @@ export function userIdIndexKey(userId: string, prefix: string = DEFAULT_KEY_PREF
   return `${prefix}dir:user-id:${userId}`
 }
 
+/** `<prefix>dir:user-email:<lowercased email>`: the id of the user with that email (the email → record index). */
+export function userEmailIndexKey(canonicalEmail: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dir:user-email:${canonicalEmail}`
+}
+
 /** `<prefix>dir:client:<clientId>`: a client record (hash). */
 export function clientRecordKey(clientId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}dir:client:${clientId}`

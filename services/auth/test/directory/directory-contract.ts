@@ -51,6 +51,8 @@ export function userDirectoryContract(t: Test, make: UserDirectoryFactory): void
     t.match(r, { status: 'created', user: { id: userIdFor(username) } })
     t.same(await dir.add({ username, passwordHash: 'other', id: userIdFor(username) }), { status: 'exists' })
     t.equal((await dir.findById(userIdFor(username)))!.passwordHash, 'h', 'the existing user is untouched')
+    t.same(await dir.add({ username: name('other'), passwordHash: 'x', id: userIdFor(username) }), { status: 'exists' }, 'a given id held by another name')
+    t.match(await dir.findById(userIdFor(username)), { username })
   })
 
   t.test('set-password, disable, enable, set-roles change only what they say', async (t) => {
@@ -84,6 +86,94 @@ export function userDirectoryContract(t: Test, make: UserDirectoryFactory): void
     t.not(again.user.id, user.id, 'with a new subject: a sub is never reassigned (OIDC Core §2)')
     t.equal(await dir.findById(user.id), null)
     t.equal(await dir.setPassword(user.id, 'x'), null, 'the old id cannot reach the new user')
+  })
+
+  t.test('emails: found in any case, unique case-insensitively, even when added concurrently', async (t) => {
+    const dir = await make()
+    const email = `${name('Ivy')}@Example.com`
+    const added = await dir.add({ username: name('ivy'), email, passwordHash: 'h' })
+    if (added.status !== 'created') throw new Error('not created')
+    t.equal(added.user.email, email, 'kept as given')
+    t.same(await dir.findByEmail(email.toLowerCase()), added.user)
+    t.same(await dir.findByEmail(email.toUpperCase()), added.user)
+    t.equal(await dir.findByEmail(`${name('nobody')}@example.com`), null)
+    t.equal(await dir.findByEmail(''), null)
+    t.same(await dir.add({ username: name('other'), email: email.toUpperCase(), passwordHash: 'h' }), { status: 'exists' }, 'the email of another user')
+    const plain = await dir.add({ username: name('noemail'), passwordHash: 'h' })
+    t.equal((plain as { user: User }).user.email, undefined, 'an email is optional')
+
+    const shared = `${name('race')}@example.com`
+    const results = await Promise.all([0, 1, 2].map((i) => dir.add({ username: name(`racer${i}`), email: i === 1 ? shared.toUpperCase() : shared, passwordHash: 'h' })))
+    t.equal(results.filter((r) => r.status === 'created').length, 1, 'exactly one of three')
+    const winner = results.find((r) => r.status === 'created') as { user: User }
+    t.same(await dir.findByEmail(shared), winner.user)
+
+    // A refused add (its username is taken) leaves the email free.
+    const taken = name('taken')
+    await dir.add({ username: taken, passwordHash: 'h' })
+    const freeEmail = `${name('free')}@example.com`
+    t.same(await dir.add({ username: taken, email: freeEmail, passwordHash: 'h' }), { status: 'exists' })
+    t.equal(await dir.findByEmail(freeEmail), null)
+    t.equal((await dir.add({ username: name('later'), email: freeEmail, passwordHash: 'h' })).status, 'created', 'and another user may have it')
+  })
+
+  t.test('set-email: set, change, remove; the old email is freed; another user\'s is refused', async (t) => {
+    const dir = await make()
+    const a = ((await dir.add({ username: name('jo'), passwordHash: 'h', roles: ['r'] })) as { user: User }).user
+    const b = ((await dir.add({ username: name('kim'), email: `${name('kim')}@example.com`, passwordHash: 'h' })) as { user: User }).user
+    const first = `${name('jo')}@example.com`
+    const set = await dir.setEmail(a.id, first)
+    t.match(set, { status: 'updated', user: { id: a.id, email: first, roles: ['r'], passwordHash: 'h' } })
+    t.match(await dir.findByEmail(first), { id: a.id })
+    t.match(await dir.findById(a.id), { email: first })
+    t.match(await dir.setEmail(a.id, first.toUpperCase()), { status: 'updated', user: { email: first.toUpperCase() } }, 'its own email in another case')
+    t.match(await dir.findByEmail(first), { id: a.id })
+    t.same(await dir.setEmail(a.id, b.email!.toUpperCase()), { status: 'exists' })
+    t.match(await dir.findById(a.id), { email: first.toUpperCase() }, 'unchanged when refused')
+    const second = `${name('jo2')}@example.com`
+    t.match(await dir.setEmail(a.id, second), { status: 'updated' })
+    t.equal(await dir.findByEmail(first), null, 'the old email finds nothing')
+    t.match(await dir.setEmail(b.id, first), { status: 'updated' }, 'and another user may take it')
+    t.match(await dir.findByEmail(first), { id: b.id })
+    const cleared = await dir.setEmail(a.id, null)
+    t.equal(cleared.status, 'updated')
+    t.equal((cleared as { user: User }).user.email, undefined)
+    t.equal(await dir.findByEmail(second), null)
+    t.equal((await dir.findById(a.id))!.email, undefined)
+    t.same(await dir.setEmail('u_AAAAAAAAAAAAAAAAAAAAAA', 'x@example.com'), { status: 'not_found' })
+    t.same(await dir.setEmail('', null), { status: 'not_found' })
+    t.equal(await dir.findByEmail('x@example.com'), null, 'a refused set-email reserves nothing')
+  })
+
+  t.test('delete frees the email', async (t) => {
+    const dir = await make()
+    const email = `${name('lee')}@example.com`
+    const { user } = (await dir.add({ username: name('lee'), email, passwordHash: 'h' })) as { user: User }
+    await dir.delete(user.id)
+    t.equal(await dir.findByEmail(email), null)
+    t.equal((await dir.add({ username: name('lee2'), email, passwordHash: 'h' })).status, 'created')
+  })
+
+  t.test('list --search: a case-insensitive substring of the username or the email, paged', async (t) => {
+    const dir = await make()
+    const tag = randomBytes(4).toString('hex')
+    const byName = Array.from({ length: 7 }, (_, i) => `Find${tag}-${i}`)
+    const byEmail = Array.from({ length: 6 }, (_, i) => name(`mail${i}`))
+    for (const n of byName) await dir.add({ username: n, passwordHash: 'h' })
+    for (const n of byEmail) await dir.add({ username: n, email: `${n}@FIND${tag}.example`, passwordHash: 'h' })
+    for (let i = 0; i < 5; i++) await dir.add({ username: name(`noise${i}`), email: `${name('n')}@example.com`, passwordHash: 'h' })
+    const seen: string[] = []
+    let cursor: string | undefined
+    let pages = 0
+    do {
+      const page = await dir.list({ cursor, limit: 3, search: `find${tag.toUpperCase()}` })
+      seen.push(...page.users.map((u) => u.username))
+      cursor = page.cursor ?? undefined
+      pages++
+    } while (cursor !== undefined && pages < 100)
+    t.equal(new Set(seen).size, seen.length, 'no user twice')
+    t.same(new Set(seen), new Set([...byName, ...byEmail]), 'exactly the matches')
+    t.same((await dir.list({ search: `nothing-${tag}` })).users, [])
   })
 
   t.test('list pages through every user exactly once', async (t) => {
@@ -172,6 +262,27 @@ export function clientDirectoryContract(t: Test, make: ClientDirectoryFactory): 
     t.ok(checkClientSecret(c, 'new-secret'))
     t.notOk(checkClientSecret(c, 'plain-secret'))
     t.equal(await dir.rotateSecret(name('nobody'), hashClientSecret('x')), null)
+  })
+
+  t.test('list --search: a case-insensitive substring of the client_id or the name', async (t) => {
+    const dir = await make()
+    const tag = randomBytes(4).toString('hex')
+    const ids = [`Rep${tag}-a`, `rep${tag}-b`]
+    for (const id of ids) await dir.add(client(id))
+    await dir.add(client(name('named'), { client_name: `The REP${tag} app` }))
+    await dir.add(client(name('other')))
+    const seen: string[] = []
+    let cursor: string | undefined
+    let pages = 0
+    do {
+      const page = await dir.list({ cursor, limit: 1, search: `rep${tag}` })
+      seen.push(...page.clients.map((c) => c.id))
+      cursor = page.cursor ?? undefined
+      pages++
+    } while (cursor !== undefined && pages < 100)
+    t.equal(seen.length, 3)
+    t.ok(ids.every((id) => seen.includes(id)))
+    t.equal(new Set(seen).size, 3)
   })
 
   t.test('delete removes it; list pages through every client exactly once', async (t) => {

@@ -4,7 +4,7 @@ import { parseInfo, startRedis, startRedisCluster, type RespClient } from '@gate
 import { hashPassword } from '../../src/directory/passwords.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
 import { seedDirectories } from '../../src/directory/seed.js'
-import { userIdIndexKey, userRecordKey } from '../../src/store/key-names.js'
+import { userEmailIndexKey, userIdIndexKey, userRecordKey } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { StoreUnavailable } from '../../src/store/types.js'
 import { authenticateUser, userIdFor } from '../../src/directory/users.js'
@@ -56,6 +56,40 @@ t.test('a stale id index entry finds nothing and does not block the name', async
   t.equal(await dir.setPassword('u_stalestalestalestale00', 'x'), null)
   t.equal(await dir.delete('u_stalestalestalestale00'), null)
   t.ok(await dir.findByUsername('gina'), 'and cannot delete it')
+})
+
+t.test('a stale email index entry finds nothing and is taken over; one of an add in flight is not', async (t) => {
+  const p = prefix()
+  const dir = new RedisUserDirectory({ redis, keyPrefix: p })
+  const { user: old } = (await dir.add({ username: 'olga', email: 'olga@example.com', passwordHash: 'h' })) as { user: { id: string } }
+  t.equal(await admin.call('PTTL', userEmailIndexKey('olga@example.com', p)), -1, 'made permanent once the record carries it')
+  // What a crash between changing the record and releasing the index leaves: the index still
+  // names a user who no longer carries the email.
+  await admin.call('HDEL', userRecordKey('olga', p), 'email')
+  t.equal(await dir.findByEmail('olga@example.com'), null, 'the stale entry finds nothing')
+  const r = await dir.add({ username: 'otto', email: 'OLGA@example.com', passwordHash: 'h' })
+  t.equal(r.status, 'created', 'nor blocks the email')
+  t.match(await dir.findByEmail('olga@example.com'), { username: 'otto' })
+  t.not((await dir.findByEmail('olga@example.com'))!.id, old.id)
+  // An entry pointing at a user that no longer exists at all (a crash during delete).
+  await admin.call('SET', userEmailIndexKey('ghost@example.com', p), 'u_ghostghostghostghost00')
+  t.equal(await dir.findByEmail('ghost@example.com'), null)
+  t.equal((await dir.add({ username: 'gus', email: 'ghost@example.com', passwordHash: 'h' })).status, 'created')
+  // An add of the email in flight (its reservation still expires) holds it.
+  await admin.call('SET', userEmailIndexKey('busy@example.com', p), 'u_inflightinflightinfli', 'PX', '60000')
+  t.same(await dir.add({ username: 'bea', email: 'busy@example.com', passwordHash: 'h' }), { status: 'exists' })
+  t.equal(await dir.findByUsername('bea'), null, 'and nothing was written')
+})
+
+t.test('a given subject (an import that keeps subs) is never another user\'s', async (t) => {
+  const p = prefix()
+  const dir = new RedisUserDirectory({ redis, keyPrefix: p })
+  const sub = 'u_importedimportedimpor'
+  t.match(await dir.add({ username: 'first', passwordHash: 'h', id: sub }), { status: 'created', user: { id: sub } })
+  t.same(await dir.add({ username: 'second', email: 'second@example.com', passwordHash: 'h', id: sub }), { status: 'exists' })
+  t.equal(await dir.findByUsername('second'), null)
+  t.equal(await dir.findByEmail('second@example.com'), null, 'its email reservation released')
+  t.match(await dir.findById(sub), { username: 'first' }, 'the subject still names the first user')
 })
 
 t.test('a malformed record is a store failure, not a user', async (t) => {
