@@ -68,13 +68,14 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       let reuseId: string | undefined
       if (previous !== null && previous.userId === user.id) reuseId = previous.id
       else if (previous !== null) await endSession(deps, request.log, previous.id, 'replaced')
-      const start: Parameters<AuthDeps['sessions']['start']>[0] = { userId: user.id, authTime: Math.floor(deps.clock() / 1000) }
-      if (reuseId !== undefined) start.reuseId = reuseId
-      // What `gatehouse sessions list` shows to tell the user's devices apart.
-      const userAgent = request.headers['user-agent']
-      if (typeof userAgent === 'string') start.userAgent = userAgent
-      start.address = request.ip
-      const { session, token } = await deps.sessions.start(start)
+      const { session, token } = await deps.sessions.start({
+        userId: user.id,
+        authTime: Math.floor(deps.clock() / 1000),
+        reuseId,
+        // What `gatehouse sessions list` shows to tell the user's devices apart.
+        userAgent: request.headers['user-agent'],
+        address: request.ip,
+      })
       // A password change or disable that ran after the check above ended the user's sessions
       // before this one existed: look again (uncached, by name), so no session outlives it.
       const now = await deps.users.findByUsername(user.username)

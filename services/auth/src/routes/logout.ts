@@ -66,17 +66,10 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
   }
 
   const ask = (request: FastifyRequest, reply: FastifyReply, session: LoginSession, after: After): FastifyReply => {
-    const pending: Parameters<typeof startLogoutConfirmation>[2] = { sid: session.id }
-    if (after.redirect !== undefined) pending.redirect = after.redirect
-    if (after.state !== undefined) pending.state = after.state
-    if (after.clientId !== undefined) pending.clientId = after.clientId
-    const started = startLogoutConfirmation(reply, deps, pending)
+    const started = startLogoutConfirmation(reply, deps, { sid: session.id, redirect: after.redirect, state: after.state, clientId: after.clientId })
     if (started === null) return badRequest(reply, 'The sign-out request is too large.')
     request.log.info({ event: 'logout.confirmation_shown', client_id: after.clientId, session_id: session.id }, 'logout needs the user to confirm')
-    const input: Parameters<typeof sendLogoutConfirmation>[1] = { ...started }
-    if (after.clientName !== undefined) input.clientName = after.clientName
-    if (after.redirect !== undefined) input.redirect = after.redirect
-    return sendLogoutConfirmation(reply, input)
+    return sendLogoutConfirmation(reply, { ...started, clientName: after.clientName, redirect: after.redirect })
   }
 
   /** The confirmation form's POST. */

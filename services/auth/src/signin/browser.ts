@@ -165,7 +165,9 @@ function redirectTo(reply: FastifyReply, redirectUri: string, params: Record<str
  * and the nonce; `iss` identifies us to the client (RFC 9207 §2).
  */
 export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req: AuthorizationRequest, session: LoginSession, status: 302 | 303): Promise<FastifyReply> {
-  const grant: Parameters<AuthDeps['codes']['issue']>[0] = {
+  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
+  await deps.sessions.recordUse(session.id, req.clientId)
+  const code = await deps.codes.issue({
     clientId: req.clientId,
     redirectUri: req.redirectUri,
     codeChallenge: req.codeChallenge,
@@ -173,11 +175,8 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     userId: session.userId,
     sessionId: session.id,
     authTime: session.authTime,
-  }
-  if (req.nonce !== undefined) grant.nonce = req.nonce
-  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
-  await deps.sessions.recordUse(session.id, req.clientId)
-  const code = await deps.codes.issue(grant)
+    nonce: req.nonce,
+  })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }
 
