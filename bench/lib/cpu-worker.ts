@@ -1,6 +1,6 @@
 import { createPrivateKey, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose'
-import { hashPassword, verifyPassword } from '../../services/auth/src/directory/passwords.js'
+import { hashPassword, verifyPassword } from '../../services/auth/src/index.js'
 
 /**
  * The references that are pure computation, each in a process of its own pinned to the servers'

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { monitorRedis } from '../../packages/test-harness/src/index.js'
-import { familyKeys } from '../../services/auth/src/store/key-names.js'
+import { familyKeys } from '../../services/auth/src/index.js'
 import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
 import { cpuTimeMs } from '../lib/children.js'
 import { Loader, type LoadRequest } from '../lib/load.js'
