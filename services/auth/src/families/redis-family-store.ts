@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
 import { familyKeys, isFamilyId, type FamilyKeys } from '../store/key-names.js'
-import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
+import { assertClock, assertPolicy, isExpired, lookupByToken, newFamily } from './policy.js'
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'
 import { RevocationOutbox, type AnnouncementEvent } from './revocation-outbox.js'
@@ -194,11 +194,7 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   async lookup(refreshToken: string): Promise<{ family: Family; current: boolean } | null> {
-    const parsed = this.#codec.parse(refreshToken)
-    if (parsed === null) return null
-    const family = await this.get(parsed.familyId)
-    if (family === null || parsed.generation > family.generation) return null
-    return { family, current: parsed.generation === family.generation }
+    return lookupByToken(this.#codec, (id) => this.get(id), refreshToken)
   }
 
   async revoke(familyId: string, _reason: RevokeReason): Promise<Family | null> {

@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie } from '../signin/browser.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
-import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
-import { pageErrorHandler } from '../http/page-errors.js'
+import { messagePage, sendPage } from '../http/html.js'
+import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
 
@@ -48,11 +47,8 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
         request.log.info({ event: 'login.rejected', reason: 'client changed', client_id: req.clientId, ip: request.ip }, 'login form rejected')
         return invalidForm(reply, 400)
       }
-      const again = (error: string): FastifyReply => {
-        const page: LoginPageInput = { clientName: client.name ?? client.id, interaction: interactionId, csrf: params.csrf!, error }
-        if (params.username !== undefined) page.username = params.username
-        return sendLoginPage(reply, 400, page, req.redirectUri)
-      }
+      const again = (error: string): FastifyReply =>
+        sendLoginPage(reply, 400, { clientName: client.name ?? client.id, interaction: interactionId, csrf: params.csrf!, error, username: params.username }, req.redirectUri)
       const { username, password } = params
       if (username === undefined || password === undefined) return again('Enter your username and password.')
 
@@ -89,12 +85,10 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       // 303: the browser follows with a GET, never re-posting the password (RFC 9110 §15.4.4).
       return await redirectWithCode(reply, deps, req, session, 303)
     } catch (err) {
-      const oauth = toOAuthError(err)
-      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'login failed on the server side')
-      return sendPage(reply, {
-        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-        title: 'Try again',
-        body: messagePage('error', 'Signing in is not possible right now.', 'Go back to the application and try again in a moment.'),
+      return sendServerFailure(request, reply, err, {
+        log: 'login failed on the server side',
+        message: 'Signing in is not possible right now.',
+        hint: 'Go back to the application and try again in a moment.',
       })
     }
   })

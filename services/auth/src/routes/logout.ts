@@ -2,10 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clearSessionCookie, currentSession, endSession } from '../signin/browser.js'
 import type { Client } from '../directory/clients.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
-import { pageErrorHandler } from '../http/page-errors.js'
+import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../tokens/id-token.js'
 import { clearLogoutConfirmation, readLogoutConfirmation, sendLogoutConfirmation, startLogoutConfirmation } from '../logout/confirmation.js'
@@ -17,12 +16,10 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
 
 function unavailable(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   // The session could not be ended: say so rather than pretend (and keep the cookie).
-  const oauth = toOAuthError(err)
-  request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'logout failed on the server side')
-  return sendPage(reply, {
-    status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-    title: 'Try again',
-    body: messagePage('error', 'Signing out is not possible right now.', 'You are still signed in. Try again in a moment.'),
+  return sendServerFailure(request, reply, err, {
+    log: 'logout failed on the server side',
+    message: 'Signing out is not possible right now.',
+    hint: 'You are still signed in. Try again in a moment.',
   })
 }
 
