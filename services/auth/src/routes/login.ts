@@ -39,7 +39,7 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       request.log.info({ event: 'login.rejected', reason: check.reason, ip: request.ip }, 'login form rejected')
       return invalidForm(reply, check.reason === 'csrf' ? 403 : 400)
     }
-    const req = check.interaction.request
+    const req = check.value.request
     const interactionId = params.interaction!
     try {
       const client = await deps.clients.get(req.clientId)

@@ -80,12 +80,9 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
         body: messagePage('error', 'This sign-out form has expired or is not valid.', 'You have not been signed out. Go back to the application and try again.'),
       })
     }
-    const { pending } = check
+    const pending = check.value
     clearLogoutConfirmation(reply, deps.config, params.confirm!)
-    const after: After = {}
-    if (pending.redirect !== undefined) after.redirect = pending.redirect
-    if (pending.state !== undefined) after.state = pending.state
-    if (pending.clientId !== undefined) after.clientId = pending.clientId
+    const after: After = { redirect: pending.redirect, state: pending.state, clientId: pending.clientId }
     if (params.action === 'cancel') {
       request.log.info({ event: 'logout.cancelled', client_id: pending.clientId, session_id: pending.sid }, 'the user stayed signed in')
       return sendPage(reply, { status: 200, title: 'Still signed in', body: messagePage('info', 'You are still signed in.', 'You can close this window.') })
@@ -138,13 +135,7 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
     if (target !== undefined && redirect === undefined) {
       request.log.info({ event: 'logout.redirect_refused', client_id: client?.id }, 'post_logout_redirect_uri not registered for the client')
     }
-    const after: After = {}
-    if (redirect !== undefined) after.redirect = redirect
-    if (params.state !== undefined) after.state = params.state
-    if (client !== null) {
-      after.clientId = client.id
-      after.clientName = client.name ?? client.id
-    }
+    const after: After = { redirect, state: params.state, clientId: client?.id, clientName: client?.name ?? client?.id }
 
     let session: LoginSession | null
     try {
