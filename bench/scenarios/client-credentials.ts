@@ -48,30 +48,22 @@ export const clientCredentialsScenario: Scenario = {
         what,
         run: (seconds) => withCpu(server.pid, async () => sampleOf(await loader.run({ ...ccRequest(server, c), seconds }))),
       })
+      const signing = (name: string, what: string, kind: 'sign-jose' | 'sign-node'): Variant => ({
+        name,
+        what,
+        unit: 'ops/s',
+        run: (seconds) =>
+          withCpu(cpu.pid, async () => {
+            const r = await cpu.run({ kind, seconds })
+            return { rate: r.rate, count: r.ops }
+          }),
+      })
       const variants: Variant[] = [
         http('gatehouse', 'POST /token client_credentials (Gatehouse)', auth),
         http('oidc-provider', 'POST /token client_credentials (node-oidc-provider 9, JWT access token)', op),
         http('lean', 'the floor, not a product: bare fastify, form parse, secret check, node:crypto RS256 sign, no logging', lean),
-        {
-          name: 'jose-sign',
-          what: 'raw jose RS256 signing (SignJWT, one at a time, one CPU)',
-          unit: 'ops/s',
-          run: (seconds) =>
-            withCpu(cpu.pid, async () => {
-              const r = await cpu.run({ kind: 'sign-jose', seconds })
-              return { rate: r.rate, count: r.ops }
-            }),
-        },
-        {
-          name: 'node-sign',
-          what: 'raw node:crypto RS256 signing (crypto.sign, one CPU)',
-          unit: 'ops/s',
-          run: (seconds) =>
-            withCpu(cpu.pid, async () => {
-              const r = await cpu.run({ kind: 'sign-node', seconds })
-              return { rate: r.rate, count: r.ops }
-            }),
-        },
+        signing('jose-sign', 'raw jose RS256 signing (SignJWT, one at a time, one CPU)', 'sign-jose'),
+        signing('node-sign', 'raw node:crypto RS256 signing (crypto.sign, one CPU)', 'sign-node'),
       ]
       const samples = await measureRounds(variants, settings)
       const measurements = variants.map((v) => toMeasurement(v, samples.get(v.name)!))
