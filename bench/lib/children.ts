@@ -159,6 +159,22 @@ export function spawnChild(name: string, opts: ChildOptions): Child {
   }
 }
 
+/**
+ * The worker's side of `request` (cpu-worker.ts, load-worker.ts): each `{type: 'run', input}` is
+ * answered with its result or `{type: 'error', message}` under the same id; then the worker tells
+ * the parent it is ready.
+ */
+export function serveRuns<T>(run: (input: T) => Promise<unknown>): void {
+  process.on('message', (m: { id: number; type: string; input: T }) => {
+    if (m.type !== 'run') return
+    run(m.input).then(
+      (result) => process.send!({ id: m.id, type: 'result', result }),
+      (err: unknown) => process.send!({ id: m.id, type: 'error', message: (err as Error).stack ?? String(err) }),
+    )
+  })
+  process.send!({ type: 'ready' })
+}
+
 /** Stops every child still running (SIGTERM, then SIGKILL). */
 export async function stopAll(): Promise<void> {
   await Promise.all(

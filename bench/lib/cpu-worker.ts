@@ -1,6 +1,7 @@
 import { createPrivateKey, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose'
-import { hashPassword, verifyPassword } from '../../services/auth/src/directory/passwords.js'
+import { hashPassword, verifyPassword } from '../../services/auth/src/index.js'
+import { serveRuns } from './children.js'
 
 /**
  * The references that are pure computation, each in a process of its own pinned to the servers'
@@ -100,11 +101,4 @@ async function runJob(job: CpuJob): Promise<CpuResult> {
   }
 }
 
-process.on('message', (m: { id: number; type: string; job: CpuJob }) => {
-  if (m.type !== 'run') return
-  runJob(m.job).then(
-    (result) => process.send!({ id: m.id, type: 'result', result }),
-    (err: unknown) => process.send!({ id: m.id, type: 'error', message: (err as Error).stack ?? String(err) }),
-  )
-})
-process.send!({ type: 'ready' })
+serveRuns(runJob)

@@ -22,7 +22,7 @@ export class CpuWorker {
   }
 
   async run(job: CpuJob): Promise<CpuResult> {
-    const reply = await this.#child.request<{ result: CpuResult }>({ type: 'run', job }, job.seconds * 1000 + 60_000)
+    const reply = await this.#child.request<{ result: CpuResult }>({ type: 'run', input: job }, job.seconds * 1000 + 60_000)
     return reply.result
   }
 

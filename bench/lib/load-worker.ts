@@ -1,4 +1,5 @@
 import autocannon, { type Client, type Request, type Result } from 'autocannon'
+import { serveRuns } from './children.js'
 import type { LoadResult, LoadSpec } from './load.js'
 
 /**
@@ -99,11 +100,4 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   }
 }
 
-process.on('message', (m: { id: number; type: string; spec: LoadSpec }) => {
-  if (m.type !== 'run') return
-  run(m.spec).then(
-    (result) => process.send!({ id: m.id, type: 'result', result }),
-    (err: unknown) => process.send!({ id: m.id, type: 'error', message: (err as Error).stack ?? String(err) }),
-  )
-})
-process.send!({ type: 'ready' })
+serveRuns(run)

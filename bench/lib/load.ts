@@ -57,7 +57,7 @@ export class Loader {
 
   async run(spec: LoadSpec): Promise<LoadResult> {
     const bound = (spec.amount === undefined ? spec.seconds * 1000 : 120_000) + 30_000
-    const reply = await this.#child.request<{ result: LoadResult }>({ type: 'run', spec }, bound)
+    const reply = await this.#child.request<{ result: LoadResult }>({ type: 'run', input: spec }, bound)
     return reply.result
   }
 

@@ -62,6 +62,15 @@ export interface Check {
   detail: string
 }
 
+/** One check per measurement: it ran and, over HTTP, every response was a 200. */
+export function ranChecks(scenario: string, measurements: Measurement[]): Check[] {
+  return measurements.map((m) => ({
+    name: `${scenario}/${m.name}: ${m.unit === 'req/s' ? 'requests answered, all 200' : 'ran'}`,
+    ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
+    detail: `${m.count} ${m.unit === 'req/s' ? 'responses' : 'operations'}, ${m.non2xx} non-2xx, ${m.errors} errors`,
+  }))
+}
+
 export interface ScenarioResult {
   name: string
   measurements: Measurement[]

@@ -2,7 +2,8 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO_ROOT } from './children.js'
 import { formatSummary, summarizeDir } from './profile.js'
-import { Scope, type ServerHandle } from './stack.js'
+import type { BenchSettings } from './context.js'
+import { Scope, startAuth, type ServerHandle } from './stack.js'
 
 /**
  * `--profile`: after a scenario's measurements, each subject runs once more on a fresh server
@@ -31,4 +32,18 @@ export async function profileSubject(
   const [main] = await summarizeDir(dir, 15, seconds * 1000)
   if (main === undefined) return `${scenario}/${subject}: no profile was written`
   return formatSummary(main, `${scenario}/${subject} (profile in ${join('.bench', 'profiles', `${scenario}-${subject}`)})`)
+}
+
+/** `--profile` of a scenario whose subject is the auth service (on the scenario's Redis); nothing without the flag. */
+export async function profileAuth(
+  settings: BenchSettings,
+  scenario: string,
+  subject: string,
+  redisUrl: string,
+  load: (server: ServerHandle) => Promise<void>,
+): Promise<string[]> {
+  if (!settings.profile) return []
+  settings.log(`${scenario}: profiling ${subject}`)
+  const start = (scope: Scope, nodeFlags: string[]): Promise<ServerHandle> => startAuth(scope, { redisUrl, cpu: settings.placement.server, nodeFlags })
+  return [await profileSubject(scenario, subject, settings.seconds, start, load)]
 }

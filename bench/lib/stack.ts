@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair } from 'jose'
-import { freePort, startRedis, type RedisServer } from '../../packages/test-harness/src/index.js'
+import { freePort, startRedis, type RedisServer, type RespClient } from '../../packages/test-harness/src/index.js'
 import { spawnChild, type Child } from './children.js'
 
 /**
@@ -40,6 +40,12 @@ export class Scope {
     if (this.#closed) void stop().catch(() => undefined)
     else this.#stops.push(stop)
   }
+  /** Waits for something that starts, and stops it with the scope. */
+  async own<T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> {
+    const thing = await starting
+    this.add(() => thing.stop())
+    return thing
+  }
   async close(): Promise<void> {
     this.#closed = true
     for (const stop of this.#stops.splice(0).reverse()) {
@@ -53,6 +59,13 @@ export async function privateRedis(scope: Scope): Promise<RedisServer> {
   const redis = await startRedis({ args: ['--save', '', '--appendonly', 'no'] })
   scope.add(() => redis.stop())
   return redis
+}
+
+/** A client of the private Redis, for its statistics; closed with the scope. */
+export async function redisAdmin(scope: Scope, redis: RedisServer): Promise<RespClient> {
+  const admin = await redis.client()
+  scope.add(() => admin.close())
+  return admin
 }
 
 export interface ServerHandle {

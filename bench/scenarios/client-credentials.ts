@@ -1,8 +1,8 @@
 import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
 import { CpuWorker } from '../lib/cpu.js'
 import { Loader, type LoadRequest } from '../lib/load.js'
-import { measureRounds, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
-import { profileSubject } from '../lib/profiling.js'
+import { measureRounds, ranChecks, ratio, toMeasurement, type ScenarioResult, type Variant } from '../lib/measure.js'
+import { profileAuth } from '../lib/profiling.js'
 import { CC_CLIENT, FORM, Scope, basic, privateRedis, startAuth, startOidcProvider, type ServerHandle } from '../lib/stack.js'
 
 /** The client_credentials request both servers get: HTTP Basic client authentication, one scope. */
@@ -38,8 +38,8 @@ export const clientCredentialsScenario: Scenario = {
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
         startOidcProvider(scope, { cpu: placement.server }),
         startOidcProvider(scope, { cpu: placement.server, lean: true }),
-        Loader.start('load (cc)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
-        CpuWorker.start(placement.server).then((w) => (scope.add(() => w.stop()), w)),
+        scope.own(Loader.start('load (cc)', placement.load)),
+        scope.own(CpuWorker.start(placement.server)),
       ])
       const c = settings.connections
 
@@ -48,30 +48,22 @@ export const clientCredentialsScenario: Scenario = {
         what,
         run: (seconds) => withCpu(server.pid, async () => sampleOf(await loader.run({ ...ccRequest(server, c), seconds }))),
       })
+      const signing = (name: string, what: string, kind: 'sign-jose' | 'sign-node'): Variant => ({
+        name,
+        what,
+        unit: 'ops/s',
+        run: (seconds) =>
+          withCpu(cpu.pid, async () => {
+            const r = await cpu.run({ kind, seconds })
+            return { rate: r.rate, count: r.ops }
+          }),
+      })
       const variants: Variant[] = [
         http('gatehouse', 'POST /token client_credentials (Gatehouse)', auth),
         http('oidc-provider', 'POST /token client_credentials (node-oidc-provider 9, JWT access token)', op),
         http('lean', 'the floor, not a product: bare fastify, form parse, secret check, node:crypto RS256 sign, no logging', lean),
-        {
-          name: 'jose-sign',
-          what: 'raw jose RS256 signing (SignJWT, one at a time, one CPU)',
-          unit: 'ops/s',
-          run: (seconds) =>
-            withCpu(cpu.pid, async () => {
-              const r = await cpu.run({ kind: 'sign-jose', seconds })
-              return { rate: r.rate, count: r.ops }
-            }),
-        },
-        {
-          name: 'node-sign',
-          what: 'raw node:crypto RS256 signing (crypto.sign, one CPU)',
-          unit: 'ops/s',
-          run: (seconds) =>
-            withCpu(cpu.pid, async () => {
-              const r = await cpu.run({ kind: 'sign-node', seconds })
-              return { rate: r.rate, count: r.ops }
-            }),
-        },
+        signing('jose-sign', 'raw jose RS256 signing (SignJWT, one at a time, one CPU)', 'sign-jose'),
+        signing('node-sign', 'raw node:crypto RS256 signing (crypto.sign, one CPU)', 'sign-node'),
       ]
       const samples = await measureRounds(variants, settings)
       const measurements = variants.map((v) => toMeasurement(v, samples.get(v.name)!))
@@ -87,27 +79,11 @@ export const clientCredentialsScenario: Scenario = {
         lean_vs_oidc_provider: floor('lean', 'oidc-provider'),
         gatehouse_vs_lean: floor('gatehouse', 'lean'),
       }
-      const checks: Check[] = measurements.map((m) => ({
-        name: `cc/${m.name}: ran${m.unit === 'req/s' ? ', all 200' : ''}`,
-        ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
-        detail: `${m.count} ${m.unit === 'req/s' ? 'responses' : 'operations'}, ${m.non2xx} non-2xx, ${m.errors} errors`,
-      }))
-      const profiles: string[] = []
-      if (settings.profile) {
-        log('cc: profiling gatehouse')
-        profiles.push(
-          await profileSubject(
-            'cc',
-            'gatehouse',
-            settings.seconds,
-            (s, nodeFlags) => startAuth(s, { redisUrl: redis.url, cpu: placement.server, nodeFlags }),
-            async (server) => {
-              await loader.run({ ...ccRequest(server, c), seconds: settings.warmupSeconds })
-              await loader.run({ ...ccRequest(server, c), seconds: settings.seconds })
-            },
-          ),
-        )
-      }
+      const checks = ranChecks('cc', measurements)
+      const profiles = await profileAuth(settings, 'cc', 'gatehouse', redis.url, async (server) => {
+        await loader.run({ ...ccRequest(server, c), seconds: settings.warmupSeconds })
+        await loader.run({ ...ccRequest(server, c), seconds: settings.seconds })
+      })
       return { name: 'cc', measurements, ratios, checks, facts, profiles }
     } finally {
       await scope.close()

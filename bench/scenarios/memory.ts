@@ -3,7 +3,7 @@ import { parseInfo } from '../../packages/test-harness/src/index.js'
 import type { BenchSettings, Scenario } from '../lib/context.js'
 import { Loader, type LoadResult } from '../lib/load.js'
 import { median, type Check, type Ratio, type ScenarioResult } from '../lib/measure.js'
-import { APP_CLIENT, FORM, Scope, basic, logins, privateRedis, serviceTokens, startAuth, startResource } from '../lib/stack.js'
+import { APP_CLIENT, FORM, Scope, basic, logins, privateRedis, redisAdmin, serviceTokens, startAuth, startResource } from '../lib/stack.js'
 import { ccRequest } from './client-credentials.js'
 
 /** Resident set size of a process, bytes (Linux /proc). */
@@ -49,13 +49,12 @@ export const memoryScenario: Scenario = {
     try {
       log('memory: starting redis, auth, resource')
       const redis = await privateRedis(scope)
-      const admin = await redis.client()
-      scope.add(() => admin.close())
+      const admin = await redisAdmin(scope, redis)
       const auth = await startAuth(scope, { redisUrl: redis.url, cpu: placement.server })
       const half = Math.max(1, Math.floor(settings.connections / 2))
       const [resource, loaders, pool, families] = await Promise.all([
         startResource(scope, { issuer: auth.url, cache: true, cpu: placement.server }),
-        Promise.all(['refresh', 'cc', 'documents'].map((n) => Loader.start(`load (memory, ${n})`, placement.load).then((l) => (scope.add(() => l.stop()), l)))),
+        Promise.all(['refresh', 'cc', 'documents'].map((n) => scope.own(Loader.start(`load (memory, ${n})`, placement.load)))),
         serviceTokens(auth.url, 1000),
         logins(auth.url, half),
       ])

@@ -1,10 +1,10 @@
 import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
 import { CpuWorker } from '../lib/cpu.js'
 import { Loader, type LoadRequest } from '../lib/load.js'
-import { measureRounds, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
-import { profileSubject } from '../lib/profiling.js'
+import { measureRounds, ranChecks, ratio, toMeasurement, type ScenarioResult, type Variant } from '../lib/measure.js'
+import { profileAuth } from '../lib/profiling.js'
 import { commandCalls, counterTotal, delta, scrape } from '../lib/redis-stats.js'
-import { APP_CLIENT, FORM, Scope, USERS, basic, privateRedis, startAuth, type ServerHandle } from '../lib/stack.js'
+import { APP_CLIENT, FORM, Scope, USERS, basic, privateRedis, redisAdmin, startAuth, type ServerHandle } from '../lib/stack.js'
 
 /** One connection per benchmark user: parallel logins, never two of one user at a time. */
 const CONNECTIONS = USERS.length
@@ -35,12 +35,11 @@ export const passwordScenario: Scenario = {
     try {
       log('password: starting redis, auth')
       const redis = await privateRedis(scope)
-      const admin = await redis.client()
-      scope.add(() => admin.close())
+      const admin = await redisAdmin(scope, redis)
       const [auth, loader, cpu] = await Promise.all([
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
-        Loader.start('load (password)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
-        CpuWorker.start(placement.server).then((w) => (scope.add(() => w.stop()), w)),
+        scope.own(Loader.start('load (password)', placement.load)),
+        scope.own(CpuWorker.start(placement.server)),
       ])
 
       let logins = 0
@@ -82,27 +81,11 @@ export const passwordScenario: Scenario = {
         redis_script_calls_per_login: logins > 0 ? scripted / logins : 0,
         redis_commandstats_per_login: JSON.stringify(Object.fromEntries(Object.entries(commands).filter(([k]) => k !== 'info').map(([k, v]) => [k, Number((v / Math.max(1, logins)).toFixed(2))]))),
       }
-      const checks: Check[] = measurements.map((m) => ({
-        name: `password/${m.name}: ran${m.unit === 'req/s' ? ', all 200' : ''}`,
-        ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
-        detail: `${m.count} ${m.unit === 'req/s' ? 'responses' : 'operations'}, ${m.non2xx} non-2xx, ${m.errors} errors`,
-      }))
+      const checks = ranChecks('password', measurements)
       checks.push({ name: 'password: no login refused, delayed or locked out', ok: failures === 0, detail: `${failures} failed, throttled or locked-out attempts` })
-      const profiles: string[] = []
-      if (settings.profile) {
-        log('password: profiling password')
-        profiles.push(
-          await profileSubject(
-            'password',
-            'password',
-            settings.seconds,
-            (s, nodeFlags) => startAuth(s, { redisUrl: redis.url, cpu: placement.server, nodeFlags }),
-            async (server) => {
-              await loader.run({ ...passwordLogins(server), seconds: settings.seconds })
-            },
-          ),
-        )
-      }
+      const profiles = await profileAuth(settings, 'password', 'password', redis.url, async (server) => {
+        await loader.run({ ...passwordLogins(server), seconds: settings.seconds })
+      })
       return { name: 'password', measurements, ratios, checks, facts, profiles }
     } finally {
       await scope.close()

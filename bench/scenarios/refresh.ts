@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { monitorRedis } from '../../packages/test-harness/src/index.js'
-import { familyKeys } from '../../services/auth/src/store/key-names.js'
+import { familyKeys } from '../../services/auth/src/index.js'
 import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
 import { cpuTimeMs } from '../lib/children.js'
 import { Loader, type LoadRequest } from '../lib/load.js'
-import { measureRounds, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
-import { profileSubject } from '../lib/profiling.js'
+import { measureRounds, ranChecks, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
+import { profileAuth } from '../lib/profiling.js'
 import { commandCalls, counterTotal, delta, scrape, settled } from '../lib/redis-stats.js'
-import { APP_CLIENT, FORM, Scope, basic, logins, privateRedis, startAuth, tokenRequest, type ServerHandle } from '../lib/stack.js'
+import { APP_CLIENT, FORM, Scope, basic, logins, privateRedis, redisAdmin, startAuth, tokenRequest, type ServerHandle } from '../lib/stack.js'
 import { ccRequest } from './client-credentials.js'
 
 const ROTATIONS = 'gatehouse_refresh_rotations_total'
@@ -49,11 +49,10 @@ export const refreshScenario: Scenario = {
     try {
       log('refresh: starting redis, auth')
       const redis = await privateRedis(scope)
-      const admin = await redis.client()
-      scope.add(() => admin.close())
+      const admin = await redisAdmin(scope, redis)
       const [auth, loader] = await Promise.all([
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
-        Loader.start('load (refresh)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
+        scope.own(Loader.start('load (refresh)', placement.load)),
       ])
       const c = settings.connections
       const checks: Check[] = []
@@ -153,9 +152,7 @@ export const refreshScenario: Scenario = {
         ok: keysAdded === 0,
         detail: `${keysAdded} keys added while rotating`,
       })
-      for (const m of measurements) {
-        checks.push({ name: `refresh/${m.name}: requests answered, all 200`, ok: m.count > 0 && m.non2xx === 0 && m.errors === 0, detail: `${m.count} responses, ${m.non2xx} non-2xx, ${m.errors} errors` })
-      }
+      checks.push(...ranChecks('refresh', measurements))
 
       // 3. Redis memory of a family, rotated once vs rotated the most.
       {
@@ -179,22 +176,10 @@ export const refreshScenario: Scenario = {
         }
       }
 
-      const profiles: string[] = []
-      if (settings.profile) {
-        log('refresh: profiling refresh')
-        profiles.push(
-          await profileSubject(
-            'refresh',
-            'refresh',
-            settings.seconds,
-            (s, nodeFlags) => startAuth(s, { redisUrl: redis.url, cpu: placement.server, nodeFlags }),
-            async (server) => {
-              await loader.run({ ...chain(server, await logins(server.url, c)), seconds: settings.warmupSeconds })
-              await loader.run({ ...chain(server, await logins(server.url, c)), seconds: settings.seconds })
-            },
-          ),
-        )
-      }
+      const profiles = await profileAuth(settings, 'refresh', 'refresh', redis.url, async (server) => {
+        await loader.run({ ...chain(server, await logins(server.url, c)), seconds: settings.warmupSeconds })
+        await loader.run({ ...chain(server, await logins(server.url, c)), seconds: settings.seconds })
+      })
       return { name: 'refresh', measurements, ratios, checks, facts, profiles }
     } finally {
       await scope.close()

@@ -1,6 +1,6 @@
 import { sampleOf, withCpu, type BenchSettings, type Scenario } from '../lib/context.js'
 import { Loader, type LoadRequest } from '../lib/load.js'
-import { measureRounds, ratio, toMeasurement, type Check, type ScenarioResult, type Variant } from '../lib/measure.js'
+import { measureRounds, ranChecks, ratio, toMeasurement, type ScenarioResult, type Variant } from '../lib/measure.js'
 import { profileSubject } from '../lib/profiling.js'
 import { Scope, privateRedis, serviceTokens, startAuth, startResource, type ServerHandle } from '../lib/stack.js'
 
@@ -25,7 +25,7 @@ export const verifyScenario: Scenario = {
       const [cached, uncached, loader, pool] = await Promise.all([
         startResource(scope, { issuer: auth.url, cache: true, cpu: placement.server }),
         startResource(scope, { issuer: auth.url, cache: false, cpu: placement.server }),
-        Loader.start('load (verify)', placement.load).then((l) => (scope.add(() => l.stop()), l)),
+        scope.own(Loader.start('load (verify)', placement.load)),
         serviceTokens(auth.url, 1000),
       ])
       const token = pool[0]!
@@ -58,11 +58,7 @@ export const verifyScenario: Scenario = {
         ratio('1b', 'verify, cache on, 1,000 tokens / bare route', samples, 'cached-pool', 'bare', 0.85),
         ratio('1c', 'verify, cache off / jose jwtVerify route', samples, 'uncached', 'jose', 0.95),
       ]
-      const checks: Check[] = measurements.map((m) => ({
-        name: `verify/${m.name}: requests answered, all 200`,
-        ok: m.count > 0 && m.non2xx === 0 && m.errors === 0,
-        detail: `${m.count} responses, ${m.non2xx} non-2xx, ${m.errors} errors`,
-      }))
+      const checks = ranChecks('verify', measurements)
 
       const profiles: string[] = []
       if (settings.profile) {

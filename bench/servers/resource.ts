@@ -1,9 +1,7 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { installGracefulShutdown } from '../../packages/service-kit/src/index.js'
 import { Verifier } from '../../packages/verifier/src/index.js'
-import { buildApp } from '../../services/resource/src/app.js'
-import { loadConfig } from '../../services/resource/src/config.js'
-import { DocumentStore } from '../../services/resource/src/document-store.js'
+import { buildApp, DocumentStore, loadConfig } from '../../services/resource/src/index.js'
 
 /**
  * The resource service as server.ts runs it (same config, same buildApp, same plugins, logging

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../services/auth/src/config.js'
+import { ConfigError, loadConfig } from '../../services/auth/src/index.js'
 import { ASSERTION_TYPE, basic, browserLogin, claimsOf, clientAssertion, exchangeCode, postForm, startOidcApp } from './auth-fixture.js'
 
 const THIRD_PARTY = { client_id: 'partner', client_secret: 'partner-secret', grant_types: ['client_credentials'], scope: '', audience: 'api://resource' }

@@ -10,7 +10,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { authorizeQuery, browserLogin, cookiesOf, CLI, clientAssertion, exchangeCode, postForm, startOidcApp, WEB, ASSERTION_TYPE, basic, form, type OidcApp } from './auth-fixture.js'
 import { parseLoginForm } from '../../services/auth/test/oidc/harness.js'
-import { hashPassword } from '../../services/auth/src/directory/passwords.js'
+import { hashPassword } from '../../services/auth/src/index.js'
 import { body, check, contentType, encode, headerValue, junk, mutated, OAUTH_ERRORS, pairs, query, SEED, STACK_TRACE } from './fuzz.js'
 
 interface Res {

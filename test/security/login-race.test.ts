@@ -5,7 +5,7 @@
  * everything was ended and lives for 12 h on the old password.
  */
 import t from 'tap'
-import type { Admin } from '../../services/auth/src/cli/admin.js'
+import type { Admin } from '../../services/auth/src/index.js'
 import { parseLoginForm } from '../../services/auth/test/oidc/harness.js'
 import { adminOf, authorizeQuery, cookiesOf, form, FORM, type OidcApp, startOidcApp } from './auth-fixture.js'
 

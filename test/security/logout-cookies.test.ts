@@ -6,7 +6,7 @@
  * answer 431 to that browser for the confirmation's lifetime (10 min): a user kept from signing out.
  */
 import t from 'tap'
-import { MAX_PENDING_LOGOUTS } from '../../services/auth/src/logout/confirmation.js'
+import { MAX_PENDING_LOGOUTS } from '../../services/auth/src/index.js'
 import { parseLogoutForm } from '../../services/auth/test/oidc/harness.js'
 import { browserLogin, FORM, form, startOidcApp } from './auth-fixture.js'
 

@@ -6,7 +6,7 @@
  * would live on (up to REFRESH_TOKEN_TTL), their access tokens never announced dead.
  */
 import t from 'tap'
-import { StoreUnavailable } from '../../services/auth/src/store/types.js'
+import { StoreUnavailable } from '../../services/auth/src/index.js'
 import { browserLogin, claimsOf, exchangeCode, postForm, startOidcApp, WEB } from './auth-fixture.js'
 
 t.test('the families of a session outlive no logout, even one whose first attempt failed', async (t) => {

@@ -4,11 +4,9 @@
  * that spent the token, and access tokens no revocation could reach.
  */
 import t from 'tap'
-import type { Admin } from '../../services/auth/src/cli/admin.js'
-import type { SessionEnded } from '../../services/auth/src/logout/backchannel.js'
+import { s256, type Admin, type SessionEnded } from '../../services/auth/src/index.js'
 import { parseLogoutForm } from '../../services/auth/test/oidc/harness.js'
 import { adminOf, authorizeQuery, basic, browserLogin, claimsOf, cookiesOf, exchangeCode, form, FORM, type OidcApp, postForm, REDIRECT_URI, startOidcApp, VERIFIER, WEB } from './auth-fixture.js'
-import { s256 } from '../../services/auth/src/authorize/pkce.js'
 
 const SPA_REDIRECT = 'http://127.0.0.1:3000/spa/callback'
 

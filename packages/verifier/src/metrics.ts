@@ -28,6 +28,10 @@ export class VerifierMetrics {
   constructor(registry: Registry | undefined, prefix: string, sources: MetricSources) {
     this.registry = registry ?? new Registry()
     const registers = [this.registry]
+    // A value read from the verifier when Prometheus scrapes.
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({ name: `${prefix}${name}`, help, registers, collect() { this.set(read()) } })
+    }
     this.#fetches = new Counter({
       name: `${prefix}jwks_fetches_total`,
       help: 'JWKS fetches by outcome (updated, not_modified, failed)',
@@ -40,22 +44,8 @@ export class VerifierMetrics {
       labelNames: ['reason'],
       registers,
     })
-    new Gauge({
-      name: `${prefix}jwks_cache_age_seconds`,
-      help: 'Seconds since the JWKS was last fetched or revalidated (-1 before the first load)',
-      registers,
-      collect() {
-        this.set(sources.cacheAgeSeconds())
-      },
-    })
-    new Gauge({
-      name: `${prefix}jwks_keys`,
-      help: 'Usable verification keys in the JWKS cache',
-      registers,
-      collect() {
-        this.set(sources.keyCount())
-      },
-    })
+    gauge('jwks_cache_age_seconds', 'Seconds since the JWKS was last fetched or revalidated (-1 before the first load)', () => sources.cacheAgeSeconds())
+    gauge('jwks_keys', 'Usable verification keys in the JWKS cache', () => sources.keyCount())
     this.#rejections = new Counter({
       name: `${prefix}token_rejections_total`,
       help: 'Access tokens refused, by internal reason',
@@ -80,22 +70,8 @@ export class VerifierMetrics {
       help: 'Revocation events received from the feed or its catch-up read',
       registers,
     })
-    new Gauge({
-      name: `${prefix}revocation_denylist_size`,
-      help: 'Revoked sids currently denied',
-      registers,
-      collect() {
-        this.set(sources.denyListSize())
-      },
-    })
-    new Gauge({
-      name: `${prefix}revocation_feed_connected`,
-      help: '1 when the revocation subscription is live, 0 when not, -1 when not configured',
-      registers,
-      collect() {
-        this.set(sources.feedConnected())
-      },
-    })
+    gauge('revocation_denylist_size', 'Revoked sids currently denied', () => sources.denyListSize())
+    gauge('revocation_feed_connected', '1 when the revocation subscription is live, 0 when not, -1 when not configured', () => sources.feedConnected())
   }
 
   jwksFetch(outcome: JwksFetchOutcome): void {

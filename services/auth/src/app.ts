@@ -56,9 +56,7 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   await app.register(jwksRoute, { deps })
   // private_key_jwt (RFC 7523) at /token, /revoke and /introspect: the clients' configured keys, jti replay store.
   const verifyAssertion = options.verifyAssertion ?? createAssertionVerifier({ issuer: deps.config.issuer, replay: deps.assertionReplay, clock: deps.clock })
-  const tokenOptions: Parameters<typeof tokenRoute>[1] = { deps }
-  tokenOptions.verifyAssertion = verifyAssertion
-  await app.register(tokenRoute, tokenOptions)
+  await app.register(tokenRoute, { deps, verifyAssertion })
   await app.register(oidcRoutes, { deps, verifyAssertion })
   return app
 }

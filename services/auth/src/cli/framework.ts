@@ -1,3 +1,5 @@
+// A little over 300 lines on purpose: the spec, its parser, the generated --help and the exit-code
+// rules describe one contract of every command; split apart, each would have to restate it.
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'

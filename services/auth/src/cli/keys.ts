@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises'
-import { activateKey, addNextKey, describeKeys, dueRotationStep, KeyLifecycleError, retireKey, type KeyChange, type KeyEvent, type KeyStatus } from '../keys/key-lifecycle.js'
+import { activateKey, addNextKey, describeKeys, dueRotationStep, KeyLifecycleError, retireKey, type KeyChange, type KeyEvent, type KeyPolicy, type KeyStatus } from '../keys/key-lifecycle.js'
 import { applyKeyChange, type KeySetStore } from '../keys/key-store.js'
 import { keySetFromJwks, KeySetError, newKeySetDocument, type LoadedKeySet } from '../keys/signing-keys.js'
 import type { CliContext } from './context.js'
@@ -65,7 +65,7 @@ async function step(ctx: CliContext, store: KeySetStore, fn: (set: LoadedKeySet)
   return applied
 }
 
-async function show(ctx: CliContext, inv: Invocation, store: KeySetStore, set: LoadedKeySet, policy: Parameters<typeof describeKeys>[2], extra: Record<string, unknown> = {}, headline = ''): Promise<void> {
+async function show(ctx: CliContext, inv: Invocation, store: KeySetStore, set: LoadedKeySet, policy: KeyPolicy, extra: Record<string, unknown> = {}, headline = ''): Promise<void> {
   const status = describeKeys(set, ctx.clock(), policy)
   inv.print(`${headline ? `${headline}\n` : ''}${status.map(statusLine).join('\n')}`, { ...extra, store: store.location, keys: status.map(statusJson) })
 }

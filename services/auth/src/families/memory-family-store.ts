@@ -1,5 +1,5 @@
 import { RefreshTokenCodec } from './refresh-token-codec.js'
-import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
+import { assertClock, assertPolicy, isExpired, lookupByToken, newFamily } from './policy.js'
 import type {
   Family,
   FamilyInput,
@@ -142,11 +142,7 @@ export class MemoryFamilyStore implements FamilyStore {
   }
 
   async lookup(refreshToken: string): Promise<{ family: Family; current: boolean } | null> {
-    const parsed = this.#codec.parse(refreshToken)
-    if (parsed === null) return null
-    const family = await this.get(parsed.familyId)
-    if (family === null || parsed.generation > family.generation) return null
-    return { family, current: parsed.generation === family.generation }
+    return lookupByToken(this.#codec, (id) => this.get(id), refreshToken)
   }
 
   async revoke(familyId: string, _reason: RevokeReason): Promise<Family | null> {

@@ -1,3 +1,4 @@
+import type { RefreshTokenCodec } from './refresh-token-codec.js'
 import type { Family, FamilyInput, FamilyPolicy } from './types.js'
 
 /**
@@ -50,4 +51,20 @@ export function newFamily(id: string, input: FamilyInput, policy: FamilyPolicy, 
     generation: 0,
     revoked: false,
   }
+}
+
+/**
+ * `lookup` as both stores answer it: the live family a genuine refresh token names, and whether
+ * the token is its current one (a generation beyond the family's was never issued).
+ */
+export async function lookupByToken(
+  codec: RefreshTokenCodec,
+  get: (familyId: string) => Promise<Family | null>,
+  refreshToken: string,
+): Promise<{ family: Family; current: boolean } | null> {
+  const parsed = codec.parse(refreshToken)
+  if (parsed === null) return null
+  const family = await get(parsed.familyId)
+  if (family === null || parsed.generation > family.generation) return null
+  return { family, current: parsed.generation === family.generation }
 }

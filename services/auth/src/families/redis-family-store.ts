@@ -1,10 +1,15 @@
+// Over 300 lines on purpose: every step of the Redis store (create, rotate, revoke, the indexes,
+// the Cluster outbox) and the hash layout they share stay in one file, next to each other, so a
+// change to one is read against the others and against the Lua scripts (redis-scripts.ts).
 import type { Cluster, Redis } from 'ioredis'
 import { encodeRevocation, RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL } from '@gatehouse/service-kit'
 import { familyKeys, isFamilyId, type FamilyKeys } from '../store/key-names.js'
-import { assertClock, assertPolicy, isExpired, newFamily } from './policy.js'
+import { assertClock, assertPolicy, isExpired, lookupByToken, newFamily } from './policy.js'
 import { RefreshTokenCodec } from './refresh-token-codec.js'
 import { CREATE_SCRIPT, INDEX_ADD_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT } from './redis-scripts.js'
 import { RevocationOutbox, type AnnouncementEvent } from './revocation-outbox.js'
+import { writeRecentRevocation } from './revocation-publisher.js'
+import { redisCall } from '../store/redis-call.js'
 import {
   type Family,
   type FamilyInput,
@@ -130,7 +135,7 @@ export class RedisFamilyStore implements FamilyStore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const family = newFamily(RefreshTokenCodec.newFamilyId(), input, this.#policy, now)
       const key = this.#keys.family(family.id)
-      const created = await this.#call('create', () =>
+      const created = await redisCall('create', () =>
         this.#scripts.gatehouseFamilyCreate(key, ttl, ...toFields(family)),
       )
       if (created !== 1) continue // a 128-bit id collision: draw again
@@ -152,7 +157,7 @@ export class RedisFamilyStore implements FamilyStore {
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
     const now = this.#clock()
-    const reply = await this.#call('rotate', () =>
+    const reply = await redisCall('rotate', () =>
       this.#scripts.gatehouseFamilyRotate(
         ...this.#keysWithRecent(parsed.familyId),
         now,
@@ -187,18 +192,14 @@ export class RedisFamilyStore implements FamilyStore {
   async get(familyId: string): Promise<Family | null> {
     if (!isFamilyId(familyId)) return null
     const key = this.#keys.family(familyId)
-    const hash = await this.#call('get', () => this.#redis.hgetall(key))
+    const hash = await redisCall('get', () => this.#redis.hgetall(key))
     const family = hashToFamily(familyId, hash)
     if (family === null || isExpired(family, this.#policy, this.#clock())) return null
     return family
   }
 
   async lookup(refreshToken: string): Promise<{ family: Family; current: boolean } | null> {
-    const parsed = this.#codec.parse(refreshToken)
-    if (parsed === null) return null
-    const family = await this.get(parsed.familyId)
-    if (family === null || parsed.generation > family.generation) return null
-    return { family, current: parsed.generation === family.generation }
+    return lookupByToken(this.#codec, (id) => this.get(id), refreshToken)
   }
 
   async revoke(familyId: string, _reason: RevokeReason): Promise<Family | null> {
@@ -216,11 +217,11 @@ export class RedisFamilyStore implements FamilyStore {
 
   async listByUser(userId: string): Promise<Family[]> {
     const indexKey = this.#keys.userFamilies(userId)
-    const ids = await this.#call('listByUser', () => this.#redis.smembers(indexKey))
+    const ids = await redisCall('listByUser', () => this.#redis.smembers(indexKey))
     const now = this.#clock()
     const live: Family[] = []
     const dead: string[] = []
-    const hashes = await this.#call('listByUser', () =>
+    const hashes = await redisCall('listByUser', () =>
       Promise.all(ids.map((id) => (isFamilyId(id) ? this.#redis.hgetall(this.#keys.family(id)) : {}))),
     )
     ids.forEach((id, i) => {
@@ -228,12 +229,12 @@ export class RedisFamilyStore implements FamilyStore {
       if (family === null || family.revoked || isExpired(family, this.#policy, now)) dead.push(id)
       else live.push(family)
     })
-    if (dead.length > 0) await this.#call('listByUser', () => this.#redis.srem(indexKey, ...dead))
+    if (dead.length > 0) await redisCall('listByUser', () => this.#redis.srem(indexKey, ...dead))
     return live.sort(byCreation)
   }
 
   async ping(): Promise<void> {
-    await this.#call('ping', () => this.#redis.ping())
+    await redisCall('ping', () => this.#redis.ping())
   }
 
   /** Quits the connection if the store owns it (replies pending are awaited); idempotent. */
@@ -263,7 +264,7 @@ export class RedisFamilyStore implements FamilyStore {
 
   /** Revokes a live family (returned) or announces an already revoked one again (null). */
   async #revokeOne(familyId: string, now: number): Promise<Family | null> {
-    const reply = await this.#call('revoke', () =>
+    const reply = await redisCall('revoke', () =>
       this.#scripts.gatehouseFamilyRevoke(...this.#keysWithRecent(familyId), now, this.#policy.idleTtlMs, ...this.#announcement(familyId, now)),
     )
     if (reply === null) return null
@@ -292,21 +293,9 @@ export class RedisFamilyStore implements FamilyStore {
     this.#outbox?.add(familyId, Math.floor(now / 1000) + this.#accessTokenTtlS)
   }
 
-  /** The recent set's entry, as announce() writes it (Cluster: one key, so MULTI is allowed). */
+  /** The recent set's entry, as announce() in redis-scripts.ts writes it. */
   async #writeRecent(sid: string, exp: number): Promise<void> {
-    const nowS = Math.floor(this.#clock() / 1000)
-    const ttl = Math.max(1, exp - nowS)
-    await this.#call('announce', async () => {
-      const res = await this.#redis
-        .multi()
-        .zadd(RECENT_REVOCATIONS_KEY, 'GT', exp, sid)
-        .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', nowS)
-        .expire(RECENT_REVOCATIONS_KEY, ttl, 'NX')
-        .expire(RECENT_REVOCATIONS_KEY, ttl, 'GT')
-        .exec()
-      const failed = res?.find(([err]) => err !== null)
-      if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('transaction aborted')
-    })
+    await redisCall('announce', () => writeRecentRevocation(this.#redis, sid, exp, Math.floor(this.#clock() / 1000)))
   }
 
   /**
@@ -314,11 +303,11 @@ export class RedisFamilyStore implements FamilyStore {
    * family created meanwhile keeps its place). Each revocation is atomic on its own key.
    */
   async #revokeIndexed(indexKey: string): Promise<Family[]> {
-    const ids = await this.#call('revokeIndexed', () => this.#redis.smembers(indexKey))
+    const ids = await redisCall('revokeIndexed', () => this.#redis.smembers(indexKey))
     if (ids.length === 0) return []
     const now = this.#clock()
     const results = await Promise.all(ids.map((id) => (isFamilyId(id) ? this.#revokeOne(id, now) : null)))
-    await this.#call('revokeIndexed', () => this.#redis.srem(indexKey, ...ids))
+    await redisCall('revokeIndexed', () => this.#redis.srem(indexKey, ...ids))
     return results.filter((f): f is Family => f !== null).sort(byCreation)
   }
 
@@ -331,17 +320,7 @@ export class RedisFamilyStore implements FamilyStore {
     if (family.sessionId !== undefined) {
       writes.push(this.#scripts.gatehouseFamilyIndexAdd(this.#keys.sessionFamilies(family.sessionId), family.id, ttl))
     }
-    await this.#call('create', () => Promise.all(writes))
-  }
-
-  async #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      if (err instanceof StoreUnavailable) throw err
-      const reason = err instanceof Error ? err.message : String(err)
-      throw new StoreUnavailable(`redis: ${op} failed: ${reason}`, { cause: err })
-    }
+    await redisCall('create', () => Promise.all(writes))
   }
 }
 

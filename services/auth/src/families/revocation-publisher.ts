@@ -35,20 +35,27 @@ export class RedisRevocationPublisher implements RevocationPublisher {
   ) {}
 
   async publish(sid: string, exp: number): Promise<void> {
-    const now = Math.floor(this.clock() / 1000)
-    // The recent set lets a subscriber that was disconnected catch up; entries
-    // past their exp are useless and trimmed on every write.
     await redisCall('announce', async () => {
-      const res = await this.redis
-        .multi()
-        .zadd(RECENT_REVOCATIONS_KEY, 'GT', exp, sid)
-        .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', now)
-        .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'NX')
-        .expire(RECENT_REVOCATIONS_KEY, Math.max(1, exp - now), 'GT')
-        .exec()
-      const failed = res?.find(([err]) => err !== null)
-      if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('transaction aborted')
+      await writeRecentRevocation(this.redis, sid, exp, Math.floor(this.clock() / 1000))
       await this.redis.publish(REVOCATION_CHANNEL, encodeRevocation({ sid, exp }))
     })
   }
+}
+
+/**
+ * A revocation's entry in the recent set, which lets a subscriber that was disconnected catch up;
+ * entries past their exp are useless and trimmed on every write. One key, so MULTI works in
+ * Cluster too. `nowS`: seconds since the epoch.
+ */
+export async function writeRecentRevocation(redis: Redis | Cluster, sid: string, exp: number, nowS: number): Promise<void> {
+  const ttl = Math.max(1, exp - nowS)
+  const res = await redis
+    .multi()
+    .zadd(RECENT_REVOCATIONS_KEY, 'GT', exp, sid)
+    .zremrangebyscore(RECENT_REVOCATIONS_KEY, '-inf', nowS)
+    .expire(RECENT_REVOCATIONS_KEY, ttl, 'NX')
+    .expire(RECENT_REVOCATIONS_KEY, ttl, 'GT')
+    .exec()
+  const failed = res?.find(([err]) => err !== null)
+  if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('transaction aborted')
 }

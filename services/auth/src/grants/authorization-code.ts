@@ -50,11 +50,9 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   // A logout between the redirect and the exchange ends what the code would start.
   if ((await deps.sessions.get(g.sessionId)) === null) throw new InvalidGrant(REJECTED, { detail: 'login session ended' })
 
-  const input: Parameters<typeof startUserTokens>[0] = {
-    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId,
-  }
-  if (g.nonce !== undefined) input.nonce = g.nonce
-  const { response, familyId } = await startUserTokens(input)
+  const { response, familyId } = await startUserTokens({
+    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce,
+  })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
     audit(request.log, deps.audit, { event: 'authorization_code.reused', client_id: c.id, sub: user.id, family_id: familyId, ip: request.ip }, 'authorization code used twice', 'warn')

@@ -37,24 +37,20 @@ export async function issueUserTokens(input: UserTokenInput): Promise<TokenRespo
  */
 export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string }> {
   const { request, deps, client, user, scope, authTime, grantType } = input
-  const familyInput: Parameters<AuthDeps['families']['create']>[0] = { userId: user.id, clientId: client.id, scope, authTime }
-  if (input.sessionId !== undefined) familyInput.sessionId = input.sessionId
-  const { family, refreshToken: rt } = await deps.families.create(familyInput)
+  const { family, refreshToken: rt } = await deps.families.create({ userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId })
   const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
   const sid = family.id
-  const claims: Parameters<AuthDeps['tokens']['issue']>[0] = { sub: user.id, clientId: client.id, audience: client.audience, scope, authTime, sid }
   const roles = releasedRoles(client, user.roles)
-  if (roles !== undefined) claims.roles = roles
-  const at = await deps.tokens.issue(claims)
+  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience: client.audience, scope, authTime, sid, roles })
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid }, 'token issued')
   const res: TokenResponse = { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope }
   if (refreshToken !== undefined) res.refresh_token = refreshToken
   if (splitScope(scope).includes('openid')) {
-    const idInput: Parameters<typeof signIdToken>[1] = { sub: user.id, clientId: client.id, authTime, accessToken: at.token }
-    if (input.nonce !== undefined) idInput.nonce = input.nonce
-    if (input.sessionId !== undefined) idInput.sid = input.sessionId
-    res.id_token = await signIdToken({ issuer: deps.config.issuer, keys: deps.keys, ttlSeconds: deps.tokens.ttl, clock: deps.clock }, idInput)
+    res.id_token = await signIdToken(
+      { issuer: deps.config.issuer, keys: deps.keys, ttlSeconds: deps.tokens.ttl, clock: deps.clock },
+      { sub: user.id, clientId: client.id, authTime, accessToken: at.token, nonce: input.nonce, sid: input.sessionId },
+    )
   }
   return { response: res, familyId: sid }
 }

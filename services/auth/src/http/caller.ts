@@ -19,14 +19,13 @@ export async function authenticatedForm(
     throw new InvalidRequest('the request must be application/x-www-form-urlencoded')
   }
   const params = singleParams(request.body)
-  const options: Parameters<typeof authenticateClient>[2] = {
+  const client = await authenticateClient(request, params, {
     clients: deps.clients,
+    verifyAssertion,
     onFailure: (clientId, reason) => {
       deps.metrics.clientAuthFailures.inc()
       audit(request.log, deps.audit, { event: 'client.auth_failed', client_id: clientId, reason, ip: request.ip }, 'client authentication failed')
     },
-  }
-  if (verifyAssertion) options.verifyAssertion = verifyAssertion
-  const client = await authenticateClient(request, params, options)
+  })
   return { params, client }
 }

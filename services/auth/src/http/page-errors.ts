@@ -21,16 +21,25 @@ export function pageErrorHandler(copy: PageErrorCopy) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const oauth = toOAuthError(error)
     if (oauth.statusCode >= 500) {
-      const unavailable = oauth.code === 'temporarily_unavailable'
-      request.log[unavailable ? 'warn' : 'error']({ err: error, error: oauth.code }, 'browser request failed on the server side')
-      return sendPage(reply, {
-        status: unavailable ? 503 : 500,
-        title: 'Try again',
-        body: messagePage('error', 'This is not possible right now.', 'Go back to the application and try again in a moment.'),
+      return sendServerFailure(request, reply, error, {
+        log: 'browser request failed on the server side',
+        message: 'This is not possible right now.',
+        hint: 'Go back to the application and try again in a moment.',
       })
     }
     request.log.info({ error: oauth.code, detail: oauth.detail, status: oauth.statusCode }, 'browser request rejected')
     const message = oauth.statusCode === 413 ? 'The form is too large.' : oauth.statusCode === 415 ? 'The request is not a form.' : copy.message
     return sendPage(reply, { status: oauth.statusCode, title: copy.title, body: messagePage('error', message, copy.hint) })
   }
+}
+
+/**
+ * A browser endpoint that failed on the server side (a store down, a bug): logged, as a warning
+ * when the store is unavailable, and answered 503 or 500 with a page, never a stack trace.
+ */
+export function sendServerFailure(request: FastifyRequest, reply: FastifyReply, err: unknown, copy: { log: string; message: string; hint: string }): FastifyReply {
+  const oauth = toOAuthError(err)
+  const unavailable = oauth.code === 'temporarily_unavailable'
+  request.log[unavailable ? 'warn' : 'error']({ err, error: oauth.code }, copy.log)
+  return sendPage(reply, { status: unavailable ? 503 : 500, title: 'Try again', body: messagePage('error', copy.message, copy.hint) })
 }

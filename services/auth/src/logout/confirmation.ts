@@ -1,6 +1,5 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { cookieOptions, issuerPath, readSigned } from '../signin/browser.js'
+import { clearPendingForm, cookieOptions, issuerPath, readPendingForm, readSigned, startPendingForm, type PendingForm, type PendingFormCheck, type PendingFormSeal } from '../signin/browser.js'
 import type { AuthConfig } from '../config.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { cspSource, html, sendPage } from '../http/html.js'
@@ -15,9 +14,6 @@ import { cspSource, html, sendPage } from '../http/html.js'
  * trusted for it, and the session the user was asked about: a confirmation never ends another.
  */
 export interface PendingLogout {
-  csrf: string
-  /** ms epoch */
-  exp: number
   /** The login session the user is asked to end. */
   sid: string
   /** A post_logout_redirect_uri already checked against the client's registered ones. */
@@ -27,12 +23,10 @@ export interface PendingLogout {
 }
 
 const COOKIE_PREFIX = 'gh_logout_'
-const ID = /^[A-Za-z0-9_-]{16}$/
 export const LOGOUT_CONFIRMATION_TTL_MS = 10 * 60_000
-const MAX_COOKIE_VALUE = 3800
 /**
  * Pending confirmations one browser holds at most (one per open tab, in practice). Each cookie
- * may be near MAX_COOKIE_VALUE; without a bound, pages that send the browser to /logout again
+ * may be near the cookie size limit (signin/browser.ts); without a bound, pages that send the browser to /logout again
  * and again would pile them up until its Cookie header passes the server's header limit (16 KiB)
  * and /logout answers 431 to it for LOGOUT_CONFIRMATION_TTL_MS.
  */
@@ -42,16 +36,11 @@ function path(config: AuthConfig): string {
   return `${issuerPath(config)}/logout`
 }
 
+const CONFIRMATION_FORM: PendingForm = { prefix: COOKIE_PREFIX, path, ttlMs: LOGOUT_CONFIRMATION_TTL_MS }
+
 /** Starts a pending logout; null when what it must carry is too large for a cookie. */
-export function startLogoutConfirmation(reply: FastifyReply, deps: AuthDeps, pending: Omit<PendingLogout, 'csrf' | 'exp'>): { id: string; csrf: string } | null {
-  const id = randomBytes(12).toString('base64url')
-  const csrf = randomBytes(32).toString('base64url')
-  const body: PendingLogout = { ...pending, csrf, exp: deps.clock() + LOGOUT_CONFIRMATION_TTL_MS }
-  const value = Buffer.from(JSON.stringify(body)).toString('base64url')
-  if (value.length > MAX_COOKIE_VALUE) return null
-  dropOldestPending(reply, deps)
-  reply.setCookie(COOKIE_PREFIX + id, value, { ...cookieOptions(deps.config, path(deps.config)), maxAge: LOGOUT_CONFIRMATION_TTL_MS / 1000 })
-  return { id, csrf }
+export function startLogoutConfirmation(reply: FastifyReply, deps: AuthDeps, pending: PendingLogout): { id: string; csrf: string } | null {
+  return startPendingForm(reply, deps, CONFIRMATION_FORM, pending, () => dropOldestPending(reply, deps))
 }
 
 /** Clears the pending confirmations this browser sent beyond MAX_PENDING_LOGOUTS - 1, the oldest (or unreadable) first. */
@@ -70,40 +59,22 @@ function dropOldestPending(reply: FastifyReply, deps: AuthDeps): void {
 function pendingExp(value: string | null): number {
   if (value === null) return -1
   try {
-    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingLogout> | null)?.exp
+    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingFormSeal> | null)?.exp
     return typeof exp === 'number' ? exp : -1
   } catch {
     return -1
   }
 }
 
-export type PendingLogoutCheck = { ok: true; pending: PendingLogout } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }
-
 const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
 
 /** The pending logout the form names, if its cookie is genuine and unexpired and the CSRF token matches. */
-export function readLogoutConfirmation(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingLogoutCheck {
-  if (id === undefined || !ID.test(id)) return { ok: false, reason: 'missing' }
-  const value = readSigned(request, COOKIE_PREFIX + id)
-  if (value === null) return { ok: false, reason: 'missing' }
-  let p: Partial<PendingLogout>
-  try {
-    p = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingLogout>
-  } catch {
-    return { ok: false, reason: 'missing' }
-  }
-  if (typeof p?.csrf !== 'string' || typeof p.exp !== 'number' || typeof p.sid !== 'string' || !optionalString(p.redirect) || !optionalString(p.state) || !optionalString(p.clientId)) {
-    return { ok: false, reason: 'missing' }
-  }
-  if (deps.clock() >= p.exp) return { ok: false, reason: 'expired' }
-  const given = Buffer.from(csrf ?? '')
-  const expected = Buffer.from(p.csrf)
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'csrf' }
-  return { ok: true, pending: p as PendingLogout }
+export function readLogoutConfirmation(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<PendingLogout> {
+  return readPendingForm<PendingLogout>(request, deps, CONFIRMATION_FORM, id, csrf, (p) => typeof p.sid === 'string' && optionalString(p.redirect) && optionalString(p.state) && optionalString(p.clientId))
 }
 
 export function clearLogoutConfirmation(reply: FastifyReply, config: AuthConfig, id: string): void {
-  reply.clearCookie(COOKIE_PREFIX + id, { ...cookieOptions(config, path(config)), signed: false })
+  clearPendingForm(reply, config, CONFIRMATION_FORM, id)
 }
 
 /**

@@ -5,7 +5,7 @@ import { currentSession, redirectWithCode, redirectWithError, startInteraction }
 import type { AuthDeps } from '../runtime/deps.js'
 import { toOAuthError } from '../http/error-handler.js'
 import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from '../http/html.js'
-import { pageErrorHandler } from '../http/page-errors.js'
+import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { AUTHORIZE_PARAMS, formBody } from '../http/schemas.js'
 
 /** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
@@ -28,12 +28,10 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
       parsed = await parseAuthorizationRequest(raw, deps.clients)
     } catch (err) {
       // The client could not be looked up (store down): nothing is validated, so nothing is redirected.
-      const oauth = toOAuthError(err)
-      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'authorization failed')
-      return sendPage(reply, {
-        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-        title: 'Try again',
-        body: messagePage('error', 'Signing in is not possible right now.', 'Go back to the application and try again in a moment.'),
+      return sendServerFailure(request, reply, err, {
+        log: 'authorization failed',
+        message: 'Signing in is not possible right now.',
+        hint: 'Go back to the application and try again in a moment.',
       })
     }
     if (parsed.kind === 'page') {
@@ -68,9 +66,7 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
       if (req.prompt.includes('none')) return redirectWithError(reply, deps, req.redirectUri, req.state, new LoginRequired('the user must sign in'), 302)
       const interaction = startInteraction(reply, deps, req)
       if (interaction === null) return redirectWithError(reply, deps, req.redirectUri, req.state, new InvalidRequest('the authorization request is too large'), 302)
-      const page: LoginPageInput = { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf }
-      if (req.loginHint !== undefined) page.username = req.loginHint
-      return sendLoginPage(reply, 200, page, req.redirectUri)
+      return sendLoginPage(reply, 200, { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf, username: req.loginHint }, req.redirectUri)
     } catch (err) {
       // The redirect URI is validated, so even a failure goes back to the client (server_error or
       // temporarily_unavailable, RFC 6749 §4.1.2.1), with the cause only in the log.

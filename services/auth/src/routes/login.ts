@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie } from '../signin/browser.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
-import { messagePage, sendPage, type LoginPageInput } from '../http/html.js'
-import { pageErrorHandler } from '../http/page-errors.js'
+import { messagePage, sendPage } from '../http/html.js'
+import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
 import { audit } from '../audit/trail.js'
@@ -41,7 +40,7 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       request.log.info({ event: 'login.rejected', reason: check.reason, ip: request.ip }, 'login form rejected')
       return invalidForm(reply, check.reason === 'csrf' ? 403 : 400)
     }
-    const req = check.interaction.request
+    const req = check.value.request
     const interactionId = params.interaction!
     try {
       const client = await deps.clients.get(req.clientId)
@@ -49,11 +48,8 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
         request.log.info({ event: 'login.rejected', reason: 'client changed', client_id: req.clientId, ip: request.ip }, 'login form rejected')
         return invalidForm(reply, 400)
       }
-      const again = (error: string): FastifyReply => {
-        const page: LoginPageInput = { clientName: client.name ?? client.id, interaction: interactionId, csrf: params.csrf!, error }
-        if (params.username !== undefined) page.username = params.username
-        return sendLoginPage(reply, 400, page, req.redirectUri)
-      }
+      const again = (error: string): FastifyReply =>
+        sendLoginPage(reply, 400, { clientName: client.name ?? client.id, interaction: interactionId, csrf: params.csrf!, error, username: params.username }, req.redirectUri)
       const { username, password } = params
       if (username === undefined || password === undefined) return again('Enter your username and password.')
 
@@ -69,13 +65,14 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       let reuseId: string | undefined
       if (previous !== null && previous.userId === user.id) reuseId = previous.id
       else if (previous !== null) await endSession(deps, request.log, previous.id, 'replaced')
-      const start: Parameters<AuthDeps['sessions']['start']>[0] = { userId: user.id, authTime: Math.floor(deps.clock() / 1000) }
-      if (reuseId !== undefined) start.reuseId = reuseId
-      // What `gatehouse sessions list` shows to tell the user's devices apart.
-      const userAgent = request.headers['user-agent']
-      if (typeof userAgent === 'string') start.userAgent = userAgent
-      start.address = request.ip
-      const { session, token } = await deps.sessions.start(start)
+      const { session, token } = await deps.sessions.start({
+        userId: user.id,
+        authTime: Math.floor(deps.clock() / 1000),
+        reuseId,
+        // What `gatehouse sessions list` shows to tell the user's devices apart.
+        userAgent: request.headers['user-agent'],
+        address: request.ip,
+      })
       // A password change or disable that ran after the check above ended the user's sessions
       // before this one existed: look again (uncached, by name), so no session outlives it.
       const now = await deps.users.findByUsername(user.username)
@@ -89,12 +86,10 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       // 303: the browser follows with a GET, never re-posting the password (RFC 9110 §15.4.4).
       return await redirectWithCode(reply, deps, req, session, 303)
     } catch (err) {
-      const oauth = toOAuthError(err)
-      request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'login failed on the server side')
-      return sendPage(reply, {
-        status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-        title: 'Try again',
-        body: messagePage('error', 'Signing in is not possible right now.', 'Go back to the application and try again in a moment.'),
+      return sendServerFailure(request, reply, err, {
+        log: 'login failed on the server side',
+        message: 'Signing in is not possible right now.',
+        hint: 'Go back to the application and try again in a moment.',
       })
     }
   })

@@ -2,10 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clearSessionCookie, currentSession, endSession } from '../signin/browser.js'
 import type { Client } from '../directory/clients.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { toOAuthError } from '../http/error-handler.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
-import { pageErrorHandler } from '../http/page-errors.js'
+import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGOUT_PARAMS, formBody } from '../http/schemas.js'
 import { verifyIdTokenHint } from '../tokens/id-token.js'
 import { clearLogoutConfirmation, readLogoutConfirmation, sendLogoutConfirmation, startLogoutConfirmation } from '../logout/confirmation.js'
@@ -18,12 +17,10 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
 
 function unavailable(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   // The session could not be ended: say so rather than pretend (and keep the cookie).
-  const oauth = toOAuthError(err)
-  request.log[oauth.code === 'temporarily_unavailable' ? 'warn' : 'error']({ err, error: oauth.code }, 'logout failed on the server side')
-  return sendPage(reply, {
-    status: oauth.code === 'temporarily_unavailable' ? 503 : 500,
-    title: 'Try again',
-    body: messagePage('error', 'Signing out is not possible right now.', 'You are still signed in. Try again in a moment.'),
+  return sendServerFailure(request, reply, err, {
+    log: 'logout failed on the server side',
+    message: 'Signing out is not possible right now.',
+    hint: 'You are still signed in. Try again in a moment.',
   })
 }
 
@@ -67,17 +64,10 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
   }
 
   const ask = (request: FastifyRequest, reply: FastifyReply, session: LoginSession, after: After): FastifyReply => {
-    const pending: Parameters<typeof startLogoutConfirmation>[2] = { sid: session.id }
-    if (after.redirect !== undefined) pending.redirect = after.redirect
-    if (after.state !== undefined) pending.state = after.state
-    if (after.clientId !== undefined) pending.clientId = after.clientId
-    const started = startLogoutConfirmation(reply, deps, pending)
+    const started = startLogoutConfirmation(reply, deps, { sid: session.id, redirect: after.redirect, state: after.state, clientId: after.clientId })
     if (started === null) return badRequest(reply, 'The sign-out request is too large.')
     request.log.info({ event: 'logout.confirmation_shown', client_id: after.clientId, session_id: session.id }, 'logout needs the user to confirm')
-    const input: Parameters<typeof sendLogoutConfirmation>[1] = { ...started }
-    if (after.clientName !== undefined) input.clientName = after.clientName
-    if (after.redirect !== undefined) input.redirect = after.redirect
-    return sendLogoutConfirmation(reply, input)
+    return sendLogoutConfirmation(reply, { ...started, clientName: after.clientName, redirect: after.redirect })
   }
 
   /** The confirmation form's POST. */
@@ -91,12 +81,9 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
         body: messagePage('error', 'This sign-out form has expired or is not valid.', 'You have not been signed out. Go back to the application and try again.'),
       })
     }
-    const { pending } = check
+    const pending = check.value
     clearLogoutConfirmation(reply, deps.config, params.confirm!)
-    const after: After = {}
-    if (pending.redirect !== undefined) after.redirect = pending.redirect
-    if (pending.state !== undefined) after.state = pending.state
-    if (pending.clientId !== undefined) after.clientId = pending.clientId
+    const after: After = { redirect: pending.redirect, state: pending.state, clientId: pending.clientId }
     if (params.action === 'cancel') {
       request.log.info({ event: 'logout.cancelled', client_id: pending.clientId, session_id: pending.sid }, 'the user stayed signed in')
       return sendPage(reply, { status: 200, title: 'Still signed in', body: messagePage('info', 'You are still signed in.', 'You can close this window.') })
@@ -149,13 +136,7 @@ export async function logoutRoute(app: FastifyInstance, { deps }: { deps: AuthDe
     if (target !== undefined && redirect === undefined) {
       request.log.info({ event: 'logout.redirect_refused', client_id: client?.id }, 'post_logout_redirect_uri not registered for the client')
     }
-    const after: After = {}
-    if (redirect !== undefined) after.redirect = redirect
-    if (params.state !== undefined) after.state = params.state
-    if (client !== null) {
-      after.clientId = client.id
-      after.clientName = client.name ?? client.id
-    }
+    const after: After = { redirect, state: params.state, clientId: client?.id, clientName: client?.name ?? client?.id }
 
     let session: LoginSession | null
     try {

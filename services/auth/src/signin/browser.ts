@@ -92,64 +92,102 @@ export async function endSession(deps: AuthDeps, log: FastifyBaseLogger, session
   return sessions.length > 0
 }
 
-// --- pending login (interaction) --------------------------------------------------------------
+// --- pending forms: the login form and the logout confirmation -------------------------------
 
-export interface Interaction {
-  /** Double-submit CSRF token: in this signed cookie and in the form's hidden field. */
+/**
+ * A form the browser posts back (the login form, the logout confirmation). What it is about rides
+ * in a signed, short-lived cookie named by a random id in the form, so nothing in the form's
+ * hidden fields is trusted for it; one cookie per pending form, so two tabs do not disturb each
+ * other. The cookie also holds a double-submit CSRF token that the form must repeat, compared in
+ * constant time.
+ */
+export interface PendingForm {
+  /** The cookie's name before the id. */
+  prefix: string
+  /** The cookie's path: where the form posts. */
+  path: (config: AuthConfig) => string
+  ttlMs: number
+}
+
+/** What a pending form's cookie holds besides its content. */
+export interface PendingFormSeal {
+  /** Double-submit CSRF token: in the signed cookie and in the form's hidden field. */
   csrf: string
   /** ms epoch */
   exp: number
-  request: AuthorizationRequest
 }
 
-const INTERACTION_ID = /^[A-Za-z0-9_-]{16}$/
-/** Browsers keep cookies up to 4096 bytes; beyond that the pending request cannot be carried. */
+export type PendingFormCheck<T> = { ok: true; value: T & PendingFormSeal } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }
+
+const PENDING_FORM_ID = /^[A-Za-z0-9_-]{16}$/
+/** Browsers keep cookies up to 4096 bytes; beyond that what a form is about cannot be carried. */
 const MAX_COOKIE_VALUE = 3800
 
-function interactionPath(config: AuthConfig): string {
-  return `${issuerPath(config)}/login`
-}
-
 /**
- * Starts a pending login: a signed, short-lived cookie carries the validated authorization
- * request, so nothing in the form (hidden fields) is trusted for it. One cookie per pending login
- * (named by a random id in the form), so two tabs signing in at once do not disturb each other.
- * Returns null when the request is too large to carry.
+ * Sets the cookie of a new pending form and returns the id and CSRF token the form carries; null
+ * when the content is too large to carry. `makeRoom` runs just before the cookie is set.
  */
-export function startInteraction(reply: FastifyReply, deps: AuthDeps, request: AuthorizationRequest): { id: string; csrf: string } | null {
+export function startPendingForm(reply: FastifyReply, deps: AuthDeps, form: PendingForm, content: object, makeRoom?: () => void): { id: string; csrf: string } | null {
   const id = randomBytes(12).toString('base64url')
   const csrf = randomBytes(32).toString('base64url')
-  const body: Interaction = { csrf, exp: deps.clock() + INTERACTION_TTL_MS, request }
-  const value = Buffer.from(JSON.stringify(body)).toString('base64url')
+  const value = Buffer.from(JSON.stringify({ ...content, csrf, exp: deps.clock() + form.ttlMs })).toString('base64url')
   if (value.length > MAX_COOKIE_VALUE) return null
-  reply.setCookie(INTERACTION_COOKIE_PREFIX + id, value, { ...cookieOptions(deps.config, interactionPath(deps.config)), maxAge: INTERACTION_TTL_MS / 1000 })
+  makeRoom?.()
+  reply.setCookie(form.prefix + id, value, { ...cookieOptions(deps.config, form.path(deps.config)), maxAge: form.ttlMs / 1000 })
   return { id, csrf }
 }
 
-export type InteractionCheck = { ok: true; interaction: Interaction } | { ok: false; reason: 'missing' | 'expired' | 'csrf' }
-
-/** The pending login named by the form, if its cookie is genuine, unexpired and the CSRF token matches. */
-export function readInteraction(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): InteractionCheck {
-  if (id === undefined || !INTERACTION_ID.test(id)) return { ok: false, reason: 'missing' }
-  const value = readSigned(request, INTERACTION_COOKIE_PREFIX + id)
+/** The pending form named by `id`, if its cookie is genuine, holds what `isContent` accepts, is unexpired and the CSRF token matches. */
+export function readPendingForm<T>(
+  request: FastifyRequest,
+  deps: AuthDeps,
+  form: PendingForm,
+  id: string | undefined,
+  csrf: string | undefined,
+  isContent: (value: Record<string, unknown>) => boolean,
+): PendingFormCheck<T> {
+  if (id === undefined || !PENDING_FORM_ID.test(id)) return { ok: false, reason: 'missing' }
+  const value = readSigned(request, form.prefix + id)
   if (value === null) return { ok: false, reason: 'missing' }
-  let parsed: unknown
+  let p: Record<string, unknown> | null
   try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'))
+    p = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Record<string, unknown> | null
   } catch {
     return { ok: false, reason: 'missing' }
   }
-  const i = parsed as Partial<Interaction>
-  if (typeof i?.csrf !== 'string' || typeof i.exp !== 'number' || !isAuthorizationRequest(i.request)) return { ok: false, reason: 'missing' }
-  if (deps.clock() >= i.exp) return { ok: false, reason: 'expired' }
+  if (typeof p?.csrf !== 'string' || typeof p.exp !== 'number' || !isContent(p)) return { ok: false, reason: 'missing' }
+  if (deps.clock() >= p.exp) return { ok: false, reason: 'expired' }
   const given = Buffer.from(csrf ?? '')
-  const expected = Buffer.from(i.csrf)
+  const expected = Buffer.from(p.csrf)
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'csrf' }
-  return { ok: true, interaction: i as Interaction }
+  return { ok: true, value: p as T & PendingFormSeal }
+}
+
+export function clearPendingForm(reply: FastifyReply, config: AuthConfig, form: PendingForm, id: string): void {
+  reply.clearCookie(form.prefix + id, { ...cookieOptions(config, form.path(config)), signed: false })
+}
+
+// --- pending login (interaction) --------------------------------------------------------------
+
+/** A pending login: the validated authorization request the login form continues. */
+export interface Interaction {
+  request: AuthorizationRequest
+}
+
+const LOGIN_FORM: PendingForm = { prefix: INTERACTION_COOKIE_PREFIX, path: (config) => `${issuerPath(config)}/login`, ttlMs: INTERACTION_TTL_MS }
+
+/** Starts a pending login; null when the request is too large to carry. */
+export function startInteraction(reply: FastifyReply, deps: AuthDeps, request: AuthorizationRequest): { id: string; csrf: string } | null {
+  return startPendingForm(reply, deps, LOGIN_FORM, { request } satisfies Interaction)
+}
+
+/** The pending login named by the form, if its cookie is genuine, unexpired and the CSRF token matches. */
+export function readInteraction(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<Interaction> {
+  return readPendingForm<Interaction>(request, deps, LOGIN_FORM, id, csrf, (i) => isAuthorizationRequest(i.request))
 }
 
 export function clearInteraction(reply: FastifyReply, config: AuthConfig, id: string): void {
-  reply.clearCookie(INTERACTION_COOKIE_PREFIX + id, { ...cookieOptions(config, interactionPath(config)), signed: false })
+  clearPendingForm(reply, config, LOGIN_FORM, id)
 }
 
 // --- authorization responses ------------------------------------------------------------------
@@ -166,7 +204,9 @@ function redirectTo(reply: FastifyReply, redirectUri: string, params: Record<str
  * and the nonce; `iss` identifies us to the client (RFC 9207 §2).
  */
 export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req: AuthorizationRequest, session: LoginSession, status: 302 | 303): Promise<FastifyReply> {
-  const grant: Parameters<AuthDeps['codes']['issue']>[0] = {
+  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
+  await deps.sessions.recordUse(session.id, req.clientId)
+  const code = await deps.codes.issue({
     clientId: req.clientId,
     redirectUri: req.redirectUri,
     codeChallenge: req.codeChallenge,
@@ -174,11 +214,8 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     userId: session.userId,
     sessionId: session.id,
     authTime: session.authTime,
-  }
-  if (req.nonce !== undefined) grant.nonce = req.nonce
-  // The session's last use, and the client among those told when it ends (DESIGN §10.1).
-  await deps.sessions.recordUse(session.id, req.clientId)
-  const code = await deps.codes.issue(grant)
+    nonce: req.nonce,
+  })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }
 

@@ -1,7 +1,7 @@
 import { StoreUnavailable } from './types.js'
 
 /**
- * Runs one Redis operation of the session, code and replay stores: any failure (connection down,
+ * Runs one Redis operation of a store: any failure (connection down,
  * timeout, error reply) becomes StoreUnavailable, which the error handler answers with 503
  * temporarily_unavailable, never a 500.
  */

@@ -23,12 +23,6 @@ export interface RedisConnectionOptions {
   commandTimeoutMs?: number
   /** Default 2000 ms. */
   connectTimeoutMs?: number
-  /**
-   * Accepted so one options object can feed both createRedis and createFamilyStore, but NOT
-   * applied to the connection: key names are built only by key-names.ts, and ioredis's own keyPrefix
-   * would also rename the shared revocation keys (service-kit/revocation.ts).
-   */
-  keyPrefix?: string
   /** Receives connection errors (the `error` event); they are otherwise dropped, since commands report them. */
   onError?: (err: Error) => void
   /** CLIENT SETNAME, for CLIENT LIST on the server (default `gatehouse`). */

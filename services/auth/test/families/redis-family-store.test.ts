@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import t from 'tap'
 import { freePort, monitorRedis, parseInfo, startRedis, type RespClient, type RespValue } from '@gatehouse/test-harness'
-import { createFamilyStore } from '../../src/families/index.js'
 import { DEFAULT_KEY_PREFIX, familyKeys } from '../../src/store/key-names.js'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis, type RedisConnectionOptions } from '../../src/store/redis-connection.js'
@@ -306,45 +306,33 @@ t.test('createRedis', async (t) => {
   t.not(redis.status, 'ready')
 })
 
-t.test('createFamilyStore and key names', async (t) => {
-  const f = fixture()
+t.test('key names', async (t) => {
   t.equal(familyKeys().family('abc'), `${DEFAULT_KEY_PREFIX}fam:{abc}`)
   t.equal(familyKeys().userFamilies('u'), 'gatehouse:user-fams:u')
   t.equal(familyKeys().sessionFamilies('s'), 'gatehouse:sess-fams:s')
   t.throws(() => familyKeys('bad{prefix}:'), /keyPrefix/)
   t.throws(() => familyKeys().family('a}b'), /family id/)
+})
 
-  const memory = createFamilyStore({ codec: f.codec, policy: f.policy, clock: f.clock })
-  t.equal(memory.constructor.name, 'MemoryFamilyStore')
-
-  const keyPrefix = prefix()
-  const owned: FamilyStore = createFamilyStore({ ...f, redis: { url: server.url, keyPrefix } })
-  t.equal(owned.constructor.name, 'RedisFamilyStore')
-  await pollPing(owned)
-  const { family } = await owned.create({ ...user, userId: 'u1' })
-  t.equal(num(await admin.call('EXISTS', `${keyPrefix}fam:{${family.id}}`)), 1, 'uses the key prefix of the options')
+t.test('close() quits a connection the store owns and leaves a shared one open', async (t) => {
+  const f = fixture()
+  const own = createRedis({ url: server.url })
+  await waitForRedis(own)
+  const owned = new RedisFamilyStore({ ...f, redis: own, keyPrefix: prefix() })
+  await owned.ping()
+  const ended = once(own, 'end')
   await owned.close()
+  await ended
+  t.equal(own.status, 'end', 'owned (the default): quit')
 
   const client = createRedis({ url: server.url })
   await waitForRedis(client)
-  const shared = createFamilyStore({ ...f, redis: client })
+  const shared = new RedisFamilyStore({ ...f, redis: client, ownsConnection: false, keyPrefix: prefix() })
   await shared.ping()
   await shared.close()
   t.equal(client.status, 'ready', 'a client passed in is left open')
   await client.quit()
 })
-
-async function pollPing(store: FamilyStore): Promise<void> {
-  const deadline = Date.now() + 5000
-  for (;;) {
-    try {
-      return await store.ping()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-}
 
 async function rotated(store: FamilyStore, token: string): Promise<string> {
   const out = await store.rotate(token, { clientId: 'web-app' })
