@@ -1,11 +1,15 @@
 /**
  * The container smoke test (issue 6): on this machine, with a Docker engine of its own, build the
  * images from infra/Dockerfile, bring up docker-compose.yml unchanged, and walk the seed's flow
- * against the containers: password login, an API call, refresh, reuse detection. Then stop the
- * stack (the services must exit 0 on SIGTERM as PID 1), remove it and stop the engine.
+ * against the containers: password login, an API call, refresh, reuse detection. Then PostgreSQL
+ * (issue 13): the migration step applied the schema, the database wants the generated password,
+ * a user added with `docker compose exec auth gatehouse users add` is a row in PostgreSQL, signs
+ * in, and still does after `docker compose restart auth`, when a change made in PostgreSQL alone is
+ * what the service sees. Then stop the stack (the services must exit 0 on SIGTERM as PID 1),
+ * remove it and stop the engine.
  *
  * CI has no image registry, so the base images the Dockerfile and compose file name are first made
- * from this machine's own node and redis (make-base-images.sh). The engine runs without a default
+ * from this machine's own node, redis and PostgreSQL (make-base-images.sh). The engine runs without a default
  * bridge (no iptables here), so `docker build` uses the host network; compose creates its own
  * network for the stack, as it does for a user. If Docker cannot run, this test fails, it does not
  * skip: scripts/test.sh installs docker-compose (which brings docker.io) and busybox-static.
@@ -21,8 +25,9 @@ import { decodeProtectedHeader } from 'jose'
 import { freePort } from '@gatehouse/test-harness'
 import { run, type RunResult } from './run.js'
 
-// Building the images (dependencies from the registry, a TypeScript build) is the long part.
-t.setTimeout(15 * 60_000)
+// Building the images (dependencies from the registry, a TypeScript build) is the long part; on a
+// busy 2-core machine the whole run, base images and PostgreSQL included, took 15 minutes.
+t.setTimeout(25 * 60_000)
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const docker = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker'
@@ -160,7 +165,7 @@ t.test('docker compose up: the stack starts healthy and the seed flow works agai
     RESOURCE_PORT: String(resourcePort),
     // No secrets set: keygen generates them into the keys volume (docker-compose.yml).
   }
-  const compose = (args: string[], timeoutMs = 180_000) => run('docker-compose', ['-f', 'docker-compose.yml', ...args], { env, cwd: root, timeoutMs })
+  const compose = (args: string[], timeoutMs = 180_000, input?: string) => run('docker-compose', ['-f', 'docker-compose.yml', ...args], { env, cwd: root, timeoutMs, ...(input === undefined ? {} : { input }) })
   let context: string | undefined
   // One teardown, in order: the stack, then the engine, then the build context.
   t.teardown(async () => {
@@ -171,7 +176,7 @@ t.test('docker compose up: the stack starts healthy and the seed flow works agai
     if (context) await rm(context, { recursive: true, force: true })
   })
 
-  await must('make-base-images.sh', run('bash', [join(root, 'infra/test/make-base-images.sh'), docker], { env, timeoutMs: 180_000 }))
+  await must('make-base-images.sh', run('bash', [join(root, 'infra/test/make-base-images.sh'), docker], { env, timeoutMs: 600_000 }))
   context = await snapshotContext()
   for (const target of ['auth', 'resource']) {
     await must(
@@ -190,11 +195,16 @@ t.test('docker compose up: the stack starts healthy and the seed flow works agai
   const api = `http://127.0.0.1:${resourcePort}`
   await until('the resource service to be ready', async () => (await get(`${api}/readyz`)).status, (s) => s === 200, 90_000)
   progress('the stack is ready')
-  const ps = await must('docker-compose ps', compose(['ps']))
+  // Docker marks a container healthy at its next HEALTHCHECK run, up to an interval after /readyz
+  // first answers 200.
+  const healthy = (out: string) => ['auth', 'resource', 'redis', 'postgres'].every((svc) => new RegExp(`_${svc}_1 .*Up \\(healthy\\)`).test(out))
+  const ps = await until('every service to be marked healthy', async () => await compose(['ps']), (r) => r.code === 0 && healthy(r.stdout), 60_000).catch(async () => await compose(['ps']))
   t.match(ps.stdout, /_auth_1 .*Up \(healthy\)/, 'auth is healthy (its HEALTHCHECK passes)')
   t.match(ps.stdout, /_resource_1 .*Up \(healthy\)/, 'resource is healthy')
   t.match(ps.stdout, /_redis_1 .*Up \(healthy\)/, 'redis is healthy')
+  t.match(ps.stdout, /_postgres_1 .*Up \(healthy\)/, 'postgres is healthy')
   t.match(ps.stdout, /_keygen_1 .*Exit 0/, 'the key generator ran once and exited 0')
+  t.match(ps.stdout, /_migrate_1 .*Exit 0/, 'the migration step ran before the auth service and exited 0')
   t.match((await compose(['logs', '--no-color', 'keygen'])).stdout, /wrote \/keys\/signing-keys\.json with key/, 'with `gatehouse keys generate`')
 
   for (const svc of ['auth', 'resource']) {
@@ -236,6 +246,44 @@ t.test('docker compose up: the stack starts healthy and the seed flow works agai
   const denied = await until('the revocation to reach the resource service', () => me(api, r2.body.access_token!), (r) => r.status === 401, 10_000)
   t.match(denied.www, /error="invalid_token"/, 'the resource service drops the revoked family\'s access token (revocation feed through Redis)')
   t.match((await compose(['logs', '--no-color', 'auth'])).stdout, /"event":"refresh_token.reuse_detected"/, 'the reuse is logged')
+
+  // PostgreSQL: users, clients, resources and the audit trail (DESIGN §10.2).
+  const psql = (sql: string) => compose(['exec', '-T', 'postgres', 'psql', '--username=gatehouse', '--dbname=gatehouse', '-v', 'ON_ERROR_STOP=1', '--quiet', '--no-align', '--tuples-only', '--command', sql])
+  t.match((await compose(['logs', '--no-color', 'migrate'])).stdout, /applied 0001_directory/, 'the schema was applied by `gatehouse db migrate`')
+  t.equal((await must('psql: migrations', psql('SELECT name FROM gatehouse_migrations ORDER BY id'))).stdout.trim().split('\n')[0], '0001_directory', 'and recorded by node-pg-migrate')
+  const pgId = (await must('docker-compose ps -q', compose(['ps', '-q', 'postgres']))).stdout.trim()
+  const pgEnv = (await must('docker inspect', run(docker, ['inspect', '-f', '{{json .Config.Env}}', pgId], { env }))).stdout
+  t.notMatch(pgEnv, /"POSTGRES_PASSWORD=/, 'no database password in the configuration: POSTGRES_PASSWORD_FILE, generated by keygen')
+  const authId = (await must('docker-compose ps -q', compose(['ps', '-q', 'auth']))).stdout.trim()
+  const authEnv = (await must('docker inspect', run(docker, ['inspect', '-f', '{{json .Config.Env}}', authId], { env }))).stdout
+  t.match(authEnv, /"DATABASE_URL=postgres:\/\/gatehouse@postgres:5432\/gatehouse"/, 'the auth service is given DATABASE_URL, without a password')
+  // Over the stack's network (not the container's loopback) the server wants the password.
+  const network = (sh: string) => compose(['exec', '-T', 'postgres', 'sh', '-c', `${sh} psql -w --host="$(hostname -i)" --username=gatehouse --dbname=gatehouse -At -c 'SELECT 1'`])
+  const refused = await network('')
+  t.not(refused.code, 0, 'a network connection without the password is refused')
+  t.match(refused.stderr, /password/, `for want of a password: ${refused.stderr.trim()}`)
+  t.equal((await network('PGPASSWORD="$(cat /database-secret/postgres-password)"')).stdout.trim(), '1', 'and accepted with the generated one')
+
+  // Two users added the operator's way; one of them then disabled in PostgreSQL alone.
+  const passwords = { carol: 'carol-compose-password-1', dave: 'dave-compose-password-1' }
+  for (const [name, password] of Object.entries(passwords)) {
+    await must(`gatehouse users add ${name}`, compose(['exec', '-T', 'auth', 'gatehouse', 'users', 'add', name, '--password-stdin', '--role', 'user'], 60_000, password))
+  }
+  const rows = await must('psql: users', psql("SELECT username, roles, disabled FROM users WHERE username IN ('carol', 'dave') ORDER BY username"))
+  t.same(rows.stdout.trim().split('\n'), ['carol|{user}|f', 'dave|{user}|f'], '`docker compose exec auth gatehouse users add` writes rows in PostgreSQL')
+  const hashes = await must('psql: hashes', psql("SELECT password_hash FROM users WHERE username = 'carol'"))
+  t.match(hashes.stdout.trim(), /^\$argon2id\$/, 'the password stored as an argon2id hash')
+  t.equal((await token(auth, { grant_type: 'password', username: 'carol', password: passwords.carol })).status, 200, 'carol signs in')
+  await must('psql: disable dave', psql("UPDATE users SET disabled = true, updated_at = now() WHERE username = 'dave'"))
+
+  await must('docker-compose restart auth', compose(['restart', 'auth'], 120_000))
+  await until('the auth service to be ready again', async () => (await get(`${auth}/readyz`)).status, (s) => s === 200, 90_000)
+  progress('auth restarted')
+  t.equal((await token(auth, { grant_type: 'password', username: 'carol', password: passwords.carol })).status, 200, 'after `docker compose restart auth` carol still signs in: the user lives in PostgreSQL')
+  const dave = await token(auth, { grant_type: 'password', username: 'dave', password: passwords.dave })
+  t.match({ status: dave.status, error: dave.body.error }, { status: 400, error: 'invalid_grant' }, 'and dave, disabled in PostgreSQL alone, is refused: the service reads its users from PostgreSQL')
+  const listed = await must('gatehouse users list', compose(['exec', '-T', 'auth', 'gatehouse', 'users', 'list', '--json'], 60_000))
+  t.match(listed.stdout, /"username":\s*"carol"/, '`gatehouse users list` shows the user after the restart')
 
   // docker stop sends SIGTERM to PID 1 (node): a clean exit is a graceful shutdown.
   await must('docker-compose stop', compose(['stop', '-t', '20'], 120_000))

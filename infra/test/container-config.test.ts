@@ -47,13 +47,19 @@ t.test('docker-compose.yml', async (t) => {
     read_only?: boolean
     cap_drop?: string[]
     command?: string[]
+    security_opt?: string[]
   }
   const compose = parse(text, { merge: true }) as { services: Record<string, Service> }
-  const { redis, auth, resource, keygen } = compose.services
-  t.ok(redis && auth && resource && keygen, 'redis, keygen, auth and resource')
+  const { redis, auth, resource, keygen, postgres, migrate } = compose.services
+  t.ok(redis && auth && resource && keygen && postgres && migrate, 'redis, postgres, keygen, migrate, auth and resource')
   t.match(redis?.healthcheck?.test, ['CMD', 'redis-cli', 'ping'], 'Redis has a healthcheck')
   t.same(redis?.ports, undefined, 'Redis is not published')
-  t.match(auth?.depends_on, { redis: { condition: 'service_healthy' }, keygen: { condition: 'service_completed_successfully' } })
+  t.match(auth?.depends_on, {
+    redis: { condition: 'service_healthy' },
+    keygen: { condition: 'service_completed_successfully' },
+    postgres: { condition: 'service_healthy' },
+    migrate: { condition: 'service_completed_successfully' },
+  }, 'auth starts once Redis and PostgreSQL are healthy, the secrets generated and the migrations applied')
   t.match(resource?.depends_on, { redis: { condition: 'service_healthy' }, auth: { condition: 'service_healthy' } })
   for (const [name, svc] of [['auth', auth], ['resource', resource]] as const) {
     t.ok(svc?.ports?.length, `${name} is published`)
@@ -75,10 +81,33 @@ t.test('docker-compose.yml', async (t) => {
     REFRESH_TOKEN_SECRET_FILE: '/keys/refresh-token-secret',
   }, "keys from a file, Redis, an explicit config file, secrets from the operator or else generated into the keys volume (no published default)")
   const keygenScript = keygen?.command?.join(' ') ?? ''
-  t.match(keygenScript, /cookie-secret refresh-token-secret[\s\S]*randomBytes\(32\)/, 'keygen generates both secrets with node:crypto')
+  t.match(keygenScript, /\/keys\/cookie-secret \/keys\/refresh-token-secret [\s\S]*randomBytes\(32\)/, 'keygen generates both secrets with node:crypto')
   t.ok(keygenScript.indexOf('randomBytes') < keygenScript.indexOf('keys generate'), 'secrets are written before `gatehouse keys generate` reads its configuration')
   t.equal(keygen?.image, auth?.image, 'the key generator is the auth image')
   t.ok(keygen?.volumes?.some((v) => v.startsWith('signing-keys:/keys')) && auth?.volumes?.includes('signing-keys:/keys:ro'), 'keys pass through a volume, read-only for the service')
+
+  // PostgreSQL (issue 13): the official image, its password generated, never published.
+  t.match(postgres?.image, /^postgres:15(-alpine)?$/, 'PostgreSQL from the official image')
+  t.same(postgres?.ports, undefined, 'PostgreSQL is not published')
+  t.match(postgres?.healthcheck?.test, ['CMD', 'pg_isready', '--host=127.0.0.1'], 'PostgreSQL has a pg_isready healthcheck, over TCP')
+  t.ok(postgres?.volumes?.includes('postgres-data:/var/lib/postgresql/data'), 'its data in a named volume')
+  t.match(postgres?.environment, { POSTGRES_USER: 'gatehouse', POSTGRES_DB: 'gatehouse', POSTGRES_PASSWORD_FILE: '/database-secret/postgres-password' }, 'its password from the file keygen generates')
+  t.notOk(postgres?.environment && 'POSTGRES_PASSWORD' in postgres.environment, 'no POSTGRES_PASSWORD value in the file')
+  t.notOk(postgres?.environment && 'POSTGRES_HOST_AUTH_METHOD' in postgres.environment, 'and no trust authentication')
+  t.match(postgres?.depends_on, { keygen: { condition: 'service_completed_successfully' } }, 'PostgreSQL starts once its password exists')
+  t.match(keygenScript, /\/database-secret\/postgres-password[\s\S]*randomBytes\(32\)/, 'keygen generates the database password with node:crypto')
+  t.match(keygenScript, /> \/database-secret\/pgpass\.tmp/, 'and the password file the auth containers read')
+  t.ok(keygenScript.indexOf('pgpass') < keygenScript.indexOf('keys generate'), 'before `gatehouse keys generate` reads its configuration')
+  t.equal(auth?.environment?.DATABASE_URL, 'postgres://gatehouse@postgres:5432/gatehouse', 'the auth service uses PostgreSQL; no password in its URL')
+  t.equal(auth?.environment?.PGPASSFILE, '/database-secret/pgpass', 'the password from the generated password file')
+  t.notOk(auth?.environment && 'DATABASE_MIGRATE' in auth.environment, 'the service does not migrate at start: the migrate step does')
+  t.ok(auth?.volumes?.includes('database-secret:/database-secret:ro') && postgres?.volumes?.includes('database-secret:/database-secret:ro'), 'the database secret is read-only for the service and for PostgreSQL')
+  t.same(migrate?.command, ['gatehouse', 'db', 'migrate'], 'a one-shot migrate step runs `gatehouse db migrate`')
+  t.equal(migrate?.image, auth?.image, 'from the auth image (the migrations ship in it)')
+  t.same(migrate?.environment, auth?.environment, 'with the service\'s environment')
+  t.match(migrate?.depends_on, { postgres: { condition: 'service_healthy' } }, 'once PostgreSQL is healthy')
+  t.equal(migrate?.read_only, true, 'migrate has a read-only root filesystem')
+  t.same(migrate?.cap_drop, ['ALL'])
 })
 
 t.test('infra/Dockerfile', async (t) => {
@@ -104,6 +133,9 @@ t.test('infra/Dockerfile', async (t) => {
     t.match(stage.body, /^HEALTHCHECK .*\n?.*CMD \["node", "-e", "fetch\(/m, `${stage.header}: a HEALTHCHECK without curl`)
     t.notMatch(stage.body.replace(/^#.*$/gm, ''), /curl|wget/, `${stage.header}: no curl or wget`)
   }
+  t.match(stages[0]?.body, /&& ls \/out\/auth\/migrations\/\*\.sql\n/, 'the build fails unless the auth service\'s migrations are in what its image copies')
+  t.match(stages[2]?.body, /COPY --from=build \/out\/auth \/app\n/, 'the auth image copies them (/app/migrations, beside dist/)')
+  t.match(stages[2]?.body, /mkdir \/keys \/database-secret && chown 1000:1000 \/keys \/database-secret/, 'the volume mount points keygen writes are the service user\'s')
   const ignore = await readFile(join(root, '.dockerignore'), 'utf8')
   for (const entry of ['**/node_modules', '**/dist', '.git']) t.match(ignore, new RegExp(`^${entry.replace(/[*.]/g, '\\$&')}$`, 'm'), `.dockerignore has ${entry}`)
 })

@@ -4,7 +4,10 @@
  * the @kubernetes/client-node model field lists: unknown fields, i.e. typos that `kubectl apply`
  * would drop or reject), and the objects have what a production deployment needs (probes,
  * resources, a locked-down security context, PodDisruptionBudgets, an autoscaler, network
- * policies) and an environment that the services' own configuration checks accept.
+ * policies) and an environment that the services' own configuration checks accept. PostgreSQL
+ * (issue 13): DATABASE_URL from the Secret gatehouse-database, the migrations applied by the auth
+ * pods' init container with the service's own configuration, an in-cluster StatefulSet in dev
+ * reachable only from the auth pods, nothing of it rendered for production's managed database.
  */
 import t from 'tap'
 import { execFile } from 'node:child_process'
@@ -126,6 +129,8 @@ t.test('the schema checks catch what they are for', async (t) => {
 type Container = Obj & {
   name: string
   image: string
+  command?: string[]
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>
   env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } } }>
   envFrom?: Array<{ configMapRef?: { name: string }; secretRef?: { name: string } }>
   startupProbe?: Obj
@@ -134,7 +139,7 @@ type Container = Obj & {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> }
   securityContext?: Obj & { capabilities?: { drop?: string[] } }
 }
-type PodSpec = Obj & { securityContext?: Obj; containers: Container[]; volumes?: Array<Obj & { name: string; configMap?: { name: string }; secret?: { secretName: string } }> }
+type PodSpec = Obj & { securityContext?: Obj; containers: Container[]; initContainers?: Container[]; volumes?: Array<Obj & { name: string; configMap?: { name: string }; secret?: { secretName: string } }> }
 type Workload = K8sObject & { spec: Obj & { replicas?: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } }
 
 function byKind<T extends K8sObject = K8sObject>(objects: K8sObject[], kind: string): T[] {
@@ -151,15 +156,27 @@ function configMapData(objects: K8sObject[], name: string): Record<string, strin
   return ((find(objects, 'ConfigMap', name) as Obj).data ?? {}) as Record<string, string>
 }
 
-/** The environment a container would see, with Secret values replaced by placeholders. */
+/** A value of a Secret the overlay renders (dev's generated ones), or undefined. */
+function renderedSecret(objects: K8sObject[], name: string, key: string): string | undefined {
+  const secret = objects.find((o) => o.kind === 'Secret' && (o.metadata.name === name || o.metadata.name.startsWith(`${name}-`))) as (K8sObject & { data?: Record<string, string> }) | undefined
+  const value = secret?.data?.[key]
+  return value === undefined ? undefined : Buffer.from(value.replace(/\s+/g, ''), 'base64').toString('utf8')
+}
+
+/** The environment a container would see: rendered Secrets' values, else placeholders for those created out of band. */
 function containerEnv(objects: K8sObject[], container: Container): Record<string, string> {
   const env: Record<string, string> = {}
+  const placeholders: Record<string, string> = {
+    REDIS_URL: 'redis://user:secret@redis.example.internal:6379',
+    DATABASE_URL: 'postgres://gatehouse:secret@db.example.internal:5432/gatehouse?sslmode=verify-full',
+  }
   for (const from of container.envFrom ?? []) {
     if (from.configMapRef) Object.assign(env, configMapData(objects, from.configMapRef.name))
   }
   for (const e of container.env ?? []) {
+    const ref = e.valueFrom?.secretKeyRef
     if (e.value !== undefined) env[e.name] = e.value
-    else if (e.valueFrom?.secretKeyRef) env[e.name] = e.name === 'REDIS_URL' ? 'redis://user:secret@redis.example.internal:6379' : 'x'.repeat(48)
+    else if (ref) env[e.name] = renderedSecret(objects, ref.name, ref.key) ?? placeholders[e.name] ?? 'x'.repeat(48)
     else if (e.valueFrom?.configMapKeyRef) env[e.name] = configMapData(objects, e.valueFrom.configMapKeyRef.name)[e.valueFrom.configMapKeyRef.key] ?? ''
   }
   return env
@@ -185,10 +202,11 @@ for (const overlay of ['dev', 'production']) {
         t.equal(pod.securityContext?.runAsNonRoot, true, `${w.metadata.name}: runAsNonRoot`)
         t.ok(Number(pod.securityContext?.runAsUser) > 0, `${w.metadata.name}: a numeric non-root uid`)
         t.equal(pod.automountServiceAccountToken, false, `${w.metadata.name}: no API token mounted`)
-        for (const c of pod.containers) {
+        for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
           const where = `${w.metadata.name}/${c.name}`
-          t.ok(c.readinessProbe && c.livenessProbe, `${where}: liveness and readiness probes`)
-          if (w.kind === 'Deployment') t.ok(c.startupProbe, `${where}: startup probe`)
+          const init = pod.initContainers?.includes(c) === true
+          if (!init) t.ok(c.readinessProbe && c.livenessProbe, `${where}: liveness and readiness probes`)
+          if (w.kind === 'Deployment' && !init) t.ok(c.startupProbe, `${where}: startup probe`)
           t.ok(c.resources?.requests?.cpu && c.resources.requests.memory, `${where}: requests`)
           t.ok(c.resources?.limits?.cpu && c.resources.limits.memory, `${where}: limits`)
           t.equal(c.securityContext?.readOnlyRootFilesystem, true, `${where}: read-only root filesystem`)
@@ -268,9 +286,73 @@ for (const overlay of ['dev', 'production']) {
       t.equal(rconfig.issuer, config.issuer, 'both agree on the issuer')
       t.ok(rconfig.redisUrl, 'the resource subscribes to revocations')
 
+      t.ok(config.database, 'the auth service is configured with PostgreSQL')
+      t.notOk(config.database?.migrate, 'without DATABASE_MIGRATE: the init container migrates')
+      t.ok((config.database?.poolSize ?? 0) > 0 && (config.database?.statementTimeoutMs ?? 0) > 0 && (config.database?.connectTimeoutMs ?? 0) > 0, 'a bounded pool and statement timeouts')
+      const migrate = auth.spec.template.spec.initContainers?.find((c) => c.name === 'migrate')
+      if (migrate) {
+        const menv = containerEnv(objects, migrate)
+        if (menv.AUTH_CONFIG_FILE) menv.AUTH_CONFIG_FILE = env.AUTH_CONFIG_FILE
+        const mconfig = await loadAuthConfig(menv)
+        t.equal(mconfig.database?.url, config.database?.url, 'the migration reads the same DATABASE_URL, through the same configuration code')
+      }
+
       if (overlay === 'production') {
         t.same(byKind(objects, 'Secret'), [], 'production renders no Secret: they are created out of band')
         t.notOk(container.image.includes(':local'), 'a registry image')
+      }
+    })
+
+    t.test('PostgreSQL: DATABASE_URL from a Secret, migrations before the service, reachable only from the auth pods', async (t) => {
+      const auth = find<Workload>(objects, 'Deployment', 'gatehouse-auth')
+      const pod = auth.spec.template.spec
+      const service = pod.containers.find((c) => c.name === 'auth')!
+      const dsn = (c: Container | undefined) => c?.env?.find((e) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef
+      t.match(dsn(service), { name: /^gatehouse-database(-[a-z0-9]+)?$/, key: 'url' }, 'the service reads DATABASE_URL from the Secret gatehouse-database, key url')
+      t.notOk(service.env?.some((e) => e.name === 'DATABASE_URL' && e.value !== undefined), 'never as a plain value')
+
+      const migrate = pod.initContainers?.find((c) => c.name === 'migrate')
+      t.ok(migrate, 'an init container applies the migrations before the service starts')
+      t.same(migrate?.command, ['gatehouse', 'db', 'migrate'], 'with `gatehouse db migrate`')
+      t.equal(migrate?.image, service.image, 'from the image the service runs (the migrations ship in it)')
+      t.same(dsn(migrate), dsn(service), 'on the same database')
+      // The same configuration as the service, so that `gatehouse` accepts it: every variable the
+      // init container sets, the service sets alike; what the configuration needs is there.
+      for (const e of migrate?.env ?? []) t.same(service.env?.find((s) => s.name === e.name), e, `migrate ${e.name} as the service's`)
+      t.same(migrate?.envFrom, service.envFrom, 'migrate: the same ConfigMap')
+      const serviceMounts = service.volumeMounts ?? []
+      for (const m of migrate?.volumeMounts ?? []) t.ok(serviceMounts.some((s) => s.name === m.name && s.mountPath === m.mountPath), `migrate mounts ${m.name} where the service does`)
+      t.notOk(service.env?.some((e) => e.name === 'DATABASE_MIGRATE'), 'the service itself does not migrate at start')
+      t.equal(pod.initContainers?.length, 1, 'nothing else runs before the service')
+
+      const policies = byKind(objects, 'NetworkPolicy') as Array<K8sObject & { spec: { podSelector: { matchLabels?: Record<string, string> }; ingress?: Array<{ from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }>; ports?: Array<{ port: number }> }> } }>
+      const pgPolicy = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === 'gatehouse-postgres')
+      t.ok(pgPolicy, 'a NetworkPolicy guards PostgreSQL pods')
+      t.same(pgPolicy?.spec.ingress?.flatMap((i) => i.from ?? []).map((f) => f.podSelector?.matchLabels), [{ 'gatehouse.io/postgres-client': 'true' }], 'only labelled clients')
+      t.same(pgPolicy?.spec.ingress?.flatMap((i) => i.ports ?? []).map((p) => p.port), [5432], 'on 5432')
+      const clients = [...deployments, ...statefulSets].filter((w) => w.spec.template.metadata.labels['gatehouse.io/postgres-client'] === 'true').map((w) => w.metadata.name)
+      t.same(clients, ['gatehouse-auth'], 'the labelled clients: the auth pods (the service and its migrate init container), not the resource service')
+
+      if (overlay === 'dev') {
+        const pg = find<Workload>(objects, 'StatefulSet', 'gatehouse-postgres')
+        t.equal(pg.spec.replicas, 1, 'a single PostgreSQL')
+        t.match(pg.spec.volumeClaimTemplates, [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'] } }], 'its data on a volume claim per pod')
+        const container = pg.spec.template.spec.containers[0]!
+        t.match(container.image, /^postgres:15/, 'the official image')
+        t.match(container.volumeMounts, [{ name: 'data', mountPath: '/var/lib/postgresql/data' }], 'the claim mounted where the image keeps its data')
+        const pgEnv = containerEnv(objects, container)
+        t.ok(pgEnv.PGDATA?.startsWith('/var/lib/postgresql/data/'), 'PGDATA a directory inside the volume (not its root, which may hold lost+found)')
+        const password = container.env?.find((e) => e.name === 'POSTGRES_PASSWORD')?.valueFrom?.secretKeyRef
+        t.match(password, { name: /^gatehouse-database-/, key: 'password' }, 'its password from the generated Secret gatehouse-database')
+        t.match((container.readinessProbe as { exec?: { command?: string[] } }).exec?.command, ['pg_isready', '--host=127.0.0.1'], 'ready when it accepts connections over TCP')
+        const svc = find(objects, 'Service', 'gatehouse-postgres') as K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ port: number }> } }
+        t.match(pg.spec.template.metadata.labels, svc.spec.selector, 'Service gatehouse-postgres selects it')
+        t.same(svc.spec.ports.map((p) => p.port), [5432])
+        const url = new URL(renderedSecret(objects, 'gatehouse-database', 'url') ?? '')
+        t.match({ host: url.hostname, port: url.port, user: url.username, db: url.pathname }, { host: 'gatehouse-postgres', port: '5432', user: pgEnv.POSTGRES_USER, db: `/${pgEnv.POSTGRES_DB}` }, 'DATABASE_URL names that Service, its user and its database')
+        t.equal(decodeURIComponent(url.password), pgEnv.POSTGRES_PASSWORD, 'with the password the database is created with')
+      } else {
+        t.same(statefulSets.filter((s) => s.metadata.name === 'gatehouse-postgres'), [], 'production runs no PostgreSQL in the cluster: a managed database')
       }
     })
   })
