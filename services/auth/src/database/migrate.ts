@@ -1,5 +1,8 @@
+import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { runner } from 'node-pg-migrate'
+import { pgCall, redactUrls } from './pg-call.js'
+import type { Pool } from './pool.js'
 
 /** services/auth/migrations, from src/database or dist/database alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
@@ -55,7 +58,21 @@ export class MigrationError extends Error {
   }
 }
 
-/** Driver messages can quote a connection string: never show its password. */
-function redactUrls(text: string): string {
-  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1REDACTED@')
+/**
+ * The migrations shipped with this version that the database has not applied (node-pg-migrate's
+ * record, compared with the files): the service refuses to start on an older schema unless
+ * DATABASE_MIGRATE=1. Throws StoreUnavailable when the database does not answer.
+ */
+export async function pendingMigrations(pool: Pool): Promise<string[]> {
+  const shipped = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -'.sql'.length)).sort()
+  const applied = await pgCall('migrations.check', async () => {
+    try {
+      return (await pool.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r) => r.name)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === '42P01') return [] // undefined_table: nothing applied yet
+      throw err
+    }
+  })
+  const done = new Set(applied)
+  return shipped.filter((n) => !done.has(n))
 }

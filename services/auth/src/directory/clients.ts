@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { ClientConfig, GrantType, TokenEndpointAuthMethod } from './config-file.js'
+import type { ListQuery } from './users.js'
 
 export interface Client {
   id: string
@@ -49,7 +50,7 @@ export interface ClientDirectory {
   get(clientId: string): Promise<Client | null>
   add(config: ClientConfig): Promise<AddClientResult>
   /** One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN). */
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<ClientPage>
+  list(query?: ListQuery): Promise<ClientPage>
   /** Replaces the secret's hash (`sha256:<base64url>`); null when there is no such client. */
   rotateSecret(clientId: string, secretHash: string): Promise<Client | null>
   /** Removes the client; returns what was removed. */
@@ -120,8 +121,9 @@ export class MemoryClientDirectory implements ClientDirectory {
     this.#clients.set(config.client_id, stored)
     return { status: 'created', client: clientFromConfig(stored) }
   }
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
-    const all = [...this.#clients.keys()].sort()
+  async list(page: ListQuery = {}): Promise<ClientPage> {
+    const search = page.search?.toLowerCase()
+    const all = [...this.#clients.keys()].sort().filter((id) => search === undefined || id.toLowerCase().includes(search) || (this.#clients.get(id)!.client_name?.toLowerCase().includes(search) ?? false))
     const from = page.cursor === undefined ? 0 : Number(page.cursor)
     const start = Number.isSafeInteger(from) && from >= 0 ? from : all.length
     const end = Math.min(all.length, start + Math.max(1, page.limit ?? 100))

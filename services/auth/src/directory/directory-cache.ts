@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { AddClientResult, Client, ClientDirectory, ClientPage } from './clients.js'
 import type { ClientConfig } from './config-file.js'
 import { DEFAULT_KEY_PREFIX, directoryAckKey, directoryChangesChannel } from '../store/key-names.js'
-import type { AddUserResult, NewUser, User, UserDirectory, UserPage } from './users.js'
+import type { AddUserResult, ListQuery, NewUser, SetEmailResult, User, UserDirectory, UserPage } from './users.js'
 
 /**
  * Each replica's copy of the client and user records that /token reads on every request, so that
@@ -290,8 +290,8 @@ class CachedClientDirectory implements ClientDirectory {
     return this.inner.add(config)
   }
 
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<ClientPage> {
-    return this.inner.list(page)
+  list(query?: ListQuery): Promise<ClientPage> {
+    return this.inner.list(query)
   }
 
   async rotateSecret(clientId: string, secretHash: string): Promise<Client | null> {
@@ -318,16 +318,26 @@ class CachedUserDirectory implements UserDirectory {
     return this.inner.findByUsername(username)
   }
 
+  findByEmail(email: string): Promise<User | null> {
+    return this.inner.findByEmail(email)
+  }
+
   findById(id: string): Promise<User | null> {
     return this.copies.get(id, () => this.inner.findById(id))
+  }
+
+  async setEmail(id: string, email: string | null): Promise<SetEmailResult> {
+    const r = await this.inner.setEmail(id, email)
+    this.cache.invalidate({ kind: 'user', id })
+    return r
   }
 
   add(input: NewUser): Promise<AddUserResult> {
     return this.inner.add(input)
   }
 
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<UserPage> {
-    return this.inner.list(page)
+  list(query?: ListQuery): Promise<UserPage> {
+    return this.inner.list(query)
   }
 
   setPassword(id: string, passwordHash: string): Promise<User | null> {

@@ -1,7 +1,7 @@
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
-import { parseAuthFileConfig, redirectUriProblem, type ClientConfig } from './config-file.js'
-import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
+import type { ClientConfig } from './config-file.js'
+import { storedClient } from './stored-client.js'
 import { redisCall as call } from '../store/redis-call.js'
 import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {
@@ -13,7 +13,7 @@ import {
   userRecordPattern,
 } from '../store/key-names.js'
 import { StoreUnavailable, type Clock } from '../store/types.js'
-import { canonicalUsername, newUserId, type AddUserResult, type NewUser, type User, type UserDirectory, type UserPage } from './users.js'
+import { canonicalUsername, newUserId, type AddUserResult, type ListQuery, type NewUser, type SetEmailResult, type User, type UserDirectory, type UserPage } from './users.js'
 
 /**
  * Users and clients in Redis: in production the store, not the config file,
@@ -143,6 +143,16 @@ export class RedisUserDirectory implements UserDirectory {
     return toUser(h)
   }
 
+  // Placeholder (branch pg): branch ident gives the Redis directory its email index.
+  async findByEmail(_email: string): Promise<User | null> {
+    return null
+  }
+
+  // Placeholder (branch pg), as findByEmail.
+  async setEmail(_id: string, _email: string | null): Promise<SetEmailResult> {
+    return { status: 'not_found' }
+  }
+
   async findById(id: string): Promise<User | null> {
     const name = await this.#nameOf(id)
     if (name === null) return null
@@ -177,7 +187,7 @@ export class RedisUserDirectory implements UserDirectory {
     return { status: 'created', user }
   }
 
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
+  async list(page: ListQuery = {}): Promise<UserPage> {
     const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
     const { keys, cursor } = await scanPage(this.#redis, userRecordPattern(this.#prefix), page.cursor, limit)
     const records = await Promise.all(keys.map((k) => call('users.list', () => this.#redis.hgetall(k))))
@@ -239,7 +249,7 @@ function toUser(h: Record<string, string>): User | null {
   if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string') || typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
     throw new StoreUnavailable('redis: malformed user record')
   }
-  return { id, username, passwordHash, roles: roles as string[], claims: claims as Record<string, unknown>, disabled: h.disabled === '1' }
+  return { id, username, email: h.email, passwordHash, roles: roles as string[], claims: claims as Record<string, unknown>, disabled: h.disabled === '1' }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,7 +289,7 @@ export class RedisClientDirectory implements ClientDirectory {
     return { status: 'created', client: clientFromConfig(stored) }
   }
 
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<ClientPage> {
+  async list(page: ListQuery = {}): Promise<ClientPage> {
     const limit = Math.max(1, Math.min(page.limit ?? 100, 1000))
     const { keys, cursor } = await scanPage(this.#redis, clientRecordPattern(this.#prefix), page.cursor, limit)
     const records = await Promise.all(keys.map((k) => call('clients.list', () => this.#redis.hgetall(k))))
@@ -304,23 +314,13 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 }
 
-/**
- * A record an older version stored may hold redirect URIs the rules now refuse (config-file.ts
- * redirectUriProblem: `http` to a network host, `javascript:`, a scheme without a dot) or a
- * back-channel URI over plain http. Those are left out, so they cannot be used, and the client
- * keeps working with the rest instead of every lookup and `clients list` failing with a 503.
- */
-function withoutRefusedUris(doc: object): object {
-  const d = { ...doc } as Record<string, unknown>
-  for (const field of ['redirect_uris', 'post_logout_redirect_uris']) {
-    const list = d[field]
-    if (Array.isArray(list)) d[field] = list.filter((u) => typeof u !== 'string' || redirectUriProblem(u) === null)
-  }
-  if (typeof d.backchannel_logout_uri === 'string' && backchannelLogoutUriProblem(d.backchannel_logout_uri) !== null) delete d.backchannel_logout_uri
-  return d
+function toClient(h: Record<string, string>): Client | null {
+  const c = clientConfigFromRecord(h)
+  return c === null ? null : clientFromConfig(c)
 }
 
-function toClient(h: Record<string, string>): Client | null {
+/** A client record's config-file form (with its secret hash), as `gatehouse db import-redis` copies it. */
+export function clientConfigFromRecord(h: Record<string, string>): ClientConfig | null {
   if (Object.keys(h).length === 0) return null
   let doc: unknown
   try {
@@ -328,12 +328,5 @@ function toClient(h: Record<string, string>): Client | null {
   } catch {
     throw new StoreUnavailable('redis: malformed client record')
   }
-  if (typeof doc !== 'object' || doc === null) throw new StoreUnavailable('redis: malformed client record')
-  const withSecret = withoutRefusedUris(h.secret_hash === undefined ? doc : { ...doc, client_secret_hash: h.secret_hash })
-  // The record was validated when it was added; re-checking costs little and keeps a hand-edited
-  // record from granting more than the config schema allows.
-  const { config, problems } = parseAuthFileConfig({ clients: [withSecret] }, 'client record')
-  const c = config.clients[0]
-  if (problems.length > 0 || c === undefined) throw new StoreUnavailable(`redis: malformed client record (${problems[0] ?? 'empty'})`)
-  return clientFromConfig(c)
+  return storedClient(doc, h.secret_hash, 'redis')
 }

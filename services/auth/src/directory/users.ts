@@ -6,6 +6,8 @@ export interface User {
   /** Stable subject identifier (the `sub` claim). */
   id: string
   username: string
+  /** Unique case-insensitively (canonicalEmail); a user may sign in with it. */
+  email: string | undefined
   passwordHash: string
   roles: string[]
   claims: Record<string, unknown>
@@ -15,6 +17,7 @@ export interface User {
 /** What `add` needs; the password arrives already hashed (passwords.ts). */
 export interface NewUser {
   username: string
+  email?: string | undefined
   passwordHash: string
   roles?: readonly string[]
   claims?: Record<string, unknown>
@@ -23,7 +26,17 @@ export interface NewUser {
   id?: string
 }
 
+/** `exists`: the username or the email is taken (case-insensitively). */
 export type AddUserResult = { status: 'created'; user: User } | { status: 'exists' }
+
+export type SetEmailResult = { status: 'updated'; user: User } | { status: 'not_found' } | { status: 'exists' }
+
+export interface ListQuery {
+  cursor?: string | undefined
+  limit?: number | undefined
+  /** Case-insensitive substring of the username or email (users), of the client_id or client_name (clients). */
+  search?: string | undefined
+}
 
 export interface UserPage {
   users: User[]
@@ -38,15 +51,19 @@ export interface UserPage {
  */
 export interface UserDirectory {
   findByUsername(username: string): Promise<User | null>
+  /** Case-insensitive. */
+  findByEmail(email: string): Promise<User | null>
   findById(id: string): Promise<User | null>
   add(input: NewUser): Promise<AddUserResult>
   /** One page, in no guaranteed order across pages; `limit` is a hint (Redis SCAN). */
-  list(page?: { cursor?: string | undefined; limit?: number | undefined }): Promise<UserPage>
+  list(query?: ListQuery): Promise<UserPage>
   setPassword(id: string, passwordHash: string): Promise<User | null>
   setDisabled(id: string, disabled: boolean): Promise<User | null>
   setRoles(id: string, roles: readonly string[]): Promise<User | null>
   /** Removes the user; returns what was removed. */
   delete(id: string): Promise<User | null>
+  /** Sets (or, with null, removes) the user's email. */
+  setEmail(id: string, email: string | null): Promise<SetEmailResult>
 }
 
 /** A stable, opaque subject for a username, the same on every replica. */
@@ -62,6 +79,11 @@ export function newUserId(): string {
 /** The form usernames are unique in (case-insensitive). */
 export function canonicalUsername(username: string): string {
   return username.toLowerCase()
+}
+
+/** The form emails are unique in (case-insensitive). */
+export function canonicalEmail(email: string): string {
+  return email.toLowerCase()
 }
 
 /** Why a username is unacceptable, or null. */
@@ -98,15 +120,31 @@ export class MemoryUserDirectory implements UserDirectory {
     return copy(this.#byId.get(id))
   }
 
+  // Minimal (branch pg) until branch ident gives the memory directory its email index.
+  async findByEmail(email: string): Promise<User | null> {
+    return copy([...this.#byId.values()].find((u) => u.email !== undefined && canonicalEmail(u.email) === canonicalEmail(email)))
+  }
+
+  // Minimal (branch pg), as findByEmail.
+  async setEmail(id: string, email: string | null): Promise<SetEmailResult> {
+    const user = this.#byId.get(id)
+    if (user === undefined) return { status: 'not_found' }
+    if (email !== null && (await this.findByEmail(email)) !== null) return { status: 'exists' }
+    user.email = email ?? undefined
+    return { status: 'updated', user: copy(user)! }
+  }
+
   async add(input: NewUser): Promise<AddUserResult> {
     const name = canonicalUsername(input.username)
     if (this.#byName.has(name)) return { status: 'exists' }
+    if (input.email !== undefined && (await this.findByEmail(input.email)) !== null) return { status: 'exists' }
     let id = input.id ?? newUserId()
     while (input.id === undefined && this.#byId.has(id)) id = newUserId()
     if (this.#byId.has(id)) return { status: 'exists' }
     const user: User = {
       id,
       username: input.username,
+      email: input.email,
       passwordHash: input.passwordHash,
       roles: [...(input.roles ?? [])],
       claims: { ...(input.claims ?? {}) },
@@ -117,8 +155,9 @@ export class MemoryUserDirectory implements UserDirectory {
     return { status: 'created', user: copy(user)! }
   }
 
-  async list(page: { cursor?: string | undefined; limit?: number | undefined } = {}): Promise<UserPage> {
-    const all = [...this.#byName.keys()].sort()
+  async list(page: ListQuery = {}): Promise<UserPage> {
+    const search = page.search?.toLowerCase()
+    const all = [...this.#byName.keys()].sort().filter((n) => search === undefined || n.includes(search) || (this.#byName.get(n)!.email?.toLowerCase().includes(search) ?? false))
     const from = page.cursor === undefined ? 0 : Number(page.cursor)
     const start = Number.isSafeInteger(from) && from >= 0 ? from : all.length
     const end = Math.min(all.length, start + Math.max(1, page.limit ?? 100))

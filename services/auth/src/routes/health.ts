@@ -25,6 +25,16 @@ export async function healthRoutes(app: FastifyInstance, { deps, state }: { deps
         () => 'unavailable',
       )
     }
+    // PostgreSQL (DATABASE_URL): users and clients not answerable from a cache need it.
+    if (deps.pingDatabase !== undefined) {
+      try {
+        await deps.pingDatabase()
+        checks.database = 'ok'
+      } catch (err) {
+        checks.database = 'unavailable'
+        request.log.warn({ err: (err as Error).message }, 'readiness: database unavailable')
+      }
+    }
     checks.shutdown = state.accepting ? 'ok' : 'draining'
     const ready = Object.values(checks).every((v) => v === 'ok')
     return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'unavailable', checks })
