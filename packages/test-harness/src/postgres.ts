@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { chown, cp, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -124,11 +124,12 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
           }
         }
       },
+      // The postmaster and its backends: stopping the postmaster alone leaves open connections answering.
       pause() {
-        proc?.child.kill('SIGSTOP')
+        if (proc?.child.pid !== undefined) signalServer(proc.child.pid, 'SIGSTOP')
       },
       resume() {
-        proc?.child.kill('SIGCONT')
+        if (proc?.child.pid !== undefined) signalServer(proc.child.pid, 'SIGCONT')
       },
     }
   }
@@ -195,6 +196,28 @@ const running = new Set<ChildProcess>()
 process.once('exit', () => {
   for (const c of running) c.kill('SIGKILL')
 })
+
+/** Signals a postmaster and every process it forked (backends, background workers), read from /proc. */
+function signalServer(pid: number, signal: NodeJS.Signals): void {
+  const pids = [pid]
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // Fields after the command name (which may hold spaces): state, then the parent's pid.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) pids.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const p of pids) {
+    try {
+      process.kill(p, signal)
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
 
 async function launch(bin: string, owner: Owner | null, dir: string, port: number, settings: Record<string, string>, readyTimeoutMs: number): Promise<Launched> {
   const all: Record<string, string> = {
