@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { runner } from 'node-pg-migrate'
+import pg from 'pg'
 import { pgCall, redactUrls } from './pg-call.js'
 import type { Pool } from './pool.js'
 
@@ -29,9 +30,14 @@ export async function migrateDatabase(url: string, opts: MigrateOptions = {}): P
   const deadline = Date.now() + (opts.lockWaitMs ?? 60_000)
   const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }
   for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    // Our own client, ended (and awaited) by us: node-pg-migrate's own end() is not awaited, and a
+    // connection still closing when the server goes away must not become an unhandled 'error'.
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+    client.on('error', () => undefined)
     try {
+      await client.connect()
       const applied = await runner({
-        databaseUrl: { connectionString: url, connectionTimeoutMillis: 10_000 },
+        dbClient: client,
         dir: MIGRATIONS_DIR,
         migrationsTable: MIGRATIONS_TABLE,
         direction: 'up',
@@ -47,6 +53,8 @@ export async function migrateDatabase(url: string, opts: MigrateOptions = {}): P
       const message = err instanceof Error ? err.message : String(err)
       if (!/Another migration is already running/.test(message) || Date.now() > deadline) throw new MigrationError(message, { cause: err })
       await new Promise((resolve) => setTimeout(resolve, wait))
+    } finally {
+      await client.end().catch(() => undefined)
     }
   }
 }
