@@ -35,7 +35,15 @@ CREATE TABLE resources (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Config-file entries already seeded ('user:<username_key>', 'client:<id>', 'resource:<audience>'):
+-- each is seeded once, so a user deleted or changed with the CLI is not brought back by a restart.
+CREATE TABLE directory_seeded (
+  entry     text PRIMARY KEY,
+  seeded_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Down Migration
+DROP TABLE directory_seeded;
 DROP TABLE resources;
 DROP TABLE clients;
 DROP TABLE users;

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     timeoutMs: 10_000,
   })
   await app.listen({ host: config.host, port: config.port })
-  app.log.info({ event: 'service.started', issuer: config.issuer, store: config.redis ? 'redis' : 'memory' }, 'auth service listening')
+  app.log.info({ event: 'service.started', issuer: config.issuer, store: config.redis ? 'redis' : 'memory', directory: config.database ? 'postgres' : config.redis ? 'redis' : 'memory' }, 'auth service listening')
 }
 
 main().catch((err: unknown) => {

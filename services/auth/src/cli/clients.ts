@@ -45,7 +45,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'auth-method': { type: 'string', value: 'method', description: `token endpoint auth method: ${AUTH_METHODS.join(', ')} (default client_secret_basic)` },
         'grant-type': { type: 'string', multiple: true, value: 'grant', description: `an allowed grant (repeat): ${GRANT_TYPES.join(', ')}` },
         scope: { type: 'string', value: 'scopes', description: 'space-separated scopes the client may request' },
-        audience: { type: 'string', value: 'aud', description: "the audience of its access tokens (default: the config file's first resource)" },
+        audience: { type: 'string', value: 'aud', description: 'the audience of its access tokens (default: the first resource: of the database with DATABASE_URL, else of the config file)' },
         'redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'an exact redirect URI (repeat; required for authorization_code)' },
         'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'a post-logout redirect URI (repeat)' },
         'jwks-file': { type: 'string', value: 'file', description: "the client's public JWK Set, for private_key_jwt" },

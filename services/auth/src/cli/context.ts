@@ -10,17 +10,25 @@ import type { BackchannelLogout } from '../logout/backchannel.js'
 import { QueuedBackchannelLogout } from '../logout/queued-backchannel.js'
 import { RedisLogoutQueue } from '../logout/redis-logout-queue.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../directory/redis-directory.js'
+import type { ClientDirectory } from '../directory/clients.js'
+import type { UserDirectory } from '../directory/users.js'
+import { RedisChangeAnnouncer } from '../directory/directory-cache.js'
+import { MemoryFamilyStore } from '../families/memory-family-store.js'
 import { RedisFamilyStore } from '../families/redis-family-store.js'
+import { MemoryLogoutQueue } from '../logout/queue.js'
+import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
-import { familyStoreOptions, redisLoginSessionStore } from '../runtime/build.js'
+import { StoreUnavailable } from '../store/types.js'
+import { familyStoreOptions, openDatabase, redisLoginSessionStore, type Database } from '../runtime/build.js'
 import { CliError, UsageError, type CliIO } from './framework.js'
 import { cliAuditTrail, type CliAuditTrail } from '../audit/cli-trail.js'
 
 /**
  * What commands need, opened on first use and closed at exit: the service's
  * configuration (the same environment, parsed by the same loadConfig), one
- * Redis connection, and the same store classes the service uses, so the CLI
- * has no data model of its own.
+ * Redis connection, the PostgreSQL pool (DATABASE_URL: users, clients and
+ * resources live there), and the same store classes the service uses, so the
+ * CLI has no data model of its own.
  */
 export class CliContext {
   readonly audit: AuditLog
@@ -28,6 +36,7 @@ export class CliContext {
   #redis: Redis | Cluster | undefined
   /** Where admin actions are recorded besides the log lines (audit/cli-trail.ts). */
   readonly trail: CliAuditTrail = cliAuditTrail(this)
+  #database: Database | undefined
 
   constructor(readonly io: CliIO) {
     // Audit events are JSON lines on stderr, through the service's redaction list (DESIGN §9).
@@ -82,14 +91,62 @@ export class CliContext {
     return redis
   }
 
+  /**
+   * PostgreSQL, when DATABASE_URL is set (null otherwise). Its schema must be current (`gatehouse
+   * db migrate`); changes are announced to the replicas' caches over Redis when Redis is set.
+   */
+  async database(): Promise<Database | null> {
+    if (this.#database) return this.#database
+    const config = await this.config()
+    if (!config.database) return null
+    const redis = config.redis ? await this.redis() : null
+    try {
+      this.#database = await openDatabase(config.database, {
+        log: { info: () => undefined, warn: () => undefined },
+        ...(redis ? { changes: new RedisChangeAnnouncer(redis) } : {}),
+        waitMs: 0,
+      })
+    } catch (err) {
+      if (err instanceof StoreUnavailable) throw new CliError(`cannot reach PostgreSQL: ${err.message}`, 1, 'unavailable')
+      throw new CliError((err as Error).message, 1, 'unavailable')
+    }
+    return this.#database
+  }
+
+  /** Users and clients where the service keeps them: PostgreSQL (DATABASE_URL), else Redis. */
+  async directories(): Promise<{ users: UserDirectory; clients: ClientDirectory }> {
+    const db = await this.database()
+    if (db) return db
+    const redis = await this.redis()
+    return { users: new RedisUserDirectory({ redis, clock: this.clock }), clients: new RedisClientDirectory({ redis, clock: this.clock }) }
+  }
+
   async admin(): Promise<Admin> {
     const config = await this.config()
-    const redis = await this.redis()
+    const db = await this.database()
+    const { users, clients } = await this.directories()
     const clock = this.clock
-    const clients = new RedisClientDirectory({ redis, clock })
-    return new Admin({
-      users: new RedisUserDirectory({ redis, clock }),
+    const common = {
+      users,
       clients,
+      clock,
+      accessTokenTtl: config.accessTokenTtl,
+      resources: db ? await db.resources.all() : config.file.resources,
+      log: this.audit,
+      trail: await this.trail.open(),
+      actor: this.actor,
+    }
+    if (db && !config.redis) {
+      // PostgreSQL without Redis (development): refresh families and login sessions live in the
+      // running service's memory, out of the CLI's reach; there is none here to end.
+      const families = new MemoryFamilyStore(familyStoreOptions(config, clock))
+      const sessions = new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock })
+      const backchannel = new QueuedBackchannelLogout({ queue: new MemoryLogoutQueue({ clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } })
+      return new Admin({ ...common, families, sessions, backchannel })
+    }
+    const redis = await this.redis()
+    return new Admin({
+      ...common,
       families: new RedisFamilyStore({
         redis,
         // The same options as the service's store (runtime/build.ts). The codec only mints and
@@ -98,12 +155,6 @@ export class CliContext {
         ownsConnection: false,
       }),
       sessions: redisLoginSessionStore(redis, clock),
-      clock,
-      accessTokenTtl: config.accessTokenTtl,
-      resources: config.file.resources,
-      log: this.audit,
-      trail: await this.trail.open(),
-      actor: this.actor,
       backchannel: this.#backchannel(redis, clients),
     })
   }
@@ -111,11 +162,11 @@ export class CliContext {
   /** Back-channel logout for commands that end sessions (OIDC Back-Channel Logout, DESIGN §10.1). */
   async backchannel(): Promise<BackchannelLogout> {
     const redis = await this.redis()
-    return this.#backchannel(redis, new RedisClientDirectory({ redis, clock: this.clock }))
+    return this.#backchannel(redis, (await this.directories()).clients)
   }
 
   /** Enqueues only: the running service's worker delivers (the CLI exits before any retry). */
-  #backchannel(redis: Redis | Cluster, clients: RedisClientDirectory): BackchannelLogout {
+  #backchannel(redis: Redis | Cluster, clients: ClientDirectory): BackchannelLogout {
     const clock = this.clock
     return new QueuedBackchannelLogout({ queue: new RedisLogoutQueue({ redis, clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } })
   }
@@ -137,6 +188,9 @@ export class CliContext {
 
   async close(): Promise<void> {
     await this.trail.close()
+    const db = this.#database
+    this.#database = undefined
+    await db?.close()
     const redis = this.#redis
     this.#redis = undefined
     if (redis) await redis.quit().catch(() => redis.disconnect())

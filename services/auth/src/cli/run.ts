@@ -16,7 +16,7 @@ function asCliError(err: unknown): CliError {
   if (err instanceof AdminError) return new CliError(err.message, err.code === 'invalid' ? EXIT_USAGE : EXIT_FAILURE, err.code)
   if (err instanceof KeyLifecycleError) return new CliError(err.message, EXIT_FAILURE, err.code)
   if (err instanceof KeySetError) return new CliError(err.message, EXIT_FAILURE, 'key_set')
-  if (err instanceof StoreUnavailable) return new CliError(`Redis is unavailable: ${err.message}`, EXIT_FAILURE, 'unavailable')
+  if (err instanceof StoreUnavailable) return new CliError(`${err.message.startsWith('postgres:') ? 'PostgreSQL' : 'Redis'} is unavailable: ${err.message}`, EXIT_FAILURE, 'unavailable')
   // Anything else is a bug: one line, no stack trace (the message is enough to report it).
   return new CliError(`unexpected error: ${err instanceof Error ? err.message : String(err)}`, EXIT_FAILURE, 'internal')
 }

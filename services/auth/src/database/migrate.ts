@@ -1,5 +1,9 @@
+import { readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { runner } from 'node-pg-migrate'
+import pg from 'pg'
+import { pgCall, redactUrls } from './pg-call.js'
+import type { Pool } from './pool.js'
 
 /** services/auth/migrations, from src/database or dist/database alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
@@ -26,9 +30,14 @@ export async function migrateDatabase(url: string, opts: MigrateOptions = {}): P
   const deadline = Date.now() + (opts.lockWaitMs ?? 60_000)
   const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }
   for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    // Our own client, ended (and awaited) by us: node-pg-migrate's own end() is not awaited, and a
+    // connection still closing when the server goes away must not become an unhandled 'error'.
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+    client.on('error', () => undefined)
     try {
+      await client.connect()
       const applied = await runner({
-        databaseUrl: { connectionString: url, connectionTimeoutMillis: 10_000 },
+        dbClient: client,
         dir: MIGRATIONS_DIR,
         migrationsTable: MIGRATIONS_TABLE,
         direction: 'up',
@@ -44,6 +53,8 @@ export async function migrateDatabase(url: string, opts: MigrateOptions = {}): P
       const message = err instanceof Error ? err.message : String(err)
       if (!/Another migration is already running/.test(message) || Date.now() > deadline) throw new MigrationError(message, { cause: err })
       await new Promise((resolve) => setTimeout(resolve, wait))
+    } finally {
+      await client.end().catch(() => undefined)
     }
   }
 }
@@ -55,7 +66,21 @@ export class MigrationError extends Error {
   }
 }
 
-/** Driver messages can quote a connection string: never show its password. */
-function redactUrls(text: string): string {
-  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1REDACTED@')
+/**
+ * The migrations shipped with this version that the database has not applied (node-pg-migrate's
+ * record, compared with the files): the service refuses to start on an older schema unless
+ * DATABASE_MIGRATE=1. Throws StoreUnavailable when the database does not answer.
+ */
+export async function pendingMigrations(pool: Pool): Promise<string[]> {
+  const shipped = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -'.sql'.length)).sort()
+  const applied = await pgCall('migrations.check', async () => {
+    try {
+      return (await pool.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r) => r.name)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === '42P01') return [] // undefined_table: nothing applied yet
+      throw err
+    }
+  })
+  const done = new Set(applied)
+  return shipped.filter((n) => !done.has(n))
 }

@@ -13,11 +13,16 @@ export async function pgCall<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (err instanceof StoreUnavailable) throw err
     const code = (err as { code?: unknown }).code
     const reason = err instanceof Error ? err.message : String(err)
-    throw new StoreUnavailable(`postgres: ${op} failed: ${typeof code === 'string' ? `${code} ` : ''}${reason}`, { cause: err })
+    throw new StoreUnavailable(`postgres: ${op} failed: ${typeof code === 'string' ? `${code} ` : ''}${redactUrls(reason)}`, { cause: err })
   }
 }
 
 /** SQLSTATE 23505: a unique constraint refused the row (a name or email already taken). */
 export function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown }).code === '23505'
+}
+
+/** Driver messages can quote a connection string: never show its password. */
+export function redactUrls(text: string): string {
+  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/g, '$1REDACTED@')
 }

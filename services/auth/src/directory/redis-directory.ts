@@ -4,8 +4,8 @@
  */
 import { Cluster, type Redis } from 'ioredis'
 import { clientFromConfig, storedClientConfig, type AddClientResult, type Client, type ClientDirectory, type ClientPage } from './clients.js'
-import { parseAuthFileConfig, redirectUriProblem, type ClientConfig } from './config-file.js'
-import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
+import type { ClientConfig } from './config-file.js'
+import { storedClient } from './stored-client.js'
 import { redisCall as call } from '../store/redis-call.js'
 import { RedisChangeAnnouncer, type ChangeAnnouncer } from './directory-cache.js'
 import {
@@ -460,23 +460,13 @@ export class RedisClientDirectory implements ClientDirectory {
   }
 }
 
-/**
- * A record an older version stored may hold redirect URIs the rules now refuse (config-file.ts
- * redirectUriProblem: `http` to a network host, `javascript:`, a scheme without a dot) or a
- * back-channel URI over plain http. Those are left out, so they cannot be used, and the client
- * keeps working with the rest instead of every lookup and `clients list` failing with a 503.
- */
-function withoutRefusedUris(doc: object): object {
-  const d = { ...doc } as Record<string, unknown>
-  for (const field of ['redirect_uris', 'post_logout_redirect_uris']) {
-    const list = d[field]
-    if (Array.isArray(list)) d[field] = list.filter((u) => typeof u !== 'string' || redirectUriProblem(u) === null)
-  }
-  if (typeof d.backchannel_logout_uri === 'string' && backchannelLogoutUriProblem(d.backchannel_logout_uri) !== null) delete d.backchannel_logout_uri
-  return d
+function toClient(h: Record<string, string>): Client | null {
+  const c = clientConfigFromRecord(h)
+  return c === null ? null : clientFromConfig(c)
 }
 
-function toClient(h: Record<string, string>): Client | null {
+/** A client record's config-file form (with its secret hash), as `gatehouse db import-redis` copies it. */
+export function clientConfigFromRecord(h: Record<string, string>): ClientConfig | null {
   if (Object.keys(h).length === 0) return null
   let doc: unknown
   try {
@@ -484,12 +474,5 @@ function toClient(h: Record<string, string>): Client | null {
   } catch {
     throw new StoreUnavailable('redis: malformed client record')
   }
-  if (typeof doc !== 'object' || doc === null) throw new StoreUnavailable('redis: malformed client record')
-  const withSecret = withoutRefusedUris(h.secret_hash === undefined ? doc : { ...doc, client_secret_hash: h.secret_hash })
-  // The record was validated when it was added; re-checking costs little and keeps a hand-edited
-  // record from granting more than the config schema allows.
-  const { config, problems } = parseAuthFileConfig({ clients: [withSecret] }, 'client record')
-  const c = config.clients[0]
-  if (problems.length > 0 || c === undefined) throw new StoreUnavailable(`redis: malformed client record (${problems[0] ?? 'empty'})`)
-  return clientFromConfig(c)
+  return storedClient(doc, h.secret_hash, 'redis')
 }

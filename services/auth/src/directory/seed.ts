@@ -21,38 +21,65 @@ export interface SeedResult {
 }
 
 /**
+ * Which config-file entries were seeded already (a Redis set, a PostgreSQL table): each is
+ * seeded ONCE, so a password changed, or a user deleted, with the CLI is not undone by the next
+ * start.
+ */
+export interface SeedMarks {
+  has(marker: string): Promise<boolean>
+  add(marker: string): Promise<void>
+}
+
+/** The seeded markers in a Redis set. */
+export function redisSeedMarks(redis: Redis | Cluster, keyPrefix: string = DEFAULT_KEY_PREFIX): SeedMarks {
+  const key = directorySeededKey(keyPrefix)
+  return {
+    has: async (marker) => (await call('seed', () => redis.sismember(key, marker))) === 1,
+    add: async (marker) => void (await call('seed', () => redis.sadd(key, marker))),
+  }
+}
+
+/**
  * Seeds the store with the config file's users and clients (so a development
- * stack on Redis starts from the file), each entry ONCE: an entry already
- * seeded is remembered in a set and never written again, so a password
- * changed, or a user deleted, with the CLI is not undone by the next start.
+ * stack on Redis starts from the file), each entry once (SeedMarks).
  * An entry that already exists in the store is left alone too. Seeded users
  * keep `userIdFor(username)`, the subject the in-memory directory gives them.
  */
+export async function seedWith(
+  marks: SeedMarks,
+  dirs: { users: UserDirectory; clients: ClientDirectory },
+  file: Pick<AuthFileConfig, 'users' | 'clients'>,
+): Promise<SeedResult> {
+  const result: SeedResult = { users: 0, clients: 0 }
+  for (const u of file.users) {
+    const marker = `user:${canonicalUsername(u.username)}`
+    if (await marks.has(marker)) continue
+    if ((await dirs.users.findByUsername(u.username)) === null) {
+      const passwordHash = u.password_hash ?? (await hashPassword(u.password!))
+      const added = await dirs.users.add({ id: userIdFor(u.username), username: u.username, email: u.email, passwordHash, roles: u.roles, claims: u.claims, disabled: u.disabled })
+      if (added.status === 'created') result.users++
+    }
+    await marks.add(marker)
+  }
+  for (const c of file.clients) {
+    const marker = `client:${c.client_id}`
+    if (await marks.has(marker)) continue
+    if ((await dirs.clients.add(c)).status === 'created') result.clients++
+    await marks.add(marker)
+  }
+  return result
+}
+
+/** seedWith on Redis, then the mark that a whole pass finished (directorySeeded). */
 export async function seedDirectories(
   redis: Redis | Cluster,
   dirs: { users: UserDirectory; clients: ClientDirectory },
   file: Pick<AuthFileConfig, 'users' | 'clients'>,
   keyPrefix: string = DEFAULT_KEY_PREFIX,
 ): Promise<SeedResult> {
-  const seededKey = directorySeededKey(keyPrefix)
-  const result: SeedResult = { users: 0, clients: 0 }
-  for (const u of file.users) {
-    const marker = `user:${canonicalUsername(u.username)}`
-    if ((await call('seed', () => redis.sismember(seededKey, marker))) === 1) continue
-    if ((await dirs.users.findByUsername(u.username)) === null) {
-      const passwordHash = u.password_hash ?? (await hashPassword(u.password!))
-      const added = await dirs.users.add({ id: userIdFor(u.username), username: u.username, email: u.email, passwordHash, roles: u.roles, claims: u.claims, disabled: u.disabled })
-      if (added.status === 'created') result.users++
-    }
-    await call('seed', () => redis.sadd(seededKey, marker))
-  }
-  for (const c of file.clients) {
-    const marker = `client:${c.client_id}`
-    if ((await call('seed', () => redis.sismember(seededKey, marker))) === 1) continue
-    if ((await dirs.clients.add(c)).status === 'created') result.clients++
-    await call('seed', () => redis.sadd(seededKey, marker))
-  }
-  await call('seed', () => redis.sadd(seededKey, SEED_COMPLETE))
+  const marks = redisSeedMarks(redis, keyPrefix)
+  const result = await seedWith(marks, dirs, file)
+  await marks.add(SEED_COMPLETE)
   return result
 }
 

@@ -11,7 +11,7 @@ export type MetadataExtension = (issuer: string) => Record<string, unknown>
 export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataExtension[] = []): Record<string, unknown> {
   const iss = deps.config.issuer
   const scopes = new Set<string>(['openid', ...Object.keys(SCOPE_CLAIMS)])
-  for (const r of deps.config.file.resources) for (const s of r.scopes) scopes.add(s)
+  for (const r of deps.resources.list()) for (const s of r.scopes) scopes.add(s)
   const doc: Record<string, unknown> = {
     issuer: iss,
     authorization_endpoint: `${iss}/authorize`,

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthConfig } from '../config.js'
-import { MemoryClientDirectory } from '../directory/clients.js'
+import { MemoryClientDirectory, type ClientDirectory } from '../directory/clients.js'
 import type { AuthDeps } from './deps.js'
 import { openSigningKeys } from '../keys/key-manager.js'
 import { DirectoryKeeper, openRedisDirectories } from '../directory/seed.js'
@@ -11,7 +11,7 @@ import { RedisFamilyStore } from '../families/redis-family-store.js'
 import { shouldLogAnnouncement } from '../families/revocation-outbox.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
 import { AccessTokenIssuer } from '../tokens/access-tokens.js'
-import { MemoryUserDirectory } from '../directory/users.js'
+import { MemoryUserDirectory, type UserDirectory } from '../directory/users.js'
 import { MemoryAuthorizationCodeStore } from '../authorize/codes.js'
 import { RedisAuthorizationCodeStore } from '../authorize/redis-codes.js'
 import { MemoryReplayStore } from '../directory/replay.js'
@@ -22,11 +22,13 @@ import { DirectoryCache } from '../directory/directory-cache.js'
 import { MemoryLoginLimiter } from '../signin/login-limiter.js'
 import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
-import { familyStoreOptions, loginGateFor, loginLimitPolicy, redisLoginSessionStore } from './build.js'
+import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
+import { RedisChangeAnnouncer } from '../directory/directory-cache.js'
+import { fileResources } from '../directory/resources.js'
 
 export interface Runtime {
   deps: AuthDeps
-  /** Closes what the runtime opened (Redis connections). */
+  /** Closes what the runtime opened (Redis connections, the database pool). */
   close(): Promise<void>
 }
 
@@ -48,14 +50,22 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
 
   if (!config.redis) {
     log.warn('REDIS_URL is not set: refresh tokens live in this process only (development only)')
+    // With DATABASE_URL, users, clients and resources live in PostgreSQL (no other replica to tell).
+    const db = config.database ? await openDatabase(config.database, { log, applyMigrations: true, seed: config.file }).catch(async (err: unknown) => {
+      await signing.close()
+      await audit.close()
+      throw err
+    }) : null
     // In one process "announcing" a revocation means the in-process list (nobody else listens).
     const revocations = new NoopRevocationPublisher()
     const families = new MemoryFamilyStore({ ...familyOptions, announce: (sid, exp) => void revocations.publish(sid, exp) })
-    const users = await MemoryUserDirectory.fromConfig(config.file.users)
-    const clients = new MemoryClientDirectory(config.file.clients)
+    const users = db?.users ?? (await MemoryUserDirectory.fromConfig(config.file.users))
+    const clients = db?.clients ?? new MemoryClientDirectory(config.file.clients)
     const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
     const deps: AuthDeps = {
       config, clock, families, users, clients, keys, tokens, metrics, revocations, audit, ping: () => families.ping(),
+      resources: db?.resources ?? fileResources(config.file.resources),
+      ...(db ? { pingDatabase: () => db.ping() } : {}),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
@@ -69,18 +79,25 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
         await signing.close()
         await families.close()
         await audit.close()
+        await db?.close()
       },
     }
   }
 
   const redis = createRedis(config.redis)
-  // Users and clients live in Redis, seeded once from the config file (seed.ts).
-  const { users, clients } = await openRedisDirectories(redis, config.file, log, clock).catch((err: unknown) => {
+  // Users and clients live in PostgreSQL (DATABASE_URL), else in Redis; seeded once from the config file.
+  const opened: Database | { users: UserDirectory; clients: ClientDirectory } = await (
+    config.database
+      ? openDatabase(config.database, { log, applyMigrations: true, seed: config.file, changes: new RedisChangeAnnouncer(redis) })
+      : openRedisDirectories(redis, config.file, log, clock)
+  ).catch((err: unknown) => {
     redis.disconnect()
     void signing.close()
     void audit.close()
     throw err
   })
+  const { users, clients } = opened
+  const database = 'pool' in opened ? opened : null
   // The store announces each revocation in the script that revokes it (issue 20).
   const families = new RedisFamilyStore({
     redis, ...familyOptions,
@@ -101,11 +118,13 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     redis.disconnect()
     void signing.close()
     void audit.close()
+    void database?.close()
     throw err
   })
   // Seeds the directory again should Redis come back without it (seed.ts).
-  const keeper = new DirectoryKeeper({ redis: background, dirs: { users, clients }, file: config.file, log })
-  keeper.start()
+  // (With PostgreSQL the directory does not live in Redis: nothing to seed again.)
+  const keeper = database ? null : new DirectoryKeeper({ redis: background, dirs: { users, clients }, file: config.file, log })
+  keeper?.start()
   // Clients and users by id, copied in this process so that /token reads no record from Redis per
   // request (a rotation is one round trip), kept exact by announcements (directory-cache.ts).
   const directory = new DirectoryCache({ redis, clock })
@@ -123,7 +142,9 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     audit,
     revocations: new RedisRevocationPublisher(redis, clock),
     ping: () => families.ping(),
-    directoryReady: () => keeper.check(),
+    resources: database?.resources ?? fileResources(config.file.resources),
+    ...(keeper ? { directoryReady: () => keeper.check() } : {}),
+    ...(database ? { pingDatabase: () => database.ping() } : {}),
     // Same connection as the families (the families store closes it).
     sessions: redisLoginSessionStore(redis, clock),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
@@ -135,10 +156,11 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     deps,
     close: async () => {
       await backchannel.worker.stop()
-      keeper.close()
+      keeper?.close()
       await directory.close()
       await signing.close()
       await families.close()
+      await database?.close()
       redis.disconnect()
       background.disconnect()
       await audit.close()

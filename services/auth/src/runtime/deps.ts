@@ -12,6 +12,7 @@ import type { FamilyStore } from '../families/types.js'
 import type { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import type { UserDirectory } from '../directory/users.js'
 import type { AuditTrail } from '../audit/trail.js'
+import type { ResourceCatalog } from '../directory/resources.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -41,4 +42,8 @@ export interface AuthDeps {
   ping(): Promise<void>
   /** With Redis: false while the users and clients are missing from the store (being seeded again; seed.ts). */
   directoryReady?: () => Promise<boolean>
+  /** The resource services (audiences and scopes), held in memory. */
+  resources: ResourceCatalog
+  /** With DATABASE_URL: resolves when PostgreSQL answers; throws StoreUnavailable otherwise. */
+  pingDatabase?: () => Promise<void>
 }
