@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildApp, loadConfig } from '../src/index.js'
-import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
+import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
 
 /**
  * Issue 20, defect 6: during an issuer outage every request the service cannot check used to log
@@ -8,7 +8,7 @@ import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
  * counted, one line per interval.
  */
 
-const auth = await startAuthDouble()
+const auth = await startFakeIssuer()
 t.teardown(() => auth.close())
 
 t.test('N requests that cannot be checked during an outage write O(1) lines', async (t) => {
