@@ -9,8 +9,8 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, CLI_BASIC, RESOURCE_SCRIPT, collectLines, eventually, postToken, refused, slowRequest, waitForLine } from './helpers.js'
+import { CLI_BASIC, eventually, postToken, startStack } from '@gatehouse/test-harness'
+import { collectLines, refused, slowRequest, waitForLine } from './helpers.js'
 
 const COOKIE_SECRET = randomBytes(32).toString('base64url')
 
@@ -23,18 +23,12 @@ async function burst(lines: string[], count: number, send: (requestId: string) =
 }
 
 t.test('auth: SIGTERM during requests fails none of them', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const port = await freePort()
-  const issuer = `http://127.0.0.1:${port}`
-  const auth = await startService({
-    script: AUTH_SCRIPT,
-    port,
+  const { issuer, auth } = await startStack(t, {
     // Room for a burst of parallel logins of one user (the login limiter would queue them).
-    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET, LOG_LEVEL: 'debug', LOGIN_MAX_ATTEMPTS: '1000' },
-    readyPath: '/readyz',
+    auth: { COOKIE_SECRET, LOG_LEVEL: 'debug', LOGIN_MAX_ATTEMPTS: '1000' },
+    resource: false,
   })
-  t.teardown(() => auth.stop())
+  const port = auth.port
   const lines = collectLines(auth.child)
   t.equal((await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })).status, 200, 'serving')
 
@@ -79,15 +73,8 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
 })
 
 t.test('resource: SIGTERM during requests fails none of them', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({ script: AUTH_SCRIPT, port: authPort, env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET }, readyPath: '/readyz' })
-  t.teardown(() => auth.stop())
-  const port = await freePort()
-  const resource = await startService({ script: RESOURCE_SCRIPT, port, env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'debug' }, readyPath: '/readyz' })
-  t.teardown(() => resource.stop())
+  const { issuer, resource } = await startStack(t, { auth: { COOKIE_SECRET }, resource: { LOG_LEVEL: 'debug' } })
+  const port = resource.port
   const lines = collectLines(resource.child)
   const login = await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })
   const at = login.body.access_token as string
