@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { rmSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
+import { forgetDirectory, killAtExit, removeAtExit } from './exit-hooks.js'
 import { freePort } from './ports.js'
 import { withClient } from './redis-client.js'
 
@@ -16,36 +16,16 @@ import { withClient } from './redis-client.js'
 
 export const HOST = '127.0.0.1'
 
-const live = new Set<ChildProcess>()
-const liveDirs = new Set<string>()
-let exitHookInstalled = false
-
-function installExitHook(): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.once('exit', () => {
-    for (const c of live) c.kill('SIGKILL')
-    for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
-  })
-}
-
-function track(child: ChildProcess): void {
-  installExitHook()
-  live.add(child)
-  child.once('exit', () => live.delete(child))
-}
-
 /** A temporary directory removed by removeDir(), or at exit. */
 export async function makeTempDir(prefix: string): Promise<string> {
-  installExitHook()
   const dir = await mkdtemp(join(tmpdir(), prefix))
-  liveDirs.add(dir)
+  removeAtExit(dir)
   return dir
 }
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true })
-  liveDirs.delete(dir)
+  forgetDirectory(dir)
 }
 
 /** Polls `probe` every `intervalMs` until it returns true, at most `timeoutMs`; then throws `what`. */
@@ -103,7 +83,7 @@ export interface SpawnRedisOptions {
 export async function spawnRedisServer(opts: SpawnRedisOptions): Promise<ServerProcess> {
   const { port } = opts
   const child = spawn('redis-server', opts.args, { stdio: 'ignore' })
-  track(child)
+  killAtExit(child)
   child.unref()
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve()
@@ -121,7 +101,7 @@ export async function spawnRedisServer(opts: SpawnRedisOptions): Promise<ServerP
           stdio: ['pipe', 'ignore', 'ignore'],
         })
   if (watchdog !== null) {
-    track(watchdog)
+    killAtExit(watchdog)
     watchdog.unref()
     ;(watchdog.stdin as unknown as Socket | null)?.unref?.()
     watchdog.on('error', () => undefined)

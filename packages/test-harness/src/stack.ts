@@ -31,6 +31,8 @@ export interface StackOptions {
   redis?: RedisServer
   /** The REDIS_URL the auth service gets instead of the server's own (e.g. a proxy's in front of it). */
   authRedisUrl?: string
+  /** Auth replicas sharing that environment (and Redis), started one after the other; default 1. The first one's URL is the ISSUER. */
+  authReplicas?: number
   /** Bound of each service's start-up; default 60 s. */
   timeoutMs?: number
 }
@@ -39,7 +41,12 @@ export interface AuthStack {
   redis: RedisServer
   /** The auth service's URL, its ISSUER. */
   issuer: string
+  /** The (first) auth replica. */
   auth: ServiceProcess
+  /** Every auth replica, `auth` first. */
+  replicas: ServiceProcess[]
+  /** The auth replicas' whole environment (for the CLI against the same Redis and keys). */
+  authEnv: Record<string, string>
 }
 
 export interface Stack extends AuthStack {
@@ -55,24 +62,26 @@ export async function startStack(t: Teardown, options: StackOptions = {}): Promi
     t.teardown(() => own.stop())
     redis = own
   }
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({
-    script: AUTH_SCRIPT,
-    port: authPort,
-    env: { LOG_LEVEL: 'info', ...options.auth, ISSUER: issuer, REDIS_URL: options.authRedisUrl ?? redis.url },
-    readyPath: '/readyz',
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-  })
-  t.teardown(() => auth.stop())
-  if (options.resource === false) return { redis, issuer, auth }
+  const ports: number[] = []
+  for (let i = 0; i < (options.authReplicas ?? 1); i++) ports.push(await freePort())
+  const issuer = `http://127.0.0.1:${ports[0]}`
+  const authEnv = { LOG_LEVEL: 'info', ...options.auth, ISSUER: issuer, REDIS_URL: options.authRedisUrl ?? redis.url }
+  const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
+  const replicas: ServiceProcess[] = []
+  for (const port of ports) {
+    const replica = await startService({ script: AUTH_SCRIPT, port, env: authEnv, readyPath: '/readyz', ...timeout })
+    t.teardown(() => replica.stop())
+    replicas.push(replica)
+  }
+  const auth = replicas[0]!
+  if (options.resource === false) return { redis, issuer, auth, replicas, authEnv }
   const resource = await startService({
     script: RESOURCE_SCRIPT,
     port: await freePort(),
     env: { LOG_LEVEL: 'info', ...options.resource, ISSUER: issuer, REDIS_URL: redis.url },
     readyPath: '/readyz',
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...timeout,
   })
   t.teardown(() => resource.stop())
-  return { redis, issuer, auth, resource }
+  return { redis, issuer, auth, replicas, authEnv, resource }
 }
