@@ -7,9 +7,9 @@
  * service logs that it received it (its "incoming request" line, logged at debug), then SIGTERM,
  * and only then the rest of the body.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import { CLI_BASIC, eventually, postToken, startStack } from '@gatehouse/test-harness'
+import { CLI_BASIC, eventually, postToken, startStack, type ServiceProcess } from '@gatehouse/test-harness'
 import { collectLines, refused, slowRequest, waitForLine } from './helpers.js'
 
 const COOKIE_SECRET = randomBytes(32).toString('base64url')
@@ -20,6 +20,21 @@ async function burst(lines: string[], count: number, send: (requestId: string) =
   const results = ids.map((id) => send(id).catch(() => -1))
   for (const id of ids) await waitForLine(lines, new RegExp(`"reqId":"${id}".*incoming request`))
   return results
+}
+
+/**
+ * Sends SIGTERM and checks that the service says it is stopping and then refuses new connections;
+ * `exited` resolves with its exit code (awaited once the requests in flight are checked: the
+ * process ends only after them).
+ */
+async function terminate(t: Test, svc: ServiceProcess, lines: string[]): Promise<{ exited: Promise<number | null> }> {
+  const exitCode = new Promise<number | null>((resolve) => svc.child.once('exit', (code) => resolve(code)))
+  svc.child.kill('SIGTERM')
+  await waitForLine(lines, /"event":"service.stopping"/)
+  // The stopping line is written just before the listener closes (one step of fastify's close
+  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
+  t.ok(await eventually('the listener to close', () => refused(svc.port), (r) => r, 5000), 'after the signal, new connections are refused')
+  return { exited: exitCode }
 }
 
 t.test('auth: SIGTERM during requests fails none of them', async (t) => {
@@ -51,12 +66,7 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
     return res.status
   })
 
-  const exitCode = new Promise<number | null>((resolve) => auth.child.once('exit', (code) => resolve(code)))
-  auth.child.kill('SIGTERM')
-  await waitForLine(lines, /"event":"service.stopping"/)
-  // The stopping line is written just before the listener closes (one step of fastify's close
-  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
-  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
+  const { exited } = await terminate(t, auth, lines)
 
   slow.finish()
   const slowResult = await slow.response
@@ -64,7 +74,7 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
   t.match(JSON.parse(slowResult.body), { token_type: 'Bearer', refresh_token: String })
   t.same(await Promise.all(logins), Array(24).fill(200), 'every request received before the signal completed with 200')
 
-  t.equal(await exitCode, 0, 'exit code 0')
+  t.equal(await exited, 0, 'exit code 0')
   const stopping = lines.findIndex((l) => l.includes('"event":"service.stopping"'))
   const stopped = lines.findIndex((l) => l.includes('"event":"service.stopped"'))
   const slowDone = lines.findIndex((l) => l.includes('"reqId":"slow-login"') && l.includes('request completed'))
@@ -93,17 +103,12 @@ t.test('resource: SIGTERM during requests fails none of them', async (t) => {
     return res.status
   })
 
-  const exitCode = new Promise<number | null>((resolve) => resource.child.once('exit', (code) => resolve(code)))
-  resource.child.kill('SIGTERM')
-  await waitForLine(lines, /"event":"service.stopping"/)
-  // The stopping line is written just before the listener closes (one step of fastify's close
-  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
-  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
+  const { exited } = await terminate(t, resource, lines)
   slow.finish()
   const created = await slow.response
   t.equal(created.status, 201, 'the request in flight at the signal completed')
   t.match(JSON.parse(created.body), { title: 'written during shutdown' })
   t.same(await Promise.all(reads), Array(50).fill(200), 'every request received before the signal completed with 200')
-  t.equal(await exitCode, 0, 'exit code 0')
+  t.equal(await exited, 0, 'exit code 0')
   t.notMatch(lines.join('\n'), /"level":50/, 'no error logged')
 })
