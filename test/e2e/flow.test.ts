@@ -4,63 +4,25 @@
  * ports, driven over real HTTP (issue: foundation).
  */
 import t from 'tap'
-import { fileURLToPath } from 'node:url'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const basic = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
-
-async function token(issuer: string, params: Record<string, string>) {
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
-    body: new URLSearchParams(params),
-  })
-  return { status: res.status, body: (await res.json()) as Record<string, string> }
-}
+import { eventually, getJson, postToken, startStack } from '@gatehouse/test-harness'
 
 async function me(resource: string, accessToken: string) {
-  const res = await fetch(`${resource}/me`, { headers: { authorization: `Bearer ${accessToken}` } })
-  return { status: res.status, www: res.headers.get('www-authenticate'), body: (await res.json()) as Record<string, unknown> }
-}
-
-/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
-async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (check(v)) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  const res = await getJson(`${resource}/me`, accessToken)
+  return { status: res.status, www: res.headers.get('www-authenticate'), body: res.body }
 }
 
 t.test('password login, API call, expiry, refresh, reuse detection', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({
-    script: `${root}/services/auth/dist/server.js`,
-    port: authPort,
-    env: { ISSUER: issuer, REDIS_URL: redis.url, ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '0', LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
+  const { issuer, auth, resource } = await startStack(t, {
+    auth: { ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '0' },
+    resource: { CLOCK_TOLERANCE: '0' },
   })
-  t.teardown(() => auth.stop())
-  const resource = await startService({
-    script: `${root}/services/resource/dist/server.js`,
-    port: await freePort(),
-    env: { ISSUER: issuer, REDIS_URL: redis.url, CLOCK_TOLERANCE: '0', LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
-  })
-  t.teardown(() => resource.stop())
 
   // any JOSE library can verify the token from discovery + JWKS
   const discovery = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string; issuer: string }
   t.equal(discovery.issuer, issuer)
 
-  const login = await token(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })
+  const login = await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })
   t.equal(login.status, 200)
   const { payload } = await jwtVerify(login.body.access_token!, createRemoteJWKSet(new URL(discovery.jwks_uri)), { issuer, audience: 'api://resource', typ: 'at+jwt' })
   t.same(payload.roles, ['admin'])
@@ -76,16 +38,16 @@ t.test('password login, API call, expiry, refresh, reuse detection', async (t) =
   t.equal(expired.status, 401)
   t.match(expired.www, /^Bearer realm="[^"]*", error="invalid_token"/)
 
-  const refreshed = await token(issuer, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
+  const refreshed = await postToken(issuer, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
   t.equal(refreshed.status, 200)
   t.not(refreshed.body.refresh_token, login.body.refresh_token)
   t.equal((await me(resource.url, refreshed.body.access_token!)).status, 200, 'carry on with the new token')
 
   // the spent token again (grace 0): reuse, the whole family is revoked
-  const reuse = await token(issuer, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
+  const reuse = await postToken(issuer, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
   t.equal(reuse.status, 400)
   t.equal(reuse.body.error, 'invalid_grant')
-  const current = await token(issuer, { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token! })
+  const current = await postToken(issuer, { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token! })
   t.equal(current.body.error, 'invalid_grant', 'the current refresh token is revoked too')
 
   // the revocation reaches the resource service before the access token expires

@@ -12,15 +12,8 @@
  * with it, and stayed published while tokens it signed were alive.
  */
 import t, { type Test } from 'tap'
-import { fileURLToPath } from 'node:url'
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
-import { freePort, runProcess, startRedis, startService, type RedisServer, type ServiceProcess } from '@gatehouse/test-harness'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const AUTH = `${root}/services/auth/dist/server.js`
-const RESOURCE = `${root}/services/resource/dist/server.js`
-const CLI = `${root}/services/auth/dist/cli/main.js`
-const basic = (id: string, secret: string) => 'Basic ' + Buffer.from(`${id}:${secret}`).toString('base64')
+import { CLI_BASIC, CLI_SCRIPT, basicAuth, postToken, runProcess, startStack, type Stack } from '@gatehouse/test-harness'
 
 // publish delay 2 + 1 + 1 = 4 s; activation 1 s ahead; retire delay 4 + 1 + 1 = 6 s
 const JWKS_MAX_AGE = 2
@@ -43,39 +36,9 @@ async function until(at: number, boundMs = 30_000): Promise<void> {
   while (Date.now() < at) await sleep(Math.min(100, at - Date.now()))
 }
 
-interface Stack {
-  redis: RedisServer
-  issuer: string
-  replicas: ServiceProcess[]
-  resource: ServiceProcess
-  env: Record<string, string>
-}
-
-async function startStack(t: Test, extra: Record<string, string> = {}): Promise<Stack> {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const ports = [await freePort(), await freePort()]
-  const issuer = `http://127.0.0.1:${ports[0]}`
-  const env = { ...KEY_ENV, ...extra, REDIS_URL: redis.url, ISSUER: issuer }
-  const replicas: ServiceProcess[] = []
-  for (const port of ports) {
-    const r = await startService({ script: AUTH, port, env, readyPath: '/readyz' })
-    t.teardown(() => r.stop())
-    replicas.push(r)
-  }
-  const resource = await startService({
-    script: RESOURCE,
-    port: await freePort(),
-    env: { ISSUER: issuer, REDIS_URL: redis.url, CLOCK_TOLERANCE: '1', LOG_LEVEL: 'warn' },
-    readyPath: '/readyz',
-  })
-  t.teardown(() => resource.stop())
-  return { redis, issuer, replicas, resource, env }
-}
-
-async function post(url: string, params: Record<string, string>, authorization: string) {
-  const res = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization }, body: new URLSearchParams(params) })
-  return { status: res.status, body: (await res.json()) as Record<string, string> }
+/** Two auth replicas sharing the key set in Redis, and the resource service in front. */
+async function startKeyStack(t: Test, extra: Record<string, string> = {}): Promise<Stack> {
+  return await startStack(t, { authReplicas: 2, auth: { ...KEY_ENV, ...extra }, resource: { CLOCK_TOLERANCE: '1', LOG_LEVEL: 'warn' } })
 }
 
 interface Seen {
@@ -121,8 +84,8 @@ function loadGenerator(stack: Stack, refreshTokens: string[]) {
       const userRound = w % 2 === 0
       requests++
       const got = userRound
-        ? await post(url, { grant_type: 'refresh_token', refresh_token: refresh }, basic('cli', 'cli-secret'))
-        : await post(url, { grant_type: 'client_credentials', scope: 'internal:read' }, basic('reporting-service', 'reporting-secret'))
+        ? await postToken(url, { grant_type: 'refresh_token', refresh_token: refresh }, CLI_BASIC)
+        : await postToken(url, { grant_type: 'client_credentials', scope: 'internal:read' }, basicAuth('reporting-service', 'reporting-secret'))
       if (got.status !== 200) {
         failures.push(`worker ${w}: ${userRound ? 'refresh' : 'client_credentials'} at replica ${replica} answered ${got.status} ${JSON.stringify(got.body)}`)
         continue
@@ -157,7 +120,7 @@ function loadGenerator(stack: Stack, refreshTokens: string[]) {
 }
 
 async function cli(stack: Stack, args: string[]): Promise<Record<string, unknown>> {
-  const r = await runProcess([CLI, ...args, '--json'], { ...stack.env, GATEHOUSE_ACTOR: 'rotation-test' })
+  const r = await runProcess([CLI_SCRIPT, ...args, '--json'], { ...stack.authEnv, GATEHOUSE_ACTOR: 'rotation-test' })
   if (r.code !== 0) throw new Error(`gatehouse ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
   return JSON.parse(r.stdout) as Record<string, unknown>
 }
@@ -166,7 +129,7 @@ async function logins(stack: Stack, n: number): Promise<string[]> {
   // Setup only: the load itself never uses the password grant.
   const out: string[] = []
   for (let i = 0; i < n; i++) {
-    const r = await post(stack.replicas[i % 2]!.url, { grant_type: 'password', username: i % 2 ? 'bob' : 'alice', password: i % 2 ? 'bob-password' : 'alice-password' }, basic('cli', 'cli-secret'))
+    const r = await postToken(stack.replicas[i % 2]!.url, { grant_type: 'password', username: i % 2 ? 'bob' : 'alice', password: i % 2 ? 'bob-password' : 'alice-password' }, CLI_BASIC)
     if (r.status !== 200) throw new Error(`login failed: ${JSON.stringify(r.body)}`)
     out.push(r.body.refresh_token!)
   }
@@ -174,7 +137,7 @@ async function logins(stack: Stack, n: number): Promise<string[]> {
 }
 
 t.test('manual rotation through the CLI under load: zero failed requests', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startKeyStack(t)
   const load = loadGenerator(stack, await logins(stack, 8))
 
   const before = (await cli(stack, ['keys', 'list'])) as { keys: { kid: string; state: string }[] }
@@ -214,7 +177,7 @@ t.test('manual rotation through the CLI under load: zero failed requests', async
 
 t.test('automatic rotation under load: each step taken by exactly one replica, zero failed requests', async (t) => {
   // Every 7 s a key is added (scheduled 4 s ahead), so each key signs for 7 s; retired 6 s later.
-  const stack = await startStack(t, { KEY_ROTATION_INTERVAL: '7' })
+  const stack = await startKeyStack(t, { KEY_ROTATION_INTERVAL: '7' })
   const load = loadGenerator(stack, await logins(stack, 6))
   const deadline = Date.now() + 45_000
   const steps = (event: string) => stack.replicas.flatMap((r) => r.output.filter((l) => l.includes(`"event":"${event}"`)).map((l) => JSON.parse(l) as { kid: string }))

@@ -12,18 +12,13 @@ import { createHash } from 'node:crypto'
 import { writeFileSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
-import { chromium, type Browser } from 'playwright-core'
-import { freePort, runProcess, startRedis, startService } from '@gatehouse/test-harness'
+import { CLI_SCRIPT, REPO_ROOT, basicAuth, eventually, getJson, launchChromium, postToken, runProcess, startStack } from '@gatehouse/test-harness'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const BIN = `${root}/services/auth/dist/cli/main.js`
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const STEP_TIMEOUT_MS = 20_000
 const VERIFIER = 'dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk'
 const CHALLENGE = createHash('sha256').update(VERIFIER).digest('base64url')
-const RP_AUTH = 'Basic ' + Buffer.from('browser-rp:browser-rp-secret').toString('base64')
+const RP_AUTH = basicAuth('browser-rp', 'browser-rp-secret')
 
 /** The relying party: its redirect URI (/callback) and its back-channel logout endpoint (/backchannel). */
 async function startCallbackServer(): Promise<{ server: Server; port: number; hits: URL[]; logouts: { contentType: string; body: URLSearchParams }[] }> {
@@ -47,24 +42,8 @@ async function startCallbackServer(): Promise<{ server: Server; port: number; hi
   return { server, port: (server.address() as AddressInfo).port, hits, logouts }
 }
 
-async function tokenRequest(issuer: string, params: Record<string, string>) {
-  const res = await fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: RP_AUTH }, body: new URLSearchParams(params) })
-  return { status: res.status, body: (await res.json()) as Record<string, string> }
-}
-
 async function me(resource: string, accessToken: string): Promise<number> {
-  return (await fetch(`${resource}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status
-}
-
-/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
-async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (check(v)) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  return (await getJson(`${resource}/me`, accessToken)).status
 }
 
 t.test('a password change with the CLI ends the browser session, the refresh tokens and the access tokens', async (t) => {
@@ -72,7 +51,7 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
   t.teardown(() => new Promise<void>((resolve) => rp.server.close(() => resolve())))
   const redirectUri = `http://127.0.0.1:${rp.port}/callback`
   const dir = t.testdir({})
-  const config = JSON.parse(readFileSync(`${root}/services/auth/config/dev.json`, 'utf8')) as { clients: unknown[] }
+  const config = JSON.parse(readFileSync(`${REPO_ROOT}services/auth/config/dev.json`, 'utf8')) as { clients: unknown[] }
   config.clients.push({
     client_id: 'browser-rp', client_name: 'Browser test app', token_endpoint_auth_method: 'client_secret_basic', client_secret: 'browser-rp-secret',
     grant_types: ['authorization_code', 'refresh_token'], scope: 'openid profile documents:read', redirect_uris: [redirectUri],
@@ -81,38 +60,16 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
   writeFileSync(`${dir}/auth.json`, JSON.stringify(config))
   writeFileSync(`${dir}/new-password`, 'a-brand-new-password\n')
 
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({
-    script: `${root}/services/auth/dist/server.js`,
-    port: authPort,
-    env: { ISSUER: issuer, REDIS_URL: redis.url, AUTH_CONFIG_FILE: `${dir}/auth.json`, LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
-  })
-  t.teardown(() => auth.stop())
-  const resource = await startService({
-    script: `${root}/services/resource/dist/server.js`,
-    port: await freePort(),
-    env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
-  })
-  t.teardown(() => resource.stop())
+  const { redis, issuer, resource } = await startStack(t, { auth: { AUTH_CONFIG_FILE: `${dir}/auth.json` } })
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const browser = await launchChromium({ timeoutMs: STEP_TIMEOUT_MS })
   t.teardown(() => browser.close())
   const context = await browser.newContext()
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_TIMEOUT_MS)
   const authorizeUrl = (state: string) =>
     `${issuer}/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'browser-rp', redirect_uri: redirectUri, scope: 'openid profile documents:read', state, code_challenge: CHALLENGE, code_challenge_method: 'S256' })}`
-  const exchange = async (code: string) => await tokenRequest(issuer, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: VERIFIER })
+  const exchange = async (code: string) => await postToken(issuer, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: VERIFIER }, RP_AUTH)
 
   // Sign in through the real login page.
   await page.goto(authorizeUrl('first'))
@@ -133,7 +90,7 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
   for (const tokens of [first, second]) t.equal(await me(resource.url, tokens.body.access_token!), 200)
 
   // The operator changes the password with the built binary, on the same Redis.
-  const changed = await runProcess([BIN, 'users', 'set-password', 'alice', '--password-file', `${dir}/new-password`, '--json'], { REDIS_URL: redis.url, GATEHOUSE_ACTOR: 'e2e' })
+  const changed = await runProcess([CLI_SCRIPT, 'users', 'set-password', 'alice', '--password-file', `${dir}/new-password`, '--json'], { REDIS_URL: redis.url, GATEHOUSE_ACTOR: 'e2e' })
   t.equal(changed.code, 0, changed.stderr)
   const out = JSON.parse(changed.stdout) as { ended_sessions: string[]; revoked_families: string[] }
   t.equal(out.ended_sessions.length, 1)
@@ -145,7 +102,7 @@ t.test('a password change with the CLI ends the browser session, the refresh tok
   }
   // Every old refresh token is invalid_grant.
   for (const tokens of [first, second]) {
-    const r = await tokenRequest(issuer, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token! })
+    const r = await postToken(issuer, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token! }, RP_AUTH)
     t.equal(r.status, 400)
     t.equal(r.body.error, 'invalid_grant')
   }

@@ -16,8 +16,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import t from 'tap'
 import { SignJWT, generateKeyPair } from 'jose'
-import { freePort, startService, type ServiceProcess } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, metric, postToken, scrape } from '../ops/helpers.js'
+import { freePort, startService, type ServiceProcess, AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, postToken } from '@gatehouse/test-harness'
+import { metric, scrape } from '../ops/helpers.js'
 
 const COOKIE_SECRET = randomBytes(32).toString('base64url')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

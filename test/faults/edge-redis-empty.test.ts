@@ -7,23 +7,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, eventually, getJson, postToken } from '../ops/helpers.js'
+import { eventually, getJson, postToken, startStack } from '@gatehouse/test-harness'
 
 const REPORTING = 'Basic ' + Buffer.from('reporting-service:reporting-secret').toString('base64')
 
 t.test('Redis restarted empty: identities come back without a restart; readiness tells the truth', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const port = await freePort()
-  const issuer = `http://127.0.0.1:${port}`
-  const auth = await startService({
-    script: AUTH_SCRIPT,
-    port,
-    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET: randomBytes(32).toString('base64url'), LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
-  })
-  t.teardown(() => auth.stop())
+  const { redis, issuer, auth } = await startStack(t, { auth: { COOKIE_SECRET: randomBytes(32).toString('base64url') }, resource: false })
   const pid = auth.child.pid
 
   const statuses: number[] = []

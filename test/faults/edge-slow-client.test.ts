@@ -7,8 +7,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { freePort, startService, type ServiceProcess } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, RESOURCE_SCRIPT } from '../ops/helpers.js'
+import { freePort, startService, type ServiceProcess, AUTH_SCRIPT, RESOURCE_SCRIPT } from '@gatehouse/test-harness'
 
 const TIMEOUTS = { HTTP_REQUEST_TIMEOUT: '2', HTTP_HEADERS_TIMEOUT: '1', HTTP_KEEP_ALIVE_TIMEOUT: '1' }
 /** Longest a test waits for a cut: the limit plus the sweep interval and a generous margin. */

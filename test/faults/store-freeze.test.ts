@@ -14,42 +14,23 @@
  * once (well within it): both margins are seconds, so the outcome does not depend on scheduling.
  */
 import t from 'tap'
-import { fileURLToPath } from 'node:url'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
+import { postToken, startStack } from '@gatehouse/test-harness'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const CLI = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
 const RECENT_REVOCATIONS_KEY = 'gatehouse:revocations:recent'
 const GRACE_S = 5
 const FREEZE_MS = 10_000
 const CLIENTS = 5
 
-async function token(issuer: string, params: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: CLI },
-    body: new URLSearchParams(params),
-  })
-  return { status: res.status, body: (await res.json()) as Record<string, string> }
-}
-
 t.test(`Redis frozen ${FREEZE_MS} ms (grace ${GRACE_S} s) under rotations: no family revoked, no 500`, async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const admin = await redis.client()
-  t.teardown(() => admin.close())
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({
-    script: `${root}/services/auth/dist/server.js`,
-    port: authPort,
-    env: { ISSUER: issuer, REDIS_URL: redis.url, REFRESH_REUSE_GRACE: String(GRACE_S), LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
+  const { redis, issuer, auth } = await startStack(t, {
+    auth: { REFRESH_REUSE_GRACE: String(GRACE_S) },
+    resource: false,
     timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
   })
-  t.teardown(() => auth.stop())
+  const admin = await redis.client()
+  t.teardown(() => admin.close())
 
-  const logins = await Promise.all(Array.from({ length: CLIENTS }, () => token(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })))
+  const logins = await Promise.all(Array.from({ length: CLIENTS }, () => postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })))
   t.ok(logins.every((l) => l.status === 200), `${CLIENTS} clients logged in`)
   const held = logins.map((l) => l.body.refresh_token!)
   const statuses: number[] = []
@@ -62,7 +43,7 @@ t.test(`Redis frozen ${FREEZE_MS} ms (grace ${GRACE_S} s) under rotations: no fa
   })
   // Each client tries to rotate, times out (503), and tries again: both commands wait in Redis.
   for (let attempt = 0; attempt < 2; attempt++) {
-    const answers = await Promise.all(held.map((rt) => token(issuer, { grant_type: 'refresh_token', refresh_token: rt })))
+    const answers = await Promise.all(held.map((rt) => postToken(issuer, { grant_type: 'refresh_token', refresh_token: rt })))
     for (const a of answers) statuses.push(a.status)
     t.ok(answers.every((a) => a.status === 503 && a.body.error === 'temporarily_unavailable'), `attempt ${attempt + 1} during the freeze: 503 temporarily_unavailable`)
   }
@@ -76,7 +57,7 @@ t.test(`Redis frozen ${FREEZE_MS} ms (grace ${GRACE_S} s) under rotations: no fa
     held.map(async (rt) => {
       const deadline = Date.now() + 5_000
       for (;;) {
-        const a = await token(issuer, { grant_type: 'refresh_token', refresh_token: rt })
+        const a = await postToken(issuer, { grant_type: 'refresh_token', refresh_token: rt })
         statuses.push(a.status)
         if (a.status !== 503 || Date.now() > deadline) return a
         await new Promise((r) => setTimeout(r, 20))
@@ -84,7 +65,7 @@ t.test(`Redis frozen ${FREEZE_MS} ms (grace ${GRACE_S} s) under rotations: no fa
     }),
   )
   t.same(after.map((a) => a.status), after.map(() => 200), 'every retry after the thaw gets tokens (a retry, not reuse)')
-  const next = await Promise.all(after.map((a) => token(issuer, { grant_type: 'refresh_token', refresh_token: a.body.refresh_token ?? 'x' })))
+  const next = await Promise.all(after.map((a) => postToken(issuer, { grant_type: 'refresh_token', refresh_token: a.body.refresh_token ?? 'x' })))
   t.same(next.map((a) => a.status), next.map(() => 200), 'and every family rotates on')
 
   const sidOf = (at: string | undefined): string => (JSON.parse(Buffer.from(at?.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid

@@ -12,23 +12,10 @@
  * token; and a /revoke of the already revoked family announces it again (repair of a lost one).
  */
 import t from 'tap'
-import { fileURLToPath } from 'node:url'
-import { freePort, startProxy, startRedis, startService, type ServiceProcess } from '@gatehouse/test-harness'
+import { eventually, postForm, startProxy, startRedis, startStack, type ServiceProcess } from '@gatehouse/test-harness'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 /** service-kit's RECENT_REVOCATIONS_KEY (the root package does not depend on service-kit). */
 const RECENT_REVOCATIONS_KEY = 'gatehouse:revocations:recent'
-const CLI = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
-
-async function post(issuer: string, path: string, params: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
-  const res = await fetch(`${issuer}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: CLI },
-    body: new URLSearchParams(params),
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, string>) }
-}
 
 async function me(resource: ServiceProcess, accessToken: string): Promise<number> {
   return (await fetch(`${resource.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status
@@ -40,17 +27,6 @@ function sidOf(accessToken: string): string {
   return payload.sid
 }
 
-/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
-async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (check(v)) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 t.test('the connection cut right after the rotate script answered "reused": the revocation is not lost, no 500', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
@@ -59,29 +35,18 @@ t.test('the connection cut right after the rotate script answered "reused": the 
   const admin = await redis.client()
   t.teardown(() => admin.close())
 
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({
-    script: `${root}/services/auth/dist/server.js`,
-    port: authPort,
+  const { issuer, auth, resource } = await startStack(t, {
+    redis,
+    // The auth service reaches Redis through the proxy; the resource service directly.
+    authRedisUrl: `redis://127.0.0.1:${proxy.port}`,
     // Grace 0: presenting the spent token once is reuse, at once.
-    env: { ISSUER: issuer, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, ACCESS_TOKEN_TTL: '300', REFRESH_REUSE_GRACE: '0', LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
+    auth: { ACCESS_TOKEN_TTL: '300', REFRESH_REUSE_GRACE: '0' },
     timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
   })
-  t.teardown(() => auth.stop())
-  const resource = await startService({
-    script: `${root}/services/resource/dist/server.js`,
-    port: await freePort(),
-    env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
-    readyPath: '/readyz',
-    timeoutMs: 30_000, // start-up on a loaded machine; the fault timings below do not depend on it
-  })
-  t.teardown(() => resource.stop())
 
-  const login = await post(issuer, '/token', { grant_type: 'password', username: 'alice', password: 'alice-password' })
+  const login = await postForm(`${issuer}/token`, { grant_type: 'password', username: 'alice', password: 'alice-password' })
   t.equal(login.status, 200, 'logged in')
-  const rotated = await post(issuer, '/token', { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
+  const rotated = await postForm(`${issuer}/token`, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
   t.equal(rotated.status, 200, 'rotated once')
   const accessToken = rotated.body.access_token!
   const sid = sidOf(accessToken)
@@ -90,7 +55,7 @@ t.test('the connection cut right after the rotate script answered "reused": the 
   // The attacker's (or a stale copy's) presentation of the spent token: the script revokes the
   // family and answers `reused`; the proxy delivers that reply, then cuts every connection.
   const cut = proxy.cutAfterReply('reused')
-  const reuse = await post(issuer, '/token', { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
+  const reuse = await postForm(`${issuer}/token`, { grant_type: 'refresh_token', refresh_token: login.body.refresh_token! })
   await cut
   t.not(reuse.status, 500, 'never a 500')
   t.ok(reuse.status === 400 || reuse.status === 503, `400 invalid_grant or 503 (got ${reuse.status} ${JSON.stringify(reuse.body)})`)
@@ -107,7 +72,7 @@ t.test('the connection cut right after the rotate script answered "reused": the 
   // the same, already revoked, token announces it again.
   await eventually('auth to be ready again', async () => (await fetch(`${issuer}/readyz`)).status, (s) => s === 200)
   t.equal(await admin.call('ZREM', RECENT_REVOCATIONS_KEY, sid), 1)
-  const revoke = await post(issuer, '/revoke', { token: rotated.body.refresh_token!, token_type_hint: 'refresh_token' })
+  const revoke = await postForm(`${issuer}/revoke`, { token: rotated.body.refresh_token!, token_type_hint: 'refresh_token' })
   t.equal(revoke.status, 200, '/revoke answers 200')
   t.ok((await admin.call('ZSCORE', RECENT_REVOCATIONS_KEY, sid)) !== null, 'a revoke of the revoked family announces it again')
 

@@ -1,59 +1,9 @@
 import type { ChildProcess } from 'node:child_process'
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { eventually } from '@gatehouse/test-harness'
 
-/** Helpers for the operations tests (real processes over real HTTP). */
-
-export const root = fileURLToPath(new URL('../..', import.meta.url))
-export const AUTH_SCRIPT = `${root}/services/auth/dist/server.js`
-export const RESOURCE_SCRIPT = `${root}/services/resource/dist/server.js`
-
-export const CLI_BASIC = 'Basic ' + Buffer.from('cli:cli-secret').toString('base64')
-
-export interface Json {
-  status: number
-  body: Record<string, unknown>
-  headers: Headers
-}
-
-export async function postToken(issuer: string, params: Record<string, string>, authorization = CLI_BASIC): Promise<Json> {
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-    body: new URLSearchParams(params),
-  })
-  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers }
-}
-
-export async function getJson(url: string, accessToken?: string): Promise<Json> {
-  const res = await fetch(url, accessToken === undefined ? {} : { headers: { authorization: `Bearer ${accessToken}` } })
-  const text = await res.text()
-  let body: Record<string, unknown> = {}
-  try {
-    body = JSON.parse(text) as Record<string, unknown>
-  } catch {
-    body = { text }
-  }
-  return { status: res.status, body, headers: res.headers }
-}
-
-/** Polls until `check` holds (bounded): waiting for an event, not sleeping for timing. */
-export async function eventually<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    let v: T | undefined
-    let error: unknown
-    try {
-      v = await probe()
-      if (check(v)) return v
-    } catch (err) {
-      error = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${error instanceof Error ? ` (${error.message})` : ''}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+/** Helpers for the operations tests (real processes over real HTTP); the stack and HTTP helpers are the harness's. */
 
 /**
  * Every complete line a child process writes from now on (stdout and stderr), reassembled across

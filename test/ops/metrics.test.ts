@@ -6,8 +6,8 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, getJson, metric, postToken, scrape } from './helpers.js'
+import { freePort, startRedis, startService, AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, getJson, postToken } from '@gatehouse/test-harness'
+import { metric, scrape } from './helpers.js'
 
 t.test('metrics move on both services', async (t) => {
   const redis = await startRedis()

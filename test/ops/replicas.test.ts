@@ -13,8 +13,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
-import { freePort, startRedis, startService, type ServiceProcess } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, RESOURCE_SCRIPT, collectLines, eventually, getJson, metric, postToken, scrape } from './helpers.js'
+import { freePort, startRedis, startService, type ServiceProcess, AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, getJson, postToken } from '@gatehouse/test-harness'
+import { collectLines, metric, scrape } from './helpers.js'
 
 t.test('two auth and two resource replicas on one Redis', async (t) => {
   const redis = await startRedis()

@@ -7,10 +7,10 @@
  * service logs that it received it (its "incoming request" line, logged at debug), then SIGTERM,
  * and only then the rest of the body.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import { freePort, startRedis, startService } from '@gatehouse/test-harness'
-import { AUTH_SCRIPT, CLI_BASIC, RESOURCE_SCRIPT, collectLines, eventually, postToken, refused, slowRequest, waitForLine } from './helpers.js'
+import { CLI_BASIC, eventually, postToken, startStack, type ServiceProcess } from '@gatehouse/test-harness'
+import { collectLines, refused, slowRequest, waitForLine } from './helpers.js'
 
 const COOKIE_SECRET = randomBytes(32).toString('base64url')
 
@@ -22,19 +22,28 @@ async function burst(lines: string[], count: number, send: (requestId: string) =
   return results
 }
 
+/**
+ * Sends SIGTERM and checks that the service says it is stopping and then refuses new connections;
+ * `exited` resolves with its exit code (awaited once the requests in flight are checked: the
+ * process ends only after them).
+ */
+async function terminate(t: Test, svc: ServiceProcess, lines: string[]): Promise<{ exited: Promise<number | null> }> {
+  const exitCode = new Promise<number | null>((resolve) => svc.child.once('exit', (code) => resolve(code)))
+  svc.child.kill('SIGTERM')
+  await waitForLine(lines, /"event":"service.stopping"/)
+  // The stopping line is written just before the listener closes (one step of fastify's close
+  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
+  t.ok(await eventually('the listener to close', () => refused(svc.port), (r) => r, 5000), 'after the signal, new connections are refused')
+  return { exited: exitCode }
+}
+
 t.test('auth: SIGTERM during requests fails none of them', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const port = await freePort()
-  const issuer = `http://127.0.0.1:${port}`
-  const auth = await startService({
-    script: AUTH_SCRIPT,
-    port,
+  const { issuer, auth } = await startStack(t, {
     // Room for a burst of parallel logins of one user (the login limiter would queue them).
-    env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET, LOG_LEVEL: 'debug', LOGIN_MAX_ATTEMPTS: '1000' },
-    readyPath: '/readyz',
+    auth: { COOKIE_SECRET, LOG_LEVEL: 'debug', LOGIN_MAX_ATTEMPTS: '1000' },
+    resource: false,
   })
-  t.teardown(() => auth.stop())
+  const port = auth.port
   const lines = collectLines(auth.child)
   t.equal((await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })).status, 200, 'serving')
 
@@ -57,12 +66,7 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
     return res.status
   })
 
-  const exitCode = new Promise<number | null>((resolve) => auth.child.once('exit', (code) => resolve(code)))
-  auth.child.kill('SIGTERM')
-  await waitForLine(lines, /"event":"service.stopping"/)
-  // The stopping line is written just before the listener closes (one step of fastify's close
-  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
-  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
+  const { exited } = await terminate(t, auth, lines)
 
   slow.finish()
   const slowResult = await slow.response
@@ -70,7 +74,7 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
   t.match(JSON.parse(slowResult.body), { token_type: 'Bearer', refresh_token: String })
   t.same(await Promise.all(logins), Array(24).fill(200), 'every request received before the signal completed with 200')
 
-  t.equal(await exitCode, 0, 'exit code 0')
+  t.equal(await exited, 0, 'exit code 0')
   const stopping = lines.findIndex((l) => l.includes('"event":"service.stopping"'))
   const stopped = lines.findIndex((l) => l.includes('"event":"service.stopped"'))
   const slowDone = lines.findIndex((l) => l.includes('"reqId":"slow-login"') && l.includes('request completed'))
@@ -79,15 +83,8 @@ t.test('auth: SIGTERM during requests fails none of them', async (t) => {
 })
 
 t.test('resource: SIGTERM during requests fails none of them', async (t) => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const authPort = await freePort()
-  const issuer = `http://127.0.0.1:${authPort}`
-  const auth = await startService({ script: AUTH_SCRIPT, port: authPort, env: { ISSUER: issuer, REDIS_URL: redis.url, COOKIE_SECRET }, readyPath: '/readyz' })
-  t.teardown(() => auth.stop())
-  const port = await freePort()
-  const resource = await startService({ script: RESOURCE_SCRIPT, port, env: { ISSUER: issuer, REDIS_URL: redis.url, LOG_LEVEL: 'debug' }, readyPath: '/readyz' })
-  t.teardown(() => resource.stop())
+  const { issuer, resource } = await startStack(t, { auth: { COOKIE_SECRET }, resource: { LOG_LEVEL: 'debug' } })
+  const port = resource.port
   const lines = collectLines(resource.child)
   const login = await postToken(issuer, { grant_type: 'password', username: 'alice', password: 'alice-password' })
   const at = login.body.access_token as string
@@ -106,17 +103,12 @@ t.test('resource: SIGTERM during requests fails none of them', async (t) => {
     return res.status
   })
 
-  const exitCode = new Promise<number | null>((resolve) => resource.child.once('exit', (code) => resolve(code)))
-  resource.child.kill('SIGTERM')
-  await waitForLine(lines, /"event":"service.stopping"/)
-  // The stopping line is written just before the listener closes (one step of fastify's close
-  // later): the refusal follows within that step, so it is awaited with a bound, not assumed.
-  t.ok(await eventually('the listener to close', () => refused(port), (r) => r, 5000), 'after the signal, new connections are refused')
+  const { exited } = await terminate(t, resource, lines)
   slow.finish()
   const created = await slow.response
   t.equal(created.status, 201, 'the request in flight at the signal completed')
   t.match(JSON.parse(created.body), { title: 'written during shutdown' })
   t.same(await Promise.all(reads), Array(50).fill(200), 'every request received before the signal completed with 200')
-  t.equal(await exitCode, 0, 'exit code 0')
+  t.equal(await exited, 0, 'exit code 0')
   t.notMatch(lines.join('\n'), /"level":50/, 'no error logged')
 })

@@ -5,10 +5,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
+import { browserLogin as signIn, injectFetch } from '@gatehouse/test-harness'
 import { s256 } from '../../services/auth/src/authorize/pkce.js'
 import { Admin } from '../../services/auth/src/cli/admin.js'
 import { basic, form } from '../../services/auth/test/helpers.js'
-import { parseLoginForm, SERVICE_CLIENT_ID, type OidcApp } from '../../services/auth/test/oidc/harness.js'
+import { SERVICE_CLIENT_ID, type OidcApp } from '../../services/auth/test/oidc/harness.js'
 
 export { startOidcApp, SERVICE_CLIENT_ID, type OidcApp } from '../../services/auth/test/oidc/harness.js'
 export { basic, form } from '../../services/auth/test/helpers.js'
@@ -47,16 +48,12 @@ export interface BrowserLogin {
   interactionCookie: string
 }
 
-/** Signs alice in through /authorize and the login form; returns the code and what the browser held. */
+/** Signs alice in through /authorize and the login form (in process); returns the code and what the browser held. */
 export async function browserLogin(h: OidcApp, extra: Record<string, string> = {}, password = 'alice-password', username = 'alice', remoteAddress = '127.0.0.1'): Promise<BrowserLogin> {
-  const page = await h.app.inject({ method: 'GET', url: `/authorize?${authorizeQuery(extra)}`, remoteAddress })
-  const fields = parseLoginForm(page.body)
-  const cookies = cookiesOf(page)
-  const res = await h.app.inject({ method: 'POST', url: '/login', headers: FORM, payload: form({ ...fields, username, password }), cookies, remoteAddress })
-  const code = new URL(res.headers.location as string).searchParams.get('code')
-  if (!code) throw new Error(`no code: ${res.statusCode} ${res.body.slice(0, 200)}`)
-  const interactionCookie = Object.entries(cookies).find(([k]) => k.startsWith('gh_login_'))?.[1] ?? ''
-  return { code, session: cookiesOf(res), csrf: fields.csrf, interactionCookie }
+  const login = await signIn(new URL(`/authorize?${authorizeQuery(extra)}`, h.issuer), { username, password, fetch: injectFetch(h.app, { remoteAddress }) })
+  if (!login.code || login.form === undefined) throw new Error(`no code: ${login.redirect.href}`)
+  const interactionCookie = Object.entries(login.pageCookies).find(([k]) => k.startsWith('gh_login_'))?.[1] ?? ''
+  return { code: login.code, session: login.loginCookies, csrf: login.form.csrf, interactionCookie }
 }
 
 export async function exchangeCode(h: OidcApp, code: string, extra: Record<string, string> = {}, auth: string | null = WEB) {

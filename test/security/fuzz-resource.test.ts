@@ -8,7 +8,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { buildApp, loadConfig } from '../../services/resource/src/index.js'
-import { AUDIENCE, startAuthDouble } from '../../services/resource/test/helpers/auth-double.js'
+import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
 import { check, contentType, headerValue, junk, OAUTH_ERRORS, SEED, STACK_TRACE } from './fuzz.js'
 
 interface Res {
@@ -32,7 +32,7 @@ function shape(res: Res): void {
 }
 
 t.test(`fuzzing the resource service (seed ${SEED})`, async (t) => {
-  const auth = await startAuthDouble()
+  const auth = await startFakeIssuer()
   t.teardown(() => auth.close())
   const logs: string[] = []
   const app = buildApp(loadConfig({ ISSUER: auth.issuer, AUDIENCE, LOG_LEVEL: 'info' }), { logStream: { write: (l: string) => void logs.push(l) } })

@@ -47,7 +47,7 @@ t.test('every secret through every endpoint: none reaches the log', async (t) =>
   const rotated = (await postForm(h, '/token', { grant_type: 'refresh_token', refresh_token: pw.refresh_token })).json()
   keep('rotated refresh token', rotated.refresh_token)
   keep('rotated access token', rotated.access_token)
-  h.clock.advance(60)
+  h.clock.advanceSeconds(60)
   await postForm(h, '/token', { grant_type: 'refresh_token', refresh_token: pw.refresh_token })
 
   // Browser: the login form (wrong, then right), the code, the exchange, a replayed code.

@@ -83,7 +83,7 @@ t.test('finding 2: no logout without consent; an ID token alone ends no session'
   }
 
   // Alice's ID token (leaked, expired, or sent by another client) without her cookie ends nothing...
-  h.clock.advance(7200)
+  h.clock.advanceSeconds(7200)
   const noCookie = await h.app.inject({ method: 'GET', url: `/logout?id_token_hint=${aliceTokens.id_token}` })
   t.equal(noCookie.statusCode, 200)
   t.ok(await h.deps.sessions.get(aliceSid), 'an ID token alone never ends a session')
@@ -119,7 +119,7 @@ t.test('finding 4: a refresh refused for its scope spends nothing', async (t) =>
     t.equal(refused.statusCode, 400)
     t.equal(refused.json().error, 'invalid_scope', JSON.stringify(scope))
   }
-  h.clock.advance(60)
+  h.clock.advanceSeconds(60)
   const retry = await postForm(h, '/token', { grant_type: 'refresh_token', refresh_token: login.refresh_token, scope: 'documents:read' })
   t.equal(retry.statusCode, 200, 'the same token still works: no rotation happened, so no reuse')
   t.equal(retry.json().scope, 'documents:read')

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import { LogAggregator, OVERFLOW_KEY } from '../src/index.js'
 
 /** A logger that records what it is given. */
@@ -8,11 +9,11 @@ function recorder() {
 }
 
 function setup(opts: { intervalMs?: number; maxKeys?: number } = {}) {
-  let now = 1_700_000_000_000
+  const clock = new ManualClock(1_700_000_000_000)
   const app = recorder()
   const request = recorder()
-  const agg = new LogAggregator({ logger: app, clock: () => now, timer: false, intervalMs: opts.intervalMs ?? 10_000, maxKeys: opts.maxKeys })
-  return { agg, app, request, advance: (ms: number) => (now += ms) }
+  const agg = new LogAggregator({ logger: app, clock: clock.now, timer: false, intervalMs: opts.intervalMs ?? 10_000, maxKeys: opts.maxKeys })
+  return { agg, app, request, advance: (ms: number) => clock.advance(ms) }
 }
 
 t.test('the first occurrence is logged at once; the rest of the interval is one line with a count', async (t) => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { killAtExit } from './exit-hooks.js'
 
 export interface ServiceProcess {
   url: string
@@ -20,28 +21,20 @@ export interface StartServiceOptions {
   timeoutMs?: number
 }
 
-const running = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL')
-})
-
 /** Spawns a service as a real process on 127.0.0.1 and waits until it answers. */
 export async function startService(opts: StartServiceOptions): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [opts.script], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(opts.port), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  running.add(child)
+  killAtExit(child)
   const output: string[] = []
   const collect = (buf: Buffer) => {
     for (const line of buf.toString('utf8').split('\n')) if (line) output.push(line)
   }
   child.stdout!.on('data', collect)
   child.stderr!.on('data', collect)
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    running.delete(child)
-    resolve(code)
-  }))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const url = `http://127.0.0.1:${opts.port}`
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
   let exitCode: number | null | undefined

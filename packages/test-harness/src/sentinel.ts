@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { freePort } from './ports.js'
-import { connectResp, parseInfo, pollUntil, type RespClient, type RespValue } from './redis.js'
+import { connectResp, parseInfo, withClient, type RespClient, type RespValue } from './redis-client.js'
+import { HOST, dataNodeArgs, freePorts, makeTempDir, pollUntil, removeDir, spawnRedisServer, type ServerProcess } from './redis-process.js'
 
 /**
  * A private Redis Sentinel deployment for tests: one master, its replicas and (by default) three
@@ -14,8 +12,6 @@ import { connectResp, parseInfo, pollUntil, type RespClient, type RespValue } fr
  * process, an `exit` hook kills what is left, and a watchdog (`sh` blocked reading a pipe that only
  * this process holds) kills each one if this process dies without running hooks.
  */
-
-const HOST = '127.0.0.1'
 
 export interface StartRedisSentinelOptions {
   /** The master group name (REDIS_SENTINEL_NAME); default `gatehouse`. */
@@ -48,95 +44,10 @@ export interface RedisSentinelHandle {
    * the sentinels name a new master and that node accepts writes. Returns the port killed.
    */
   killMaster(opts?: { waitForFailover?: boolean; timeoutMs?: number }): Promise<number>
-  /** A new RESP connection to a node or a sentinel (authenticated to a data node when there is a password); close it when done. */
+  /** A new connection to a node or a sentinel (authenticated to a data node when there is a password); close it when done. */
   client(port: number): Promise<RespClient>
   /** Stops every process and removes the directory. */
   stop(): Promise<void>
-}
-
-interface Proc {
-  port: number
-  child: ChildProcess
-  exited: Promise<void>
-  stop(signal?: NodeJS.Signals): Promise<void>
-}
-
-const live = new Set<ChildProcess>()
-let exitHook = false
-
-function track(child: ChildProcess): void {
-  live.add(child)
-  child.once('exit', () => live.delete(child))
-  if (!exitHook) {
-    exitHook = true
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL')
-    })
-  }
-}
-
-async function withClient<T>(port: number, fn: (c: RespClient) => Promise<T>, password?: string): Promise<T> {
-  const c = await connectResp(port, { timeoutMs: 2000 })
-  try {
-    if (password !== undefined) await c.call('AUTH', password)
-    return await fn(c)
-  } finally {
-    await c.close()
-  }
-}
-
-/** Spawns `redis-server <args>` (never daemonized: the child is ours) and waits until it answers PING. */
-async function spawnRedis(port: number, args: string[], logfile: string, readyTimeoutMs: number, password?: string): Promise<Proc> {
-  const child = spawn('redis-server', args, { stdio: 'ignore' })
-  track(child)
-  child.unref()
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve()
-    else child.once('exit', () => resolve())
-  })
-  const spawnError = new Promise<never>((_, reject) => child.once('error', reject))
-  spawnError.catch(() => undefined)
-  const watchdog =
-    child.pid === undefined
-      ? null
-      : spawn('sh', ['-c', 'read _ ; kill -9 "$1" 2>/dev/null', 'redis-watchdog', String(child.pid)], { stdio: ['pipe', 'ignore', 'ignore'] })
-  if (watchdog !== null) {
-    track(watchdog)
-    watchdog.unref()
-    ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
-    watchdog.on('error', () => undefined)
-    watchdog.stdin?.on('error', () => undefined)
-  }
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    watchdog?.kill('SIGKILL')
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal)
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-      await exited
-      clearTimeout(timer)
-    }
-  }
-  let died = false
-  void exited.then(() => (died = true))
-  try {
-    await Promise.race([
-      spawnError,
-      pollUntil(
-        `redis-server on port ${port}`,
-        async () => {
-          if (died) throw new Error('redis-server exited')
-          return await withClient(port, async (c) => (await c.call('PING')) === 'PONG', password)
-        },
-        readyTimeoutMs,
-        20,
-      ),
-    ])
-  } catch (err) {
-    await stop('SIGKILL')
-    const tail = (await readFile(logfile, 'utf8').catch(() => '')).split('\n').slice(-5).join('\n')
-    throw new Error(`redis-server on port ${port} did not start: ${(err as Error).message}\n${tail}`)
-  }
-  return { port, child, exited, stop }
 }
 
 /** SENTINEL MASTER's flat field/value list as a record. */
@@ -156,36 +67,34 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
   const password = opts.password
   const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password]
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000
-  const root = await mkdtemp(join(tmpdir(), 'gatehouse-redis-sentinel-'))
-  const nodes = new Map<number, Proc>()
-  const sentinels = new Map<number, Proc>()
+  const nodeAuth = password === undefined ? {} : { password }
+  const root = await makeTempDir('gatehouse-redis-sentinel-')
+  const nodes = new Map<number, ServerProcess>()
+  const sentinels = new Map<number, ServerProcess>()
   const stop = async (): Promise<void> => {
     const all = [...nodes.values(), ...sentinels.values()]
     nodes.clear()
     sentinels.clear()
     await Promise.all(all.map((p) => p.stop()))
-    await rm(root, { recursive: true, force: true })
+    await removeDir(root)
   }
 
-  const ports = new Set<number>()
-  while (ports.size < 1 + replicaCount + sentinelCount) ports.add(await freePort())
-  const [masterPort, ...rest] = [...ports] as [number, ...number[]]
+  const [masterPort, ...rest] = (await freePorts(1 + replicaCount + sentinelCount)) as [number, ...number[]]
   const replicaPorts = rest.slice(0, replicaCount)
   const sentinelPorts = rest.slice(replicaCount)
 
   const dataNode = async (port: number, extra: string[]): Promise<void> => {
     const dir = join(root, `node-${port}`)
     await mkdir(dir, { recursive: true })
-    const logfile = join(dir, 'redis.log')
     nodes.set(
       port,
-      await spawnRedis(
+      await spawnRedisServer({
         port,
-        ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logfile, '--daemonize', 'no', ...auth, ...extra],
-        logfile,
+        args: [...dataNodeArgs(port, dir), ...auth, ...extra],
+        logfile: join(dir, 'redis.log'),
         readyTimeoutMs,
-        password,
-      ),
+        ...(password === undefined ? {} : { password }),
+      }),
     )
   }
 
@@ -196,7 +105,7 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
       'replicas in sync',
       async () => {
         for (const p of replicaPorts) {
-          const info = parseInfo(await withClient(p, (c) => c.call('INFO', 'replication'), password))
+          const info = parseInfo(await withClient(p, (c) => c.call('INFO', 'replication'), nodeAuth))
           if (info.master_link_status !== 'up') return false
         }
         return true
@@ -226,7 +135,7 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
             '',
           ].join('\n'),
         )
-        sentinels.set(port, await spawnRedis(port, [conf, '--sentinel'], logfile, readyTimeoutMs))
+        sentinels.set(port, await spawnRedisServer({ port, args: [conf, '--sentinel'], logfile, readyTimeoutMs }))
       }),
     )
     // Ready when every sentinel knows the others and the replicas (hello messages, ~2 s apart).
@@ -267,11 +176,7 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
     sentinelsEnv: sentinelList.map((s) => `${s.host}:${s.port}`).join(','),
     nodes: [masterPort, ...replicaPorts].map((port) => ({ host: HOST, port })),
     masterPort: askMaster,
-    client: async (port) => {
-      const c = await connectResp(port)
-      if (password !== undefined && !sentinels.has(port)) await c.call('AUTH', password)
-      return c
-    },
+    client: async (port) => await connectResp(port, sentinels.has(port) ? {} : nodeAuth),
     async killMaster(killOpts = {}) {
       const target = await askMaster()
       const proc = nodes.get(target)
@@ -284,7 +189,7 @@ export async function startRedisSentinel(opts: StartRedisSentinelOptions = {}): 
           async () => {
             const now = await askMaster()
             if (now === target || !nodes.has(now)) return false
-            const info = parseInfo(await withClient(now, (c) => c.call('INFO', 'replication'), password))
+            const info = parseInfo(await withClient(now, (c) => c.call('INFO', 'replication'), nodeAuth))
             return info.role === 'master'
           },
           killOpts.timeoutMs ?? 30_000,

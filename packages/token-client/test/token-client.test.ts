@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose'
 import t, { type Test } from 'tap'
 import { CLIENT_ASSERTION_TYPE, TokenClientError, createTokenClient, type FetchLike } from '../src/index.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 /** The token client against a small fake token endpoint (real HTTP on 127.0.0.1). */
 
@@ -61,17 +62,12 @@ async function startServer(t: Test): Promise<FakeServer> {
   return state
 }
 
-function manualClock(): { now: () => number; advance: (ms: number) => void } {
-  let time = 1_700_000_000_000
-  return { now: () => time, advance: (ms) => void (time += ms) }
-}
-
 const ok = (token: string, expiresIn = 300): Reply => ({ status: 200, body: { access_token: token, token_type: 'Bearer', expires_in: expiresIn } })
 
 t.test('client_secret_basic: the request, and the token cached until shortly before expiry', async (t) => {
   const srv = await startServer(t)
   srv.replies = [ok('token-1', 300), ok('token-2', 300)]
-  const clock = manualClock()
+  const clock = new ManualClock(1_700_000_000_000)
   const getToken = createTokenClient({
     tokenEndpoint: srv.tokenEndpoint,
     clientId: 'billing svc',
@@ -102,7 +98,7 @@ t.test('client_secret_basic: the request, and the token cached until shortly bef
 t.test('a short-lived token is renewed at half its lifetime', async (t) => {
   const srv = await startServer(t)
   srv.replies = [ok('a', 20), ok('b', 20)]
-  const clock = manualClock()
+  const clock = new ManualClock(1_700_000_000_000)
   const getToken = createTokenClient({ tokenEndpoint: srv.tokenEndpoint, clientId: 'c', credentials: { type: 'client_secret_basic', secret: 's' }, clock: clock.now })
   t.equal(await getToken(), 'a')
   clock.advance(9_999)
@@ -297,7 +293,7 @@ t.test('discovery must name the same issuer', async (t) => {
 t.test('a failed renewal while the token is still valid keeps the token', async (t) => {
   const srv = await startServer(t)
   srv.replies = [ok('first', 300), { status: 503, body: { error: 'temporarily_unavailable' } }]
-  const clock = manualClock()
+  const clock = new ManualClock(1_700_000_000_000)
   const getToken = createTokenClient({
     tokenEndpoint: srv.tokenEndpoint,
     clientId: 'c',

@@ -1,7 +1,8 @@
 import { createLocalJWKSet } from 'jose'
 import t from 'tap'
 import { ANY_AUDIENCE, AccessTokenRulebook, type AccessTokenRules } from '../src/index.js'
-import { AUDIENCE, makeKey, manualClock, outcome, rawSign, token } from './helpers/issuer.js'
+import { AUDIENCE, makeKey, ManualClock, rawSign, token } from '@gatehouse/test-harness'
+import { outcome } from './helpers/outcome.js'
 
 /**
  * The rulebook on its own, with a local key set (as the auth service runs it with its key ring):
@@ -12,7 +13,7 @@ const ISSUER = 'https://issuer.test'
 const key = await makeKey()
 const attacker = await makeKey(key.kid)
 const keys = createLocalJWKSet({ keys: [key.publicJwk] })
-const clock = manualClock()
+const clock = new ManualClock(Date.now())
 const now = (): number => clock.seconds()
 const base = { key, issuer: ISSUER }
 

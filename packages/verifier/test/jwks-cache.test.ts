@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { Registry } from 'prom-client'
 import t, { type Test } from 'tap'
 import { createVerifier, type FetchLike, type JwksFetchResult, type Verifier, type VerifierLogger, type VerifierOptions } from '../src/index.js'
-import { AUDIENCE, makeKey, manualClock, outcome, startIssuer, token, unsigned, userClaims, waitFor, type FakeIssuer, type SigningKey } from './helpers/issuer.js'
+import { AUDIENCE, makeKey, ManualClock, startFakeIssuer, token, unsigned, userClaims, waitFor, type FakeIssuer, type SigningKey } from '@gatehouse/test-harness'
+import { outcome } from './helpers/outcome.js'
 
 /** The JWKS cache rules of DESIGN §4. */
 
@@ -12,13 +13,13 @@ const keyB = await makeKey('key-b')
 interface Setup {
   issuer: FakeIssuer
   v: Verifier
-  clock: ReturnType<typeof manualClock>
+  clock: ManualClock
   sign: (key: SigningKey, claims?: Record<string, unknown>) => string
 }
 
 async function setup(t: Test, options: Partial<VerifierOptions> = {}, keys: SigningKey[] = [keyA], maxAge = 300): Promise<Setup> {
-  const issuer = await startIssuer(keys, { maxAge })
-  const clock = manualClock()
+  const issuer = await startFakeIssuer({ keys, maxAge })
+  const clock = new ManualClock(Date.now())
   const v = createVerifier({ issuer: issuer.issuer, audience: AUDIENCE, clock: clock.now, cache: false, ...options })
   t.teardown(async () => {
     await v.close()
@@ -44,7 +45,7 @@ t.test('keys are discovered from the issuer; ready only once loaded', async (t) 
 })
 
 t.test('jwksUri overrides discovery', async (t) => {
-  const issuer = await startIssuer([keyA])
+  const issuer = await startFakeIssuer({ keys: [keyA] })
   t.teardown(() => issuer.close())
   const v = createVerifier({ issuer: issuer.issuer, audience: AUDIENCE, jwksUri: issuer.jwksUri })
   t.teardown(() => v.close())
@@ -54,7 +55,7 @@ t.test('jwksUri overrides discovery', async (t) => {
 })
 
 t.test('a discovery document naming another issuer is refused', async (t) => {
-  const issuer = await startIssuer([keyA], { issuerOverride: 'https://evil.example' })
+  const issuer = await startFakeIssuer({ keys: [keyA], issuerOverride: 'https://evil.example' })
   t.teardown(() => issuer.close())
   const v = createVerifier({ issuer: issuer.issuer, audience: AUDIENCE })
   t.teardown(() => v.close())
@@ -246,7 +247,7 @@ t.test('only public members of eligible keys are imported', async (t) => {
 })
 
 t.test('a slow older fetch finishing after a newer one is ignored', async (t) => {
-  const issuer = await startIssuer([keyA])
+  const issuer = await startFakeIssuer({ keys: [keyA] })
   t.teardown(() => issuer.close())
   let calls = 0
   let release!: () => void

@@ -1,14 +1,14 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { gatehouseAuth, peekAuth, type VerifierOptions } from '../src/index.js'
-import { AUDIENCE, makeKey, manualClock, rawSign, serviceClaims, startIssuer, token, type SigningKey } from './helpers/issuer.js'
+import { AUDIENCE, makeKey, ManualClock, rawSign, serviceClaims, startFakeIssuer, token, type SigningKey } from '@gatehouse/test-harness'
 
 /** The fastify adapter: one register call, route options, RFC 6750 responses. */
 
 const key = await makeKey('key-1')
-const issuer = await startIssuer([key])
+const issuer = await startFakeIssuer({ keys: [key] })
 t.teardown(() => issuer.close())
-const clock = manualClock()
+const clock = new ManualClock(Date.now())
 const REALM = `Bearer realm="${AUDIENCE}"`
 
 async function buildApp(t: Test, options: Partial<VerifierOptions> = {}): Promise<{ app: FastifyInstance; logs: Record<string, unknown>[] }> {
@@ -201,7 +201,7 @@ t.test('routes without config.auth are untouched; request.auth throws there', as
 })
 
 t.test('no key obtainable: 503 temporarily_unavailable, never a 500 or a silent 401', async (t) => {
-  const down = await startIssuer([key])
+  const down = await startFakeIssuer({ keys: [key] })
   const base = down.issuer
   await down.close()
   const logs: Record<string, unknown>[] = []

@@ -2,13 +2,12 @@ import { RECENT_REVOCATIONS_KEY, REVOCATION_CHANNEL, encodeRevocation } from '@g
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { createVerifier, type Verifier, type VerifierOptions } from '../src/index.js'
-import { AUDIENCE, makeKey, startIssuer, token, waitFor } from './helpers/issuer.js'
-import { startProxy, startRedis } from '@gatehouse/test-harness'
+import { AUDIENCE, makeKey, startFakeIssuer, token, waitFor, startProxy, startRedis } from '@gatehouse/test-harness'
 
 /** DESIGN §6 against a private redis-server: the feed, the catch-up read, reconnects. */
 
 const key = await makeKey('key-1')
-const issuer = await startIssuer([key])
+const issuer = await startFakeIssuer({ keys: [key] })
 const redis = await startRedis()
 t.teardown(async () => {
   await issuer.close()

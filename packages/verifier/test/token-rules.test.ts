@@ -3,15 +3,16 @@ import Fastify from 'fastify'
 import { SignJWT, exportSPKI } from 'jose'
 import t from 'tap'
 import { createVerifier, type Verifier, type VerifierOptions } from '../src/index.js'
-import { AUDIENCE, makeKey, manualClock, outcome, rawSign, serviceClaims, startIssuer, token, unsigned, userClaims } from './helpers/issuer.js'
+import { AUDIENCE, makeKey, ManualClock, rawSign, serviceClaims, startFakeIssuer, token, unsigned, userClaims } from '@gatehouse/test-harness'
+import { outcome } from './helpers/outcome.js'
 
 /** Security regression tests for the token rules of DESIGN §4 (RFC 8725, RFC 9068). */
 
 const key = await makeKey()
 const attacker = await makeKey()
-const issuer = await startIssuer([key])
+const issuer = await startFakeIssuer({ keys: [key] })
 t.teardown(() => issuer.close())
-const clock = manualClock()
+const clock = new ManualClock(Date.now())
 
 function verifier(options: Partial<VerifierOptions> = {}): Verifier {
   const v = createVerifier({ issuer: issuer.issuer, audience: AUDIENCE, clock: clock.now, cache: false, ...options })

@@ -1,16 +1,16 @@
 import t, { type Test } from 'tap'
 import { createVerifier, type AuthContext, type VerifierOptions } from '../src/index.js'
 import { VerifiedTokenCache } from '../src/verified-cache.js'
-import { AUDIENCE, makeKey, manualClock, startIssuer, token } from './helpers/issuer.js'
+import { AUDIENCE, makeKey, ManualClock, startFakeIssuer, token } from '@gatehouse/test-harness'
 
 /** The verified-token cache: repeated tokens skip the signature check, never past `exp`. */
 
 const key = await makeKey('key-1')
-const issuer = await startIssuer([key])
+const issuer = await startFakeIssuer({ keys: [key] })
 t.teardown(() => issuer.close())
 
 function setup(t: Test, options: Partial<VerifierOptions> = {}) {
-  const clock = manualClock()
+  const clock = new ManualClock(Date.now())
   const v = createVerifier({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, audience: AUDIENCE, clock: clock.now, ...options })
   t.teardown(() => v.close())
   const sign = (claims: Record<string, unknown> = {}): string => token({ key, issuer: issuer.issuer, now: clock.seconds(), claims })

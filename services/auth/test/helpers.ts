@@ -1,19 +1,13 @@
 import { ConfigError } from '@gatehouse/service-kit'
+import { ManualClock, startRedis, type RedisServer, type RespClient } from '@gatehouse/test-harness'
 import { Writable } from 'node:stream'
+import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../src/app.js'
-import { createRuntime } from '../src/runtime/bootstrap.js'
+import { createRuntime, type Runtime } from '../src/runtime/bootstrap.js'
 import { loadConfig, type AuthConfig } from '../src/config.js'
 import type { AuthDeps } from '../src/runtime/deps.js'
-
-/** A clock tests advance by hand (ms). */
-export class TestClock {
-  constructor(public ms: number = Date.UTC(2026, 0, 1)) {}
-  now = (): number => this.ms
-  advance(seconds: number): void {
-    this.ms += seconds * 1000
-  }
-}
+import { createRedis, waitForRedis } from '../src/store/redis-connection.js'
 
 /** Captures every log line the app writes, for redaction and audit assertions. */
 export class LogCapture extends Writable {
@@ -34,20 +28,23 @@ export interface TestApp {
   app: FastifyInstance
   deps: AuthDeps
   config: AuthConfig
-  clock: TestClock
+  clock: ManualClock
   logs: LogCapture
   close(): Promise<void>
 }
 
 /** The auth app on the in-memory store with the dev config and a test clock. */
 export async function makeApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
-  const clock = new TestClock()
-  const config = await loadConfig({ LOG_LEVEL: 'info', ...env })
+  return await bootApp(await loadConfig({ LOG_LEVEL: 'info', ...env }), new ManualClock(), options)
+}
+
+/** The auth app for `config` on `clock`, its logs captured; listening on 127.0.0.1:`listenPort` when given. */
+export async function bootApp(config: AuthConfig, clock: ManualClock, options: BuildOptions = {}, listenPort?: number): Promise<TestApp> {
   const logs = new LogCapture()
-  const silent = { warn() {}, info() {} }
-  const runtime = await createRuntime(config, silent, clock.now)
+  const runtime = await createRuntime(config, { warn() {}, info() {} }, clock.now)
   const app = await buildApp(runtime.deps, { logStream: logs, ...options })
-  await app.ready()
+  if (listenPort !== undefined) await app.listen({ host: '127.0.0.1', port: listenPort })
+  else await app.ready()
   return {
     app,
     deps: runtime.deps,
@@ -58,6 +55,19 @@ export async function makeApp(env: Record<string, string> = {}, options: BuildOp
       await app.close()
       await runtime.close()
     },
+  }
+}
+
+/** createRuntime, tried again until Redis (Sentinel, Cluster) answers: the directory is seeded at start. */
+export async function createRuntimeWhenReachable(config: AuthConfig, timeoutMs = 20_000): Promise<Runtime> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await createRuntime(config, { warn() {}, info() {} })
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   }
 }
 
@@ -89,4 +99,24 @@ export async function configProblems(env: Record<string, string>): Promise<strin
     throw err
   }
   return []
+}
+
+export interface PrivateRedis {
+  server: RedisServer
+  /** The service's kind of connection (createRedis), connected. */
+  redis: ReturnType<typeof createRedis>
+  /** A connection for the test's own assertions. */
+  admin: RespClient
+}
+
+/** A private redis-server for a test file, connected as the service connects and for assertions; all closed at teardown. */
+export async function privateRedis(t: Pick<Test, 'teardown'>, commandTimeoutMs = 2000): Promise<PrivateRedis> {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const redis = createRedis({ url: server.url, commandTimeoutMs })
+  t.teardown(() => redis.disconnect())
+  await waitForRedis(redis)
+  const admin = await server.client()
+  t.teardown(() => admin.close())
+  return { server, redis, admin }
 }

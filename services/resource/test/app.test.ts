@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, loadConfig } from '../src/index.js'
-import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
+import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
 
 /** The resource service's routes, DESIGN §4, through app.inject. */
 
-const auth = await startAuthDouble()
+const auth = await startFakeIssuer()
 t.teardown(() => auth.close())
 
 async function app(t: Test, env: Record<string, string> = {}): Promise<{ app: FastifyInstance; logs: string[] }> {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildApp, loadConfig } from '../src/index.js'
-import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
+import { AUDIENCE, ManualClock, startFakeIssuer } from '@gatehouse/test-harness'
 
 /**
  * Issue 20, defect 6: during an issuer outage every request the service cannot check used to log
@@ -8,18 +8,18 @@ import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
  * counted, one line per interval.
  */
 
-const auth = await startAuthDouble()
+const auth = await startFakeIssuer()
 t.teardown(() => auth.close())
 
 t.test('N requests that cannot be checked during an outage write O(1) lines', async (t) => {
-  let now = Date.now()
+  const clock = new ManualClock(Date.now())
   const logs: Record<string, unknown>[] = []
   const app = buildApp(loadConfig({ ISSUER: auth.issuer, AUDIENCE, LOG_LEVEL: 'info' }), {
     // The issuer is down: every discovery or JWKS request fails.
     fetch: async () => {
       throw new TypeError('fetch failed')
     },
-    clock: () => now,
+    clock: clock.now,
     logStream: { write: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
   })
   t.teardown(() => app.close())
@@ -36,7 +36,7 @@ t.test('N requests that cannot be checked during an outage write O(1) lines', as
   t.ok(unverifiable()[0]!.reqId !== undefined, 'through the request logger')
   t.ok(logs.filter((l) => l.level === 40).length <= 6, `all warnings, fetch failures included: ${logs.filter((l) => l.level === 40).length}`)
 
-  now += 10_000
+  clock.advance(10_000)
   await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${token}` } })
   const summary = unverifiable().find((l) => l.count !== undefined)
   t.match(summary, { event: 'verifier.no_key.jwks_unavailable', count: N - 1, interval_ms: 10_000 }, 'then one line with the count')

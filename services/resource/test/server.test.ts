@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
+import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
 
 /** src/server.ts as a real process: configuration errors, listening, graceful shutdown. */
 
@@ -72,7 +72,7 @@ t.test('invalid configuration: exit 1, every bad variable named on stderr', asyn
 })
 
 t.test('serves, then on SIGTERM finishes the request in flight and exits 0', async (t) => {
-  const auth = await startAuthDouble()
+  const auth = await startFakeIssuer()
   t.teardown(() => auth.close())
   // Hold the first JWKS response: a request arriving meanwhile waits on it, in flight.
   let release!: () => void

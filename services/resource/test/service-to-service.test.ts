@@ -2,7 +2,7 @@ import { TokenClientError, createTokenClient, type TokenClient } from '@gatehous
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import { buildApp, loadConfig } from '../src/index.js'
-import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
+import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
 
 /**
  * DESIGN §1 flow 6: a backend service gets a client_credentials token with
@@ -10,7 +10,7 @@ import { AUDIENCE, startAuthDouble } from './helpers/auth-double.js'
  * validates it with the verifier. Real HTTP between all three.
  */
 
-const auth = await startAuthDouble()
+const auth = await startFakeIssuer()
 auth.clients.set('reports', { secret: 's3cret', scope: 'internal:read' })
 auth.clients.set('nosy', { secret: 'pw', scope: 'documents:read' })
 

@@ -1,7 +1,7 @@
 import type { Test } from 'tap'
 import type { AuditFields } from '../../src/audit/event.js'
 import type { AuditTrail } from '../../src/audit/trail.js'
-import { TestClock } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 /**
  * What every audit trail does, memory and PostgreSQL alike (audit/trail.ts): search filters,
@@ -9,7 +9,7 @@ import { TestClock } from '../helpers.js'
  */
 export interface TrailFixture {
   trail: AuditTrail
-  clock: TestClock
+  clock: ManualClock
 }
 
 export type MakeTrail = (t: Test, opts: { retentionDays: number }) => Promise<TrailFixture>

@@ -45,7 +45,7 @@ t.test('refresh-token reuse: the detection and the family revoked', async (t) =>
   const first = (await passwordLogin(h.app)).json()
   const { sid, sub } = decodeJwt(first.access_token)
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: first.refresh_token })).statusCode, 200)
-  h.clock.advance(11)
+  h.clock.advanceSeconds(11)
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: first.refresh_token })).statusCode, 400)
   const [reuse] = await recorded(h, 'refresh_token.reuse_detected')
   t.match(reuse, { outcome: 'failure', actorType: 'client', actorId: 'cli', userId: sub, familyId: sid, address: '127.0.0.1', time: h.clock.ms })

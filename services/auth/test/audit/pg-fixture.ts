@@ -3,7 +3,7 @@ import pg from 'pg'
 import { startPostgres, type PostgresServer } from '@gatehouse/test-harness'
 import { migrateDatabase } from '../../src/database/migrate.js'
 import { PostgresAuditTrail, type PostgresAuditTrailOptions, type Queryable } from '../../src/audit/postgres-trail.js'
-import { TestClock } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 /** A private PostgreSQL with a migrated template; each test gets its own database from it. */
 export async function auditDatabases(t: Test): Promise<{ server: PostgresServer; fresh(t: Test): Promise<pg.Pool> }> {
@@ -47,7 +47,7 @@ export class ManualTimers {
   }
 }
 
-export function trailOn(db: Queryable, clock: TestClock, opts: Partial<PostgresAuditTrailOptions> = {}) {
+export function trailOn(db: Queryable, clock: ManualClock, opts: Partial<PostgresAuditTrailOptions> = {}) {
   const timers = new ManualTimers()
   const warnings: Record<string, unknown>[] = []
   const infos: Record<string, unknown>[] = []

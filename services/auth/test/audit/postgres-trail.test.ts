@@ -7,7 +7,7 @@
 import t from 'tap'
 import { auditTrailContract } from './audit-trail-contract.js'
 import { auditDatabases, counting, trailOn } from './pg-fixture.js'
-import { TestClock } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 const FLUSH_MS = 1000
 
@@ -16,7 +16,7 @@ t.test('PostgreSQL audit trail', async (t) => {
 
   t.test('contract', async (t) => {
     auditTrailContract(t, async (t, { retentionDays }) => {
-      const clock = new TestClock()
+      const clock = new ManualClock()
       const { trail } = trailOn(await dbs.fresh(t), clock, { retentionDays })
       t.teardown(() => trail.close())
       return { trail, clock }
@@ -26,7 +26,7 @@ t.test('PostgreSQL audit trail', async (t) => {
   t.test('events are written in batches: one INSERT per batch, at the interval or when a batch is full', async (t) => {
     const pool = await dbs.fresh(t)
     const db = counting(pool)
-    const clock = new TestClock()
+    const clock = new ManualClock()
     const { trail, timers, counted } = trailOn(db, clock, { batchSize: 10, bufferSize: 100 })
     t.teardown(() => trail.close())
 
@@ -49,14 +49,14 @@ t.test('PostgreSQL audit trail', async (t) => {
 
   t.test('a full buffer drops and counts, with one throttled warning', async (t) => {
     const pool = await dbs.fresh(t)
-    const clock = new TestClock()
+    const clock = new ManualClock()
     const { trail, counted, warnings } = trailOn(pool, clock, { batchSize: 1000, bufferSize: 5 })
     t.teardown(() => trail.close())
     for (let i = 0; i < 8; i++) trail.record({ event: 'login.failed', n: i })
     t.same(counted, { written: 0, dropped: 3 })
     t.equal(warnings.filter((w) => w.event === 'audit.dropped').length, 1, 'one warning, not one per event')
     t.match(warnings[0], { event: 'audit.dropped', dropped: 1, reason: 'buffer_full' })
-    clock.advance(61)
+    clock.advanceSeconds(61)
     trail.record({ event: 'login.failed', n: 'late' })
     t.match(warnings.filter((w) => w.event === 'audit.dropped')[1], { dropped: 3 }, 'the next warning, a minute later, counts what was dropped since')
     await trail.flush()
@@ -74,7 +74,7 @@ t.test('PostgreSQL audit trail', async (t) => {
     const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 1000, query_timeout: 2000 })
     pool.on('error', () => undefined)
     t.teardown(() => pool.end().catch(() => undefined))
-    const clock = new TestClock()
+    const clock = new ManualClock()
     const { trail, timers, counted, warnings, infos } = trailOn(pool, clock, { batchSize: 100, bufferSize: 1000 })
     t.teardown(() => trail.close())
 
@@ -107,7 +107,7 @@ t.test('PostgreSQL audit trail', async (t) => {
   t.test('retention: bounded batches, only old rows, safe with several replicas at once', async (t) => {
     const pool = await dbs.fresh(t)
     const db = counting(pool)
-    const clock = new TestClock(Date.UTC(2026, 5, 1))
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
     const now = clock.ms
     await pool.query(
       `INSERT INTO audit_events (time, event, outcome, details)
@@ -126,14 +126,14 @@ t.test('PostgreSQL audit trail', async (t) => {
     t.equal(left.n, 720, 'the last 30 days stay')
     t.ok(new Date(left.oldest).getTime() >= now - 30 * 86_400_000)
 
-    const limited = trailOn(pool, new TestClock(now + 10 * 86_400_000), { retentionDays: 30, pruneBatch: 50, pruneMaxBatches: 2 })
+    const limited = trailOn(pool, new ManualClock(now + 10 * 86_400_000), { retentionDays: 30, pruneBatch: 50, pruneMaxBatches: 2 })
     t.teardown(() => limited.trail.close())
     t.equal(await limited.trail.prune(), 100, 'one run deletes at most pruneMaxBatches × pruneBatch rows (the next run continues)')
   })
 
   t.test('the retention runs by itself at its interval', async (t) => {
     const pool = await dbs.fresh(t)
-    const clock = new TestClock(Date.UTC(2026, 5, 1))
+    const clock = new ManualClock(Date.UTC(2026, 5, 1))
     const { trail, timers } = trailOn(pool, clock, { retentionDays: 1, pruneIntervalMs: 3_600_000 })
     t.teardown(() => trail.close())
     clock.ms -= 2 * 86_400_000
@@ -151,7 +151,7 @@ t.test('PostgreSQL audit trail', async (t) => {
 
   t.test('append-only: an UPDATE is refused', async (t) => {
     const pool = await dbs.fresh(t)
-    const { trail } = trailOn(pool, new TestClock())
+    const { trail } = trailOn(pool, new ManualClock())
     t.teardown(() => trail.close())
     trail.record({ event: 'admin.user_added', actor: 'ops', user_id: 'u_x' })
     await trail.flush()
@@ -160,7 +160,7 @@ t.test('PostgreSQL audit trail', async (t) => {
 
   t.test('close writes what is buffered, within its bound', async (t) => {
     const pool = await dbs.fresh(t)
-    const { trail, counted } = trailOn(pool, new TestClock(), { batchSize: 1000 })
+    const { trail, counted } = trailOn(pool, new ManualClock(), { batchSize: 1000 })
     for (let i = 0; i < 3; i++) trail.record({ event: 'login.failed', n: i })
     await trail.close()
     t.same(counted, { written: 3, dropped: 0 })

@@ -1,9 +1,8 @@
 import { readFileSync, statSync } from 'node:fs'
 import type { JWK } from 'jose'
 import t, { type Test } from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { startRedis, ManualClock } from '@gatehouse/test-harness'
 import { loadKeySetFile } from '../../src/keys/signing-keys.js'
-import { TestClock } from '../helpers.js'
 import { cliRunner } from './harness.js'
 
 const server = await startRedis()
@@ -24,7 +23,7 @@ interface KeyJson {
 const keysOf = (r: { json(): Record<string, unknown> }): KeyJson[] => r.json().keys as KeyJson[]
 
 t.test('keys generate writes a private key set (0600) that the service loads; never overwrites', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const cli = cliRunner({}, clock.now)
   const dir = t.testdir({})
   const out = `${dir}/keys.jwks.json`
@@ -45,14 +44,14 @@ t.test('keys generate writes a private key set (0600) that the service loads; ne
 })
 
 /** The whole manual rotation, on a file or on the Redis store, with a clock the test moves. */
-async function manualRotation(t: Test, env: Record<string, string>, target: string[], clock = new TestClock()) {
+async function manualRotation(t: Test, env: Record<string, string>, target: string[], clock = new ManualClock()) {
   const cli = cliRunner({ ...POLICY_ENV, ...env }, clock.now)
   const initial = await cli(['keys', 'list', ...target, '--json'])
   t.equal(initial.code, 0, initial.stderr)
   const [first] = keysOf(initial)
   t.match(first, { state: 'active' })
 
-  clock.advance(10)
+  clock.advanceSeconds(10)
   const added = await cli(['keys', 'add-next', ...target, '--json'])
   t.equal(added.code, 0, added.stderr)
   const next = added.json().kid as string
@@ -61,20 +60,20 @@ async function manualRotation(t: Test, env: Record<string, string>, target: stri
   t.same(keysOf(added).map((k) => k.state), ['active', 'next'])
   t.equal((await cli(['keys', 'add-next', ...target])).code, 1, 'one next key at a time')
 
-  clock.advance(64)
+  clock.advanceSeconds(64)
   const early = await cli(['keys', 'activate', next, ...target])
   t.equal(early.code, 1)
   t.match(early.stderr, /verifiers may not have it before/)
   const forcedNoYes = await cli(['keys', 'activate', next, '--force', ...target])
   t.equal(forcedNoYes.code, 1, '--force asks for confirmation')
   t.match(forcedNoYes.stderr, /pass --yes/)
-  clock.advance(1)
+  clock.advanceSeconds(1)
   const activated = await cli(['keys', 'activate', next, ...target, '--json'])
   t.equal(activated.code, 0, activated.stderr)
   t.equal(activated.json().activate_at, new Date(clock.now() + 5000).toISOString())
   t.match(activated.events('admin.key_activated'), [{ kid: next, replaces: first!.kid }])
 
-  clock.advance(5)
+  clock.advanceSeconds(5)
   const listed = await cli(['keys', 'list', ...target, '--json'])
   t.same(keysOf(listed).map((k) => [k.kid, k.state]), [[first!.kid, 'retiring'], [next, 'active']])
   t.match(listed.stdout, /"remove_after": "/)
@@ -83,7 +82,7 @@ async function manualRotation(t: Test, env: Record<string, string>, target: stri
   t.equal(tooEarly.code, 1)
   t.match(tooEarly.stderr, /may be valid until/)
   t.equal((await cli(['keys', 'retire', first!.kid, ...target])).code, 1, 'refused without --yes')
-  clock.advance(125)
+  clock.advanceSeconds(125)
   const retired = await cli(['keys', 'retire', first!.kid, '--yes', ...target, '--json'])
   t.equal(retired.code, 0, retired.stderr)
   t.same(keysOf(retired).map((k) => k.kid), [next])
@@ -96,7 +95,7 @@ async function manualRotation(t: Test, env: Record<string, string>, target: stri
   t.equal(rotated.code, 0, rotated.stderr)
   const third = (rotated.json().steps as { kid: string; event: string }[])[0]!
   t.match(third, { event: 'admin.key_added', activate_at: Math.floor(clock.now() / 1000) + 65 })
-  clock.advance(65 + 125)
+  clock.advanceSeconds(65 + 125)
   const cleaned = await cli(['keys', 'rotate', ...target, '--json'])
   t.match(cleaned.json().steps, [{ event: 'admin.key_retired', kid: next }])
   t.same(keysOf(cleaned).map((k) => [k.kid, k.state]), [[third.kid, 'active']])
@@ -112,7 +111,7 @@ const DASH_KID = '-Q_jFePNCJ6Z7e8qqy_uYYYqHIe8JPib_aEQzAcOm3A'
 t.test('a manual rotation on a key file', async (t) => {
   const dir = t.testdir({ 'keys.json': DASH_KEYS })
   const file = `${dir}/keys.json`
-  const clock = new TestClock()
+  const clock = new ManualClock()
   t.equal((await loadKeySetFile(file)).active.kid, DASH_KID, 'the first key is the one whose kid starts with -')
   // the rotation retires it with `keys retire -Q_jF... --yes --file ...`
   await manualRotation(t, {}, ['--file', file], clock)
@@ -131,7 +130,7 @@ t.test('a manual rotation on the Redis key set (what running replicas read)', as
   t.match(none.stderr, /there is no key set at redis gatehouse:signing-keys/)
   const { openSigningKeys } = await import('../../src/keys/key-manager.js')
   const { loadConfig } = await import('../../src/config.js')
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const seeded = await openSigningKeys(await loadConfig(env), { info() {}, warn() {} }, clock.now)
   await seeded.close()
   await manualRotation(t, env, [], clock)
@@ -152,7 +151,7 @@ t.test('keys commands need a key set to work on, and say which', async (t) => {
 })
 
 t.test('a kid that starts with - is an argument, before or after the options and after --', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const cli = cliRunner(POLICY_ENV, clock.now)
   const dir = t.testdir({})
   const file = `${dir}/keys.json`
@@ -164,14 +163,14 @@ t.test('a kid that starts with - is an argument, before or after the options and
   const policy = keyPolicy(await loadConfig(POLICY_ENV))
   const dash = (JSON.parse(DASH_KEYS) as { keys: JWK[] }).keys[0]!
   t.ok(await applyKeyChange(new FileKeySetStore(file), clock.now, (set) => addNextKey(set, clock.now(), policy, { jwk: dash })))
-  clock.advance(65)
+  clock.advanceSeconds(65)
 
   const listed = await cli(['keys', 'list', '--file', file, '--json'])
   t.same(keysOf(listed).map((k) => [k.kid, k.state]).at(-1), [DASH_KID, 'next'])
   const first = await cli(['keys', 'activate', DASH_KID, '--file', file, '--json'])
   t.equal(first.code, 0, first.stderr)
   t.match(first.events('admin.key_activated'), [{ kid: DASH_KID }])
-  clock.advance(5)
+  clock.advanceSeconds(5)
   for (const argv of [['--yes', '--file', file, DASH_KID], ['--yes', '--file', file, '--', DASH_KID]]) {
     const retire = await cli(['keys', 'retire', ...argv])
     t.equal(retire.code, 1, 'refused by the key rules, not by the parser')

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { connectResp, monitorRedis, startRedis, type MonitoredCommand } from '@gatehouse/test-harness'
+import { connectResp, monitorRedis, startRedis, type MonitoredCommand, ManualClock } from '@gatehouse/test-harness'
 import { hashClientSecret } from '../../src/directory/clients.js'
 import { DirectoryCache, RedisChangeAnnouncer } from '../../src/directory/directory-cache.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
 import { directoryChangesChannel } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { TestClock } from '../helpers.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())
@@ -188,7 +187,7 @@ t.test('a lookup in flight when a change is announced is not kept', async (t) =>
 
 t.test('copies expire after their TTL and are bounded in number', async (t) => {
   const p = prefix()
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const cache = await liveCache(t, p, { clock: clock.now, ttlMs: 30_000, maxEntries: 3 })
   const stored = new RedisClientDirectory({ redis: service, keyPrefix: p })
   for (const id of ['a', 'b', 'c', 'd']) await stored.add(client(id))
@@ -196,6 +195,6 @@ t.test('copies expire after their TTL and are bounded in number', async (t) => {
   for (const id of ['a', 'b', 'c', 'd']) await clients.get(id)
   t.equal(cache.size.clients, 3, 'at most maxEntries copies (the oldest went)')
   t.equal((await commandsDuring(async () => void (await clients.get('d')))).length, 0)
-  clock.advance(31)
+  clock.advanceSeconds(31)
   t.equal((await commandsDuring(async () => void (await clients.get('d')))).length, 1, 'an expired copy is read again')
 })

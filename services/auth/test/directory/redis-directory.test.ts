@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { parseInfo, startRedis, startRedisCluster, type RespClient } from '@gatehouse/test-harness'
+import { parseInfo, startRedisCluster, type RespClient } from '@gatehouse/test-harness'
+import { privateRedis } from '../helpers.js'
 import { hashPassword } from '../../src/directory/passwords.js'
 import { RedisClientDirectory, RedisUserDirectory } from '../../src/directory/redis-directory.js'
 import { seedDirectories } from '../../src/directory/seed.js'
@@ -10,13 +11,7 @@ import { StoreUnavailable } from '../../src/store/types.js'
 import { authenticateUser, userIdFor } from '../../src/directory/users.js'
 import { clientDirectoryContract, userDirectoryContract } from './directory-contract.js'
 
-const server = await startRedis()
-t.teardown(() => server.stop())
-const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
-await waitForRedis(redis)
-t.teardown(() => redis.disconnect())
-const admin = await server.client()
-t.teardown(() => admin.close())
+const { redis, admin } = await privateRedis(t)
 
 const prefix = (): string => `t${randomBytes(4).toString('hex')}:`
 

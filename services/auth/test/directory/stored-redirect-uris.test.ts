@@ -6,18 +6,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { privateRedis } from '../helpers.js'
 import { RedisClientDirectory } from '../../src/directory/redis-directory.js'
 import { clientRecordKey } from '../../src/store/key-names.js'
-import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 
-const server = await startRedis()
-t.teardown(() => server.stop())
-const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
-await waitForRedis(redis)
-t.teardown(() => redis.disconnect())
-const admin = await server.client()
-t.teardown(() => admin.close())
+const { redis, admin } = await privateRedis(t)
 
 t.test('a stored record with URIs the rules now refuse: those URIs are gone, the client works', async (t) => {
   const keyPrefix = `t${randomBytes(4).toString('hex')}:`

@@ -20,7 +20,7 @@ t.test('reuse, a disabled user, and a revoke of an already revoked family are al
   const a = (await passwordLogin(h.app)).json()
   const aSid = decodeJwt(a.access_token).sid as string
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: a.refresh_token })).statusCode, 200)
-  h.clock.advance(1)
+  h.clock.advanceSeconds(1)
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: a.refresh_token })).statusCode, 400)
   const published = (h.deps.revocations as NoopRevocationPublisher).published
   t.match(published.filter((p) => p.sid === aSid), [{ sid: aSid, exp: Math.floor(h.clock.now() / 1000) + 300 }], 'reuse: announced once, exp = now + ACCESS_TOKEN_TTL')

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import type { Cluster, Redis } from 'ioredis'
 import { RECENT_REVOCATIONS_KEY } from '@gatehouse/service-kit'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
@@ -23,21 +24,8 @@ export const DEFAULT_TEST_POLICY: FamilyPolicy = Object.freeze({
   reuseGraceMs: 10 * SECOND,
 })
 
-/** A clock that moves only when told. */
-export class ManualClock {
-  #now: number
-  constructor(start = 1_700_000_000_000) {
-    this.#now = start
-  }
-  readonly now: Clock = () => this.#now
-  set(ms: number): void {
-    this.#now = ms
-  }
-  advance(ms: number): number {
-    this.#now += ms
-    return this.#now
-  }
-}
+/** Where the suite's clock starts (ms). */
+export const CLOCK_START = 1_700_000_000_000
 
 export interface StoreFactoryInput {
   clock: Clock
@@ -140,7 +128,7 @@ export function familyStoreContract(t: Test, factory: StoreFactory, probe?: Anno
   }
 
   async function setup(t: Test, policy: Partial<FamilyPolicy> = {}): Promise<Fixture> {
-    const clock = new ManualClock()
+    const clock = new ManualClock(CLOCK_START)
     const codec = new RefreshTokenCodec(randomBytes(32))
     const full = { ...DEFAULT_TEST_POLICY, ...policy }
     const store = await factory({ clock: clock.now, policy: full, codec, announce, accessTokenTtlS: ANNOUNCE_TTL_S })

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import { MemoryFamilyStore } from '../../src/families/memory-family-store.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
-import { DAY, DEFAULT_TEST_POLICY, HOUR, ManualClock, familyStoreContract } from './family-store-contract.js'
+import { CLOCK_START, DAY, DEFAULT_TEST_POLICY, HOUR, familyStoreContract } from './family-store-contract.js'
 
 t.test('contract', async (t) => {
   familyStoreContract(t, async ({ clock, policy, codec, announce, accessTokenTtlS }) => new MemoryFamilyStore({ clock, policy, codec, ...(announce ? { announce } : {}), ...(accessTokenTtlS ? { accessTokenTtlS } : {}) }))
 })
 
 t.test('memory stays bounded: expired families are swept with their index entries', async (t) => {
-  const clock = new ManualClock()
+  const clock = new ManualClock(CLOCK_START)
   const codec = new RefreshTokenCodec(randomBytes(32))
   const store = new MemoryFamilyStore({ clock: clock.now, policy: DEFAULT_TEST_POLICY, codec, sweepIntervalMs: HOUR })
   for (let i = 0; i < 100; i++) await store.create({ userId: `u${i % 10}`, clientId: 'c', scope: 's', sessionId: `s${i}`, authTime: 0 })

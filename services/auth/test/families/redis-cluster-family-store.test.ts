@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { parseInfo, startRedisCluster, type RespClient } from '@gatehouse/test-harness'
+import { parseInfo, startRedisCluster, type RespClient, ManualClock } from '@gatehouse/test-harness'
 import { familyKeys } from '../../src/store/key-names.js'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
 import { type FamilyStore } from '../../src/families/types.js'
 import { StoreUnavailable } from '../../src/store/types.js'
-import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
+import { CLOCK_START, DEFAULT_TEST_POLICY, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const cluster = await startRedisCluster()
 t.teardown(() => cluster.stop())
@@ -23,7 +23,7 @@ async function clusterStore(input: StoreFactoryInput, keyPrefix = prefix()): Pro
 }
 
 function fixture(): StoreFactoryInput & { manual: ManualClock } {
-  const manual = new ManualClock()
+  const manual = new ManualClock(CLOCK_START)
   return { manual, clock: manual.now, policy: DEFAULT_TEST_POLICY, codec: new RefreshTokenCodec(randomBytes(32)) }
 }
 

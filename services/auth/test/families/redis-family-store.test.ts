@@ -1,22 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import t from 'tap'
-import { freePort, monitorRedis, parseInfo, startRedis, type RespClient, type RespValue } from '@gatehouse/test-harness'
+import { freePort, monitorRedis, parseInfo, startRedis, type RespClient, type RespValue, ManualClock } from '@gatehouse/test-harness'
 import { DEFAULT_KEY_PREFIX, familyKeys } from '../../src/store/key-names.js'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis, type RedisConnectionOptions } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
 import { type FamilyPolicy, type FamilyStore } from '../../src/families/types.js'
 import { StoreUnavailable } from '../../src/store/types.js'
-import {
-  DAY,
-  DEFAULT_TEST_POLICY,
-  ManualClock,
-  SECOND,
-  familyStoreContract,
-  redisAnnouncementProbe,
-  type StoreFactoryInput,
-} from './family-store-contract.js'
+import { CLOCK_START, DAY, DEFAULT_TEST_POLICY, SECOND, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())
@@ -37,7 +29,7 @@ async function redisStore(
 }
 
 function fixture(policy: FamilyPolicy = DEFAULT_TEST_POLICY): StoreFactoryInput & { manual: ManualClock } {
-  const manual = new ManualClock()
+  const manual = new ManualClock(CLOCK_START)
   return { manual, clock: manual.now, policy, codec: new RefreshTokenCodec(randomBytes(32)) }
 }
 

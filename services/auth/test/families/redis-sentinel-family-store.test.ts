@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startRedisSentinel } from '@gatehouse/test-harness'
+import { startRedisSentinel, ManualClock } from '@gatehouse/test-harness'
 import { RedisFamilyStore } from '../../src/families/redis-family-store.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
 import { RefreshTokenCodec } from '../../src/families/refresh-token-codec.js'
 import { type FamilyStore, type RotateOutcome } from '../../src/families/types.js'
 import { StoreUnavailable } from '../../src/store/types.js'
-import { DEFAULT_TEST_POLICY, ManualClock, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
+import { CLOCK_START, DEFAULT_TEST_POLICY, familyStoreContract, redisAnnouncementProbe, type StoreFactoryInput } from './family-store-contract.js'
 
 const sentinel = await startRedisSentinel()
 t.teardown(() => sentinel.stop())
@@ -31,7 +31,7 @@ t.test('contract (Sentinel: master, replica, 3 sentinels)', async (t) => {
 })
 
 t.test('the master dies: bounded errors, then the promoted replica serves the family', async (t) => {
-  const manual = new ManualClock()
+  const manual = new ManualClock(CLOCK_START)
   const store: FamilyStore = await sentinelStore({ clock: manual.now, policy: DEFAULT_TEST_POLICY, codec: new RefreshTokenCodec(randomBytes(32)) })
   t.teardown(() => store.close())
   const user = { userId: 'u1', clientId: 'web-app', scope: 'openid', authTime: 1_700_000_000 }

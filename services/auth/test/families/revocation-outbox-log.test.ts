@@ -5,8 +5,8 @@
  * about 700 lines, not 4,000.
  */
 import t from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import { RevocationOutbox, shouldLogAnnouncement, type AnnouncementEvent } from '../../src/families/revocation-outbox.js'
-import { ManualClock } from './family-store-contract.js'
 
 const NOW_S = 1_700_000_000
 

@@ -4,8 +4,8 @@
  * its exp (its access tokens are dead anyway) is dropped and reported.
  */
 import t from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import { RevocationOutbox, type AnnouncementEvent } from '../../src/families/revocation-outbox.js'
-import { ManualClock } from './family-store-contract.js'
 
 const NOW_S = 1_700_000_000
 

@@ -17,13 +17,13 @@ t.test('refresh rotates, retries within grace, detects reuse after it', async (t
   t.equal(h.logs.events('refresh_token.rotated').length, 1)
 
   // a lost response: the same token again within the grace window gets the same successor
-  h.clock.advance(5)
+  h.clock.advanceSeconds(5)
   const retry = await token(h.app, { grant_type: 'refresh_token', refresh_token: first.refresh_token })
   t.equal(retry.statusCode, 200)
   t.equal(retry.json().refresh_token, second.refresh_token, 'same successor, no fork')
 
   // after the grace window the spent token is reuse: the whole family dies
-  h.clock.advance(6)
+  h.clock.advanceSeconds(6)
   const reuse = await token(h.app, { grant_type: 'refresh_token', refresh_token: first.refresh_token })
   t.equal(reuse.statusCode, 400)
   t.equal(reuse.json().error, 'invalid_grant')
@@ -65,17 +65,17 @@ t.test('idle and absolute expiry', async (t) => {
   t.teardown(h.close)
   let rt = (await passwordLogin(h.app)).json().refresh_token
   for (let i = 0; i < 4; i++) {
-    h.clock.advance(240)
+    h.clock.advanceSeconds(240)
     const r = await token(h.app, { grant_type: 'refresh_token', refresh_token: rt })
     t.equal(r.statusCode, 200, `used within the idle window (${i})`)
     rt = r.json().refresh_token
   }
-  h.clock.advance(100) // 1060 s after login, 100 s after last use: past the absolute lifetime only
+  h.clock.advanceSeconds(100) // 1060 s after login, 100 s after last use: past the absolute lifetime only
   const late = await token(h.app, { grant_type: 'refresh_token', refresh_token: rt })
   t.equal(late.json().error, 'invalid_grant', 'absolute expiry does not slide')
 
   let rt2 = (await passwordLogin(h.app)).json().refresh_token
-  h.clock.advance(301)
+  h.clock.advanceSeconds(301)
   const idle = await token(h.app, { grant_type: 'refresh_token', refresh_token: rt2 })
   t.equal(idle.json().error, 'invalid_grant', 'idle expiry')
 })

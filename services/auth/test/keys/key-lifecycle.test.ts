@@ -12,18 +12,18 @@ import {
   type KeyPolicy,
 } from '../../src/keys/key-lifecycle.js'
 import { generateRsaJwk, KeyRing, keySetFromJwks, newKeySetDocument, type KeySetDocument, type LoadedKeySet } from '../../src/keys/signing-keys.js'
-import { TestClock } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 // publish 300 + 10 + 60, activation 10 ahead, retire 900 + 10 + 60
 const POLICY: KeyPolicy = keyPolicy({ jwksMaxAge: 300, keysReloadInterval: 10, keyRotationMargin: 60, keyRotationInterval: 0, accessTokenTtl: 900 })
 
 const stateOf = (set: LoadedKeySet, ms: number, policy = POLICY) => Object.fromEntries(describeKeys(set, ms, policy).map((k) => [k.kid, k.state]))
 
-async function fresh(clock: TestClock): Promise<LoadedKeySet> {
+async function fresh(clock: ManualClock): Promise<LoadedKeySet> {
   return await keySetFromJwks(await newKeySetDocument(clock.now()), clock.now())
 }
 
-async function reload(doc: KeySetDocument, clock: TestClock): Promise<LoadedKeySet> {
+async function reload(doc: KeySetDocument, clock: ManualClock): Promise<LoadedKeySet> {
   // What every replica does with what was written: parse it again.
   return await keySetFromJwks(JSON.parse(JSON.stringify(doc)), clock.now())
 }
@@ -33,12 +33,12 @@ t.test('the policy comes from the configuration', async (t) => {
 })
 
 t.test('a manual rotation: add-next, activate when published long enough, retire when its tokens expired', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   let set = await fresh(clock)
   const first = set.active.kid
   t.same(stateOf(set, clock.now()), { [first]: 'active' })
 
-  clock.advance(100)
+  clock.advanceSeconds(100)
   const added = await addNextKey(set, clock.now(), POLICY)
   const next = added.events[0]!.kid
   t.match(added.events, [{ event: 'keys.next_added', kid: next, activate_after: clock.now() / 1000 + 370 }])
@@ -48,9 +48,9 @@ t.test('a manual rotation: add-next, activate when published long enough, retire
   t.same(stateOf(set, clock.now()), { [first]: 'active', [next]: 'next' })
   await t.rejects(addNextKey(set, clock.now(), POLICY), { code: 'conflict' }, 'one next key at a time')
 
-  clock.advance(369)
+  clock.advanceSeconds(369)
   t.throws(() => activateKey(set, next, clock.now(), POLICY), { code: 'too_early', message: /verifiers may not have it before/ })
-  clock.advance(1)
+  clock.advanceSeconds(1)
   const activated = activateKey(set, next, clock.now(), POLICY)
   const at = activated.events[0]!.activate_at as number
   t.equal(at, clock.now() / 1000 + 10, 'scheduled one reload interval ahead, so every replica has read it')
@@ -61,17 +61,17 @@ t.test('a manual rotation: add-next, activate when published long enough, retire
   const before = ring.current()
   t.equal(before.active.kid, first, 'still the old key until the instant')
   t.equal(ring.current(), before, 'snapshots are stable objects between changes')
-  clock.advance(9.999)
+  clock.advanceSeconds(9.999)
   t.equal(ring.current().active.kid, first)
-  clock.advance(0.001)
+  clock.advanceSeconds(0.001)
   t.equal(ring.current().active.kid, next, 'the ring switches at the instant, without a reload')
   t.equal(ring.current().etag, before.etag, 'the published set did not change')
 
   t.same(stateOf(set, clock.now()), { [first]: 'retiring', [next]: 'active' })
   t.throws(() => retireKey(set, next, clock.now(), POLICY), { code: 'conflict', message: /is the active key/ })
-  clock.advance(969)
+  clock.advanceSeconds(969)
   t.throws(() => retireKey(set, first, clock.now(), POLICY), { code: 'too_early', message: /may be valid until/ })
-  clock.advance(1)
+  clock.advanceSeconds(1)
   const retired = retireKey(set, first, clock.now(), POLICY)
   t.match(retired.events, [{ event: 'keys.retired', kid: first, state: 'retiring', forced: false }])
   set = await reload(retired.doc, clock)
@@ -80,12 +80,12 @@ t.test('a manual rotation: add-next, activate when published long enough, retire
 })
 
 t.test('emergencies: --force activates at once and retires at once', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   let set = await fresh(clock)
   const old = set.active.kid
   set = await reload((await addNextKey(set, clock.now(), POLICY)).doc, clock)
   const next = set.keys.find((k) => k.kid !== old)!.kid
-  clock.advance(1)
+  clock.advanceSeconds(1)
   const forced = activateKey(set, next, clock.now(), POLICY, { force: true })
   t.match(forced.events[0], { forced: true })
   set = await reload(forced.doc, clock)
@@ -96,7 +96,7 @@ t.test('emergencies: --force activates at once and retires at once', async (t) =
 })
 
 t.test('a key that never signed may be retired at any time; the last key never', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   let set = await fresh(clock)
   set = await reload((await addNextKey(set, clock.now(), POLICY, { schedule: true })).doc, clock)
   const next = set.keys[1]!.kid
@@ -109,39 +109,39 @@ t.test('a key that never signed may be retired at any time; the last key never',
 })
 
 t.test('a retiring key may be activated again at once (rollback)', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   let set = await fresh(clock)
   const old = set.active.kid
   set = await reload((await addNextKey(set, clock.now(), POLICY, { schedule: true })).doc, clock)
-  clock.advance(400)
+  clock.advanceSeconds(400)
   t.not(new KeyRing(set, clock.now).current().active.kid, old, 'the scheduled key took over')
   const back = activateKey(set, old, clock.now(), POLICY)
   set = await reload(back.doc, clock)
-  clock.advance(10)
+  clock.advanceSeconds(10)
   t.equal(new KeyRing(set, clock.now).current().active.kid, old)
   t.equal(describeKeys(set, clock.now(), POLICY).find((k) => k.kid !== old)!.state, 'retiring')
 })
 
 t.test('automatic rotation: each key signs for the interval; expired keys are removed', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const policy: KeyPolicy = { ...POLICY, rotationInterval: 30 * 86400 }
   let set = await fresh(clock)
   const k1 = set.active.kid
   t.equal(dueRotationAction(set, clock.now(), policy), null, 'a new key is not rotated')
-  clock.advance(30 * 86400 - 371)
+  clock.advanceSeconds(30 * 86400 - 371)
   t.equal(dueRotationAction(set, clock.now(), policy), null)
-  clock.advance(1)
+  clock.advanceSeconds(1)
   t.same(dueRotationAction(set, clock.now(), policy), { kind: 'add' }, 'due one publish delay before the interval ends')
   const step = (await dueRotationStep(set, clock.now(), policy))!
   t.match(step.events, [{ event: 'keys.next_added', activate_at: clock.now() / 1000 + 370 }])
   set = await reload(step.doc, clock)
   const k2 = set.keys[1]!.kid
   t.equal(dueRotationAction(set, clock.now(), policy), null, 'nothing more while the next key waits')
-  clock.advance(370)
+  clock.advanceSeconds(370)
   t.equal(new KeyRing(set, clock.now).current().active.kid, k2, 'k2 signs from exactly the interval')
-  clock.advance(969)
+  clock.advanceSeconds(969)
   t.equal(dueRotationAction(set, clock.now(), policy), null)
-  clock.advance(1)
+  clock.advanceSeconds(1)
   t.same(dueRotationAction(set, clock.now(), policy), { kind: 'retire', kid: k1 })
   set = await reload((await dueRotationStep(set, clock.now(), policy))!.doc, clock)
   t.same(set.keys.map((k) => k.kid), [k2])
@@ -150,17 +150,17 @@ t.test('automatic rotation: each key signs for the interval; expired keys are re
 })
 
 t.test('automatic rotation activates a key added by hand once it may sign', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const policy: KeyPolicy = { ...POLICY, rotationInterval: 1000 }
   let set = await fresh(clock)
   set = await reload((await addNextKey(set, clock.now(), policy)).doc, clock)
   const manual = set.keys[1]!.kid
-  clock.advance(1000)
+  clock.advanceSeconds(1000)
   t.same(dueRotationAction(set, clock.now(), policy), { kind: 'activate', kid: manual })
 })
 
 t.test('a plain JWK Set is still a key set; its metadata is made explicit when written', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const a = generateRsaJwk()
   const b = generateRsaJwk()
   const plain = await keySetFromJwks({ keys: [a, b], active: undefined }, clock.now())
@@ -176,7 +176,7 @@ t.test('a plain JWK Set is still a key set; its metadata is made explicit when w
 })
 
 t.test('metadata is validated', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const a = { ...generateRsaJwk(), kid: 'a' }
   const b = { ...generateRsaJwk(), kid: 'b' }
   const now = clock.now() / 1000

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import t from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { startRedis, ManualClock } from '@gatehouse/test-harness'
 import { loadConfig } from '../../src/config.js'
 import { activateKey, addNextKey, keyPolicy } from '../../src/keys/key-lifecycle.js'
 import { openSigningKeys, type SigningKeys } from '../../src/keys/key-manager.js'
@@ -8,7 +8,6 @@ import { applyKeyChange, FileKeySetStore } from '../../src/keys/key-store.js'
 import { generateRsaJwk, KeySetError } from '../../src/keys/signing-keys.js'
 import { buildApp } from '../../src/app.js'
 import { createRuntime } from '../../src/runtime/bootstrap.js'
-import { TestClock } from '../helpers.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())
@@ -39,7 +38,7 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
   }
 }
 
-async function replicas(n: number, clock: TestClock, extra: Record<string, string> = {}): Promise<{ keys: SigningKeys; log: Log }[]> {
+async function replicas(n: number, clock: ManualClock, extra: Record<string, string> = {}): Promise<{ keys: SigningKeys; log: Log }[]> {
   const config = await loadConfig(env(extra))
   return await Promise.all(
     Array.from({ length: n }, async () => {
@@ -55,7 +54,7 @@ t.beforeEach(async () => {
 })
 
 t.test('the first replica seeds the Redis key set; every replica loads the same one', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const rs = await replicas(3, clock)
   t.teardown(() => Promise.all(rs.map((r) => r.keys.close())))
   t.equal(rs.flatMap((r) => r.log.events('keys.seeded')).length, 1, 'seeded once')
@@ -67,7 +66,7 @@ t.test('a key set file seeds Redis, its metadata made explicit', async (t) => {
   const dir = t.testdir({})
   const jwk = { ...generateRsaJwk(), kid: 'from-file' }
   writeFileSync(`${dir}/keys.json`, JSON.stringify({ keys: [jwk] }))
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const [r] = await replicas(1, clock, { SIGNING_KEYS_FILE: `${dir}/keys.json` })
   t.teardown(() => r!.keys.close())
   t.equal(r!.keys.ring.current().active.kid, 'from-file')
@@ -75,7 +74,7 @@ t.test('a key set file seeds Redis, its metadata made explicit', async (t) => {
 })
 
 t.test('a wrong encryption secret or an unreachable Redis stops the start', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const [r] = await replicas(1, clock)
   await r!.keys.close()
   const config = await loadConfig(env({ SIGNING_KEYS_ENCRYPTION_SECRET: 'w'.repeat(40) }))
@@ -85,7 +84,7 @@ t.test('a wrong encryption secret or an unreachable Redis stops the start', asyn
 })
 
 t.test('a change made elsewhere (the CLI) reaches every replica on its next round', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const rs = await replicas(2, clock)
   t.teardown(() => Promise.all(rs.map((r) => r.keys.close())))
   const [a, b] = rs as [(typeof rs)[0], (typeof rs)[0]]
@@ -102,18 +101,18 @@ t.test('a change made elsewhere (the CLI) reaches every replica on its next roun
   await b.keys.manager!.tick()
   t.equal(b.log.events('keys.reloaded').length, 1, 'an unchanged version is not reloaded')
 
-  clock.advance(370)
+  clock.advanceSeconds(370)
   await applyKeyChange(b.keys.store!, clock.now, (set) => activateKey(set, next, clock.now(), policy))
   for (const r of rs) await r.keys.manager!.tick()
   t.not(a.keys.ring.current().active.kid, next, 'not yet: the switch is scheduled a reload interval ahead')
-  clock.advance(10)
+  clock.advanceSeconds(10)
   t.same(rs.map((r) => r.keys.ring.current().active.kid), [next, next], 'both switch at the same instant')
   for (const r of rs) await r.keys.manager!.tick()
   t.match(a.log.events('keys.active_changed'), [{ kid: next }])
 })
 
 t.test('when the stored set disappears, a running replica writes its own back', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const rs = await replicas(2, clock)
   t.teardown(() => Promise.all(rs.map((r) => r.keys.close())))
   const etag = rs[0]!.keys.ring.current().etag
@@ -129,7 +128,7 @@ t.test('when the stored set disappears, a running replica writes its own back', 
 })
 
 t.test('automatic rotation across replicas: exactly one performs each step, and a key is published long enough first', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const rs = await replicas(3, clock, { KEY_ROTATION_INTERVAL: '3600' })
   t.teardown(() => Promise.all(rs.map((r) => r.keys.close())))
   const first = rs[0]!.keys.ring.current().active.kid
@@ -152,7 +151,7 @@ t.test('automatic rotation across replicas: exactly one performs each step, and 
   const events = (name: string) => rs.flatMap((r) => r.log.events(name))
   // Rounds every 10 s (the reload interval) for two intervals and the retire delay.
   for (let s = 0; s < 2 * 3600 + 1000; s += 10) {
-    clock.advance(10)
+    clock.advanceSeconds(10)
     await round()
   }
   const added = events('keys.next_added')
@@ -178,7 +177,7 @@ t.test('a key file is re-read; a broken edit is ignored and the keys in use are 
   const dir = t.testdir({})
   const path = `${dir}/keys.json`
   writeFileSync(path, JSON.stringify({ keys: [generateRsaJwk()] }))
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const config = await loadConfig({ SIGNING_KEYS_FILE: path, JWKS_MAX_AGE: '60' })
   const log = new Log()
   const keys = await openSigningKeys(config, log, clock.now)
@@ -196,7 +195,7 @@ t.test('a key file is re-read; a broken edit is ignored and the keys in use are 
 })
 
 t.test('the running service reloads on its own timer and serves the new set with a new ETag', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const config = await loadConfig(env({ JWKS_MAX_AGE: '42', KEYS_RELOAD_INTERVAL: '1' }))
   const runtime = await createRuntime(config, { info() {}, warn() {} }, clock.now)
   const app = await buildApp(runtime.deps, { logStream: false })

@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { startRedis, ManualClock } from '@gatehouse/test-harness'
 import { addNextKey, keyPolicy } from '../../src/keys/key-lifecycle.js'
 import { applyKeyChange, FileKeySetStore, KeySetCipher, RedisKeySetStore } from '../../src/keys/key-store.js'
 import { keySetFromJwks, KeySetError, newKeySetDocument } from '../../src/keys/signing-keys.js'
 import { signingKeySetKey } from '../../src/store/key-names.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { TestClock } from '../helpers.js'
 
 const SECRET = 'k'.repeat(40)
 const POLICY = keyPolicy({ jwksMaxAge: 300, keysReloadInterval: 10, keyRotationMargin: 60, keyRotationInterval: 0, accessTokenTtl: 900 })
@@ -26,7 +25,7 @@ t.test('the file store writes with compare-and-set, atomically, mode 0600', asyn
   const store = new FileKeySetStore(path)
   t.equal(await store.read(), null, 'no file: no set')
   t.equal(await store.version(), null)
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const doc = await newKeySetDocument(clock.now())
   const v1 = await store.write(doc, null)
   t.type(v1, 'string')
@@ -100,7 +99,7 @@ t.test('the rotation lock is exclusive and released only by its holder', async (
 
 t.test('concurrent steps: one wins, the other decides again from the newer set', async (t) => {
   const p = prefix()
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const store = new RedisKeySetStore({ redis, secret: SECRET, keyPrefix: p })
   await store.write(await newKeySetDocument(clock.now()), null)
   // Two CLIs add a next key at the same moment: both read version 1; exactly one is written,

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { jwtVerify, createLocalJWKSet } from 'jose'
-import { startRedis } from '@gatehouse/test-harness'
+import { startRedis, ManualClock } from '@gatehouse/test-harness'
 import { MemoryClientDirectory } from '../../src/directory/clients.js'
 import { generateDevKeySet, KeyRing } from '../../src/keys/signing-keys.js'
 import { QueuedBackchannelLogout } from '../../src/logout/queued-backchannel.js'
 import { RedisLogoutQueue } from '../../src/logout/redis-logout-queue.js'
 import { BackchannelWorker } from '../../src/logout/worker.js'
 import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
-import { TestClock } from '../helpers.js'
 import { ManualTimers, Receiver } from './receiver.js'
 
 /**
@@ -23,7 +22,7 @@ const TIMEOUT_MS = 5000
 const keys = new KeyRing(await generateDevKeySet())
 const jwks = createLocalJWKSet(keys.current().jwks)
 
-async function replica(t: import('tap').Test, keyPrefix: string, clock: TestClock, clients: MemoryClientDirectory) {
+async function replica(t: import('tap').Test, keyPrefix: string, clock: ManualClock, clients: MemoryClientDirectory) {
   const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
   await waitForRedis(redis)
   const queue = new RedisLogoutQueue({ redis, keyPrefix, clock: clock.now })
@@ -48,10 +47,10 @@ async function setup(t: import('tap').Test) {
   const clients = new MemoryClientDirectory([
     { client_id: 'rp', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], scope: 'openid', audience: 'api', redirect_uris: ['https://rp/cb'], post_logout_redirect_uris: [], jwks: null, backchannel_logout_uri: receiver.url },
   ])
-  return { receiver, clients, clock: new TestClock(), keyPrefix: `t${randomBytes(4).toString('hex')}:` }
+  return { receiver, clients, clock: new ManualClock(), keyPrefix: `t${randomBytes(4).toString('hex')}:` }
 }
 
-async function sidOf(body: string, clock: TestClock): Promise<unknown> {
+async function sidOf(body: string, clock: ManualClock): Promise<unknown> {
   const { payload } = await jwtVerify(new URLSearchParams(body).get('logout_token')!, jwks, { issuer: ISSUER, audience: 'rp', typ: 'logout+jwt', currentDate: new Date(clock.now()) })
   return payload.sid
 }

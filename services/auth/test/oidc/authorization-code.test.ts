@@ -140,9 +140,9 @@ t.test('a code lives 60 seconds', async (t) => {
   t.teardown(h.close)
   const late = await getCode(h)
   const inTime = await getCode(h)
-  h.clock.advance(59)
+  h.clock.advanceSeconds(59)
   t.equal((await exchange(h, inTime.code)).statusCode, 200)
-  h.clock.advance(2)
+  h.clock.advanceSeconds(2)
   t.equal((await exchange(h, late.code)).json().error, 'invalid_grant')
 })
 

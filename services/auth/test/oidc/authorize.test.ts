@@ -251,7 +251,7 @@ t.test('POST /login: CSRF and tampering are refused', async (t) => {
   const otherForm = await postLogin(h, { ...form, interaction: 'AAAAAAAAAAAAAAAA', ...creds }, cookies)
   t.equal(otherForm.statusCode, 400, 'an interaction without its cookie')
 
-  h.clock.advance(601)
+  h.clock.advanceSeconds(601)
   const expired = await postLogin(h, { ...form, ...creds }, cookies)
   t.equal(expired.statusCode, 400, 'the form expires after 10 minutes')
   t.same(h.logs.events('login.rejected').map((e) => e.reason), ['missing', 'csrf', 'csrf', 'missing', 'missing', 'expired'])

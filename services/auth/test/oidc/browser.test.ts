@@ -7,10 +7,9 @@ import t from 'tap'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import * as oidc from 'openid-client'
-import { chromium, type Browser } from 'playwright-core'
+import { launchChromium } from '@gatehouse/test-harness'
 import { startOidcApp } from './harness.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const STEP_TIMEOUT_MS = 20_000
 
 /** A tiny relying party callback page on its own port: records what arrives. */
@@ -39,12 +38,7 @@ t.test('headless Chromium signs in through the login page and lands on the callb
   })
   t.teardown(h.close)
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const browser = await launchChromium({ timeoutMs: STEP_TIMEOUT_MS })
   t.teardown(() => browser.close())
   const context = await browser.newContext() // a fresh, throw-away profile
   const page = await context.newPage()

@@ -8,8 +8,8 @@ import t, { type Test } from 'tap'
 import * as oidc from 'openid-client'
 import { createHash } from 'node:crypto'
 import { decodeProtectedHeader } from 'jose'
-import { startRedis } from '@gatehouse/test-harness'
-import { browserLogin, CookieJar, startOidcApp, type OidcApp, rejectsWith } from './harness.js'
+import { browserLogin, CookieJar, startRedis } from '@gatehouse/test-harness'
+import { startOidcApp, type OidcApp, rejectsWith } from './harness.js'
 
 const REDIRECT_URI = 'http://127.0.0.1:3000/callback'
 const AFTER_LOGOUT = 'http://127.0.0.1:3000/'
@@ -47,7 +47,7 @@ function flow(t: Test, env: () => Record<string, string>) {
     // 1. authorization request → login page → redirect with code, state and iss (RFC 9207)
     const jar = new CookieJar()
     const { url, checks } = await authorizationRequest(config)
-    const callback = await browserLogin(url, jar)
+    const callback = (await browserLogin(url, { jar })).redirect
     t.equal(callback.origin + callback.pathname, REDIRECT_URI)
     t.equal(callback.searchParams.get('state'), checks.expectedState)
     t.equal(callback.searchParams.get('iss'), h.issuer)
@@ -139,7 +139,7 @@ t.test('a public client (PKCE, no secret) gets tokens but may not introspect', a
     code_challenge_method: 'S256',
     state,
   })
-  const callback = await browserLogin(url, new CookieJar(), 'bob', 'bob-password')
+  const callback = (await browserLogin(url, { username: 'bob', password: 'bob-password' })).redirect
   const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state })
   t.equal(tokens.claims()!.aud, 'spa')
   t.notOk(tokens.claims()!.nonce, 'no nonce asked, none given')
@@ -156,14 +156,14 @@ t.test('max_age and prompt=login force a new authentication; prompt=none never s
   const config = await rp(h)
   const jar = new CookieJar()
   const first = await authorizationRequest(config)
-  const firstTokens = await oidc.authorizationCodeGrant(config, await browserLogin(first.url, jar), first.checks)
+  const firstTokens = await oidc.authorizationCodeGrant(config, (await browserLogin(first.url, { jar })).redirect, first.checks)
   const authTime = firstTokens.claims()!.auth_time!
 
-  h.clock.advance(120)
+  h.clock.advanceSeconds(120)
   const aged = await authorizationRequest(config, { max_age: '60' })
   const agedPage = await fetch(aged.url, { redirect: 'manual', headers: { cookie: jar.header() } })
   t.equal(agedPage.status, 200, 'session older than max_age: the form again')
-  const reauth = await oidc.authorizationCodeGrant(config, await browserLogin(aged.url, jar), { ...aged.checks, maxAge: 60 })
+  const reauth = await oidc.authorizationCodeGrant(config, (await browserLogin(aged.url, { jar })).redirect, { ...aged.checks, maxAge: 60 })
   t.ok(reauth.claims()!.auth_time! >= authTime + 120, 'auth_time moved')
   t.equal(reauth.claims()!.sid, firstTokens.claims()!.sid, 'same user signing in again keeps the session id')
 

@@ -111,7 +111,7 @@ t.test('userinfo: claims by scope; RFC 6750 errors with WWW-Authenticate', async
 
   await post(h, '/revoke', { token: alice.tokens.refresh_token })
   t.equal((await userinfo(h, alice.tokens.access_token)).statusCode, 401, 'the family was revoked')
-  h.clock.advance(901)
+  h.clock.advanceSeconds(901)
   t.equal((await userinfo(h, openidOnly.tokens.access_token)).statusCode, 401, 'expired')
 })
 
@@ -180,7 +180,7 @@ t.test('introspect: authenticated confidential clients; inactive for anything no
   t.same((await post(h, '/introspect', { token: a.tokens.access_token })).json(), { active: false }, 'revoked family')
   t.same((await post(h, '/introspect', { token: a.tokens.refresh_token })).json(), { active: false })
   const b = await login(h, 'bob')
-  h.clock.advance(901)
+  h.clock.advanceSeconds(901)
   t.same((await post(h, '/introspect', { token: b.tokens.access_token })).json(), { active: false }, 'expired')
 })
 
@@ -272,7 +272,7 @@ t.test('logout: a hint of this browser session ends it at once; revokes its fami
   }
   t.ok(await h.deps.sessions.get(c.sessionId), 'a rejected request logs nobody out')
 
-  h.clock.advance(3600)
+  h.clock.advanceSeconds(3600)
   const noCookie = await logout({ id_token_hint: c.tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:3000/' })
   t.equal(noCookie.statusCode, 303, 'no session in this browser: nothing to ask, straight back')
   t.ok(await h.deps.sessions.get(c.sessionId), 'an ID token alone ends nothing')
@@ -328,9 +328,9 @@ t.test('logout confirmation: CSRF token and cookie required, bound to the sessio
   t.ok(parseLogoutForm(again.body), 'asked again, about the current session')
   t.ok(await h.deps.sessions.get(b.sessionId))
 
-  h.clock.advance(601)
+  h.clock.advanceSeconds(601)
   const page3 = await h.app.inject({ method: 'GET', url: '/logout', cookies: b.cookies })
-  h.clock.advance(601)
+  h.clock.advanceSeconds(601)
   const late = await confirmLogout(h, page3, b.cookies)
   t.equal(late.statusCode, 400, 'a confirmation expires after 10 minutes')
   t.ok(await h.deps.sessions.get(b.sessionId))

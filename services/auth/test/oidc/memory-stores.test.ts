@@ -1,11 +1,12 @@
 import t from 'tap'
+import { ManualClock } from '@gatehouse/test-harness'
 import { MemoryAuthorizationCodeStore } from '../../src/authorize/codes.js'
 import { MemoryReplayStore } from '../../src/directory/replay.js'
 import { MemoryLoginSessionStore } from '../../src/signin/sessions.js'
-import { ManualClock, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
+import { CLOCK_START, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
 
 storeContracts(t, async () => {
-  const clock = new ManualClock()
+  const clock = new ManualClock(CLOCK_START)
   return {
     clock,
     sessions: new MemoryLoginSessionStore({ ttlMs: SESSION_TTL_MS, clock: clock.now }),
@@ -15,7 +16,7 @@ storeContracts(t, async () => {
 })
 
 t.test('memory replay store: a jti may be used again once its assertion has expired', async (t) => {
-  const clock = new ManualClock()
+  const clock = new ManualClock(CLOCK_START)
   const replay = new MemoryReplayStore({ clock: clock.now })
   t.equal(await replay.claim('svc', 'j', clock.ms + 1000), true)
   clock.advance(999)

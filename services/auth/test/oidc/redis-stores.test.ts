@@ -1,24 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { ManualClock } from '@gatehouse/test-harness'
+import { privateRedis } from '../helpers.js'
 import { codeHash } from '../../src/authorize/codes.js'
 import { RedisAuthorizationCodeStore } from '../../src/authorize/redis-codes.js'
 import { RedisReplayStore } from '../../src/directory/redis-replay.js'
 import { RedisLoginSessionStore } from '../../src/signin/redis-sessions.js'
-import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
+import { createRedis } from '../../src/store/redis-connection.js'
 import { StoreUnavailable } from '../../src/store/types.js'
-import { ManualClock, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
+import { CLOCK_START, SESSION_TTL_MS, storeContracts } from './store-contracts.js'
 
-const server = await startRedis()
-t.teardown(() => server.stop())
-const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
-t.teardown(() => redis.disconnect())
-await waitForRedis(redis)
-const admin = await server.client()
-t.teardown(() => admin.close())
+const { redis, admin } = await privateRedis(t)
 
 function stores(keyPrefix = `t${randomBytes(4).toString('hex')}:`) {
-  const clock = new ManualClock()
+  const clock = new ManualClock(CLOCK_START)
   return {
     clock,
     keyPrefix,
@@ -63,7 +58,7 @@ t.test('redis: a spent code keeps its marker longer than the code lived', async 
 t.test('redis down: every store reports StoreUnavailable (503), never hangs', async (t) => {
   const dead = createRedis({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 300, connectTimeoutMs: 300 })
   t.teardown(() => dead.disconnect())
-  const clock = new ManualClock()
+  const clock = new ManualClock(CLOCK_START)
   const sessions = new RedisLoginSessionStore({ redis: dead, ttlMs: 1000, clock: clock.now })
   const codes = new RedisAuthorizationCodeStore({ redis: dead, clock: clock.now })
   const replay = new RedisReplayStore({ redis: dead, clock: clock.now })

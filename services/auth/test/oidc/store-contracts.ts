@@ -1,4 +1,5 @@
 import type { Test } from 'tap'
+import type { ManualClock } from '@gatehouse/test-harness'
 import type { AuthorizationCodeStore, CodeGrant } from '../../src/authorize/codes.js'
 import type { ReplayStore } from '../../src/directory/replay.js'
 import type { LoginSessionStore } from '../../src/signin/sessions.js'
@@ -8,13 +9,8 @@ import type { LoginSessionStore } from '../../src/signin/sessions.js'
  * the memory and the Redis implementation run exactly these. Time is an injected clock that the
  * tests advance; nothing sleeps.
  */
-export class ManualClock {
-  ms = 1_800_000_000_000
-  readonly now = (): number => this.ms
-  advance(ms: number): void {
-    this.ms += ms
-  }
-}
+/** Where the suites' clock starts (ms). */
+export const CLOCK_START = 1_800_000_000_000
 
 export interface Stores {
   clock: ManualClock

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startRedisSentinel } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
+import { createRuntime } from '../../src/runtime/bootstrap.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { basic, form } from '../helpers.js'
+import { basic, createRuntimeWhenReachable, form } from '../helpers.js'
 
 t.test('the variables are validated and reach the connection settings', async (t) => {
   const cluster = await loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2:6379', REDIS_USERNAME: 'gatehouse', REDIS_PASSWORD: 's3cret', REDIS_TLS: 'true' })
@@ -32,16 +32,7 @@ t.test('a password-protected Sentinel deployment', async (t) => {
   const env = { REDIS_SENTINELS: sentinel.sentinelsEnv, REDIS_SENTINEL_NAME: sentinel.name, LOG_LEVEL: 'silent' }
 
   const config = await loadConfig({ ...env, REDIS_PASSWORD: password })
-  let runtime: Runtime | undefined
-  const deadline = Date.now() + 20_000
-  while (runtime === undefined) {
-    try {
-      runtime = await createRuntime(config, { warn() {}, info() {} })
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
+  const runtime = await createRuntimeWhenReachable(config)
   const app = await buildApp(runtime.deps, { logStream: false })
   t.teardown(async () => {
     await app.close()

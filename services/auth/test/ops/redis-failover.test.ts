@@ -17,9 +17,8 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startRedisCluster, startRedisSentinel } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
-import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { loadConfig } from '../../src/config.js'
-import { basic, form, LogCapture } from '../helpers.js'
+import { basic, createRuntimeWhenReachable, form, LogCapture } from '../helpers.js'
 
 const CLIENTS = 16
 
@@ -64,17 +63,8 @@ async function runFailover(t: Test, env: Record<string, string>, killMaster: () 
   // LOGIN_MAX_ATTEMPTS: room for the parallel logins of one user that open the families.
   const config = await loadConfig({ LOG_LEVEL: 'warn', COOKIE_SECRET: randomBytes(32).toString('base64url'), LOGIN_MAX_ATTEMPTS: '1000', ...env })
   const logs = new LogCapture()
-  let runtime: Runtime | undefined
-  const deadline = Date.now() + 20_000
   // The users are seeded into Redis at start: retry until the first connection is up.
-  while (runtime === undefined) {
-    try {
-      runtime = await createRuntime(config, { warn() {}, info() {} })
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
+  const runtime = await createRuntimeWhenReachable(config)
   const app = await buildApp(runtime.deps, { logStream: logs })
   t.teardown(async () => {
     await app.close()

@@ -8,7 +8,7 @@
  *    service; /readyz says `database: unavailable` meanwhile;
  *  - frozen (SIGSTOP, a hung host): requests that need it end with 503 within the statement and
  *    connect timeouts instead of hanging.
- * The service's clock is a TestClock that stands still, so cached copies do not expire on their own.
+ * The service's clock is a ManualClock that stands still, so cached copies do not expire on their own.
  */
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -16,7 +16,8 @@ import { startPostgres, startRedis, type PostgresServer } from '@gatehouse/test-
 import { buildApp } from '../../src/app.js'
 import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { loadConfig } from '../../src/config.js'
-import { basic, form, LogCapture, TestClock } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
+import { basic, form, LogCapture } from '../helpers.js'
 
 const STATEMENT_TIMEOUT_MS = 1000
 const CONNECT_TIMEOUT_MS = 1000
@@ -39,7 +40,7 @@ async function start(t: Test): Promise<Harness> {
   const pg = await startPostgres()
   t.teardown(() => pg.stop())
   const url = await pg.createDatabase()
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const config = await loadConfig({
     LOG_LEVEL: 'info',
     REDIS_URL: redis.url,

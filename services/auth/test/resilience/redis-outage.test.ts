@@ -10,19 +10,19 @@
  *  - killed (SIGKILL) in the middle of a stream of rotations: afterwards every family is intact —
  *    not revoked, not forked — and presenting the last refresh token its client received either
  *    rotates or is a retry within the grace window (DESIGN §5) that yields the same successor.
- * The service's clock is a TestClock that stands still, so the grace window is not a race.
+ * The service's clock is a ManualClock that stands still, so the grace window is not a race.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { parseInfo, startRedis, type RedisServer } from '@gatehouse/test-harness'
+import { parseInfo, startRedis, type RedisServer, ManualClock } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
 import { createRuntime, type Runtime } from '../../src/runtime/bootstrap.js'
 import { loadConfig } from '../../src/config.js'
 import { s256 } from '../../src/authorize/pkce.js'
-import { basic, form, LogCapture, TestClock } from '../helpers.js'
+import { basic, form, LogCapture } from '../helpers.js'
 
 /** createRedis's default command timeout (store/redis-connection.ts), which bounds every request. */
 const COMMAND_TIMEOUT_MS = 1000
@@ -35,7 +35,7 @@ interface Harness {
   app: FastifyInstance
   runtime: Runtime
   redis: RedisServer
-  clock: TestClock
+  clock: ManualClock
   logs: LogCapture
 }
 
@@ -48,7 +48,7 @@ async function start(t: Test): Promise<Harness> {
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const redis = await startRedis({ args: ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always'] })
   t.teardown(() => redis.stop())
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const config = await loadConfig({ LOG_LEVEL: 'info', REDIS_URL: redis.url, COOKIE_SECRET: 'outage-test-cookie-secret-0123456789abcdef' })
   let runtime: Runtime | undefined
   const deadline = Date.now() + 15_000

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { PENDING_LEASE_MS, type LoginCheck, type LoginLimiter, type LoginLimitPolicy, type LoginTicket } from '../../src/signin/login-limiter.js'
-import type { TestClock } from '../helpers.js'
+import type { ManualClock } from '@gatehouse/test-harness'
 
 /**
  * The login limiter's rules (login-limiter.ts), run against the memory and the Redis
@@ -16,7 +16,7 @@ export const POLICY: LoginLimitPolicy = {
 
 export interface LimiterFixture {
   limiter: LoginLimiter
-  clock: TestClock
+  clock: ManualClock
 }
 
 function admitted(t: Test, check: LoginCheck, message: string): LoginTicket {
@@ -50,12 +50,12 @@ export function loginLimiterContract(t: Test, make: () => Promise<LimiterFixture
     t.same(checks.map((c) => c.status === 'admitted' && c.counted.user), [0, 1, 2, 3, 4], 'each attempt sees what was counted before it')
     const locked = await limiter.attempt('alice', '192.0.2.1')
     t.match(locked, { status: 'locked', scope: 'user', lockedNow: true, retryAfterMs: POLICY.lockoutMs })
-    clock.advance(60)
+    clock.advanceSeconds(60)
     const still = await limiter.attempt('ALICE', '198.51.100.7')
     t.match(still, { status: 'locked', scope: 'user', lockedNow: false, retryAfterMs: 60_000 }, 'case-insensitive, any address, not re-counted')
     // Hammering during the lockout does not extend it.
     await fail(limiter, 'alice', '192.0.2.1', 20)
-    clock.advance(60)
+    clock.advanceSeconds(60)
     const after = await limiter.attempt('alice', '192.0.2.1')
     t.match(after, { status: 'admitted', counted: { user: 0 } }, 'the lockout ended on time, and paid for the failures before it')
   })
@@ -63,9 +63,9 @@ export function loginLimiterContract(t: Test, make: () => Promise<LimiterFixture
   t.test('the window slides: old failures stop counting', async (t) => {
     const { limiter, clock } = await make()
     await fail(limiter, 'bob', '192.0.2.2', POLICY.maxPerUser - 1)
-    clock.advance(POLICY.windowMs / 1000 / 2)
+    clock.advanceSeconds(POLICY.windowMs / 1000 / 2)
     await fail(limiter, 'bob', '192.0.2.2', 1)
-    clock.advance(POLICY.windowMs / 1000 / 2 + 1)
+    clock.advanceSeconds(POLICY.windowMs / 1000 / 2 + 1)
     t.match(await limiter.attempt('bob', '192.0.2.2'), { status: 'admitted', counted: { user: 1 } }, 'only the failure from the second half is still in the window')
   })
 
@@ -83,7 +83,7 @@ export function loginLimiterContract(t: Test, make: () => Promise<LimiterFixture
     }
     t.match(await limiter.attempt('someone-else', '203.0.113.9'), { status: 'locked', scope: 'address', lockedNow: true })
     t.match(await limiter.attempt('someone-else', '203.0.113.10'), { status: 'admitted' }, 'the next address is its own bucket')
-    clock.advance(POLICY.lockoutMs / 1000)
+    clock.advanceSeconds(POLICY.lockoutMs / 1000)
     t.match(await limiter.attempt('someone-else', '203.0.113.9'), { status: 'admitted' }, 'the address lockout ends')
   })
 
@@ -120,14 +120,14 @@ export function loginLimiterContract(t: Test, make: () => Promise<LimiterFixture
     // The known address's own budget is limited too (an attacker sharing it gets no more).
     await fail(limiter, 'frank', '192.0.2.6', POLICY.maxPerUser - 1)
     t.match(await limiter.attempt('frank', '192.0.2.6'), { status: 'locked', scope: 'user', lockedNow: true })
-    clock.advance(POLICY.lockoutMs / 1000)
+    clock.advanceSeconds(POLICY.lockoutMs / 1000)
     t.match(await limiter.attempt('frank', '192.0.2.6'), { status: 'admitted' }, 'and its lockout ends')
   })
 
   t.test('a known address is forgotten after knownAddressTtlMs', async (t) => {
     const { limiter, clock } = await make()
     await limiter.succeeded(admitted(t, await limiter.attempt('grace', '192.0.2.7'), 'signed in'))
-    clock.advance(POLICY.knownAddressTtlMs / 1000 + 1)
+    clock.advanceSeconds(POLICY.knownAddressTtlMs / 1000 + 1)
     await fail(limiter, 'grace', '198.51.100.7', POLICY.maxPerUser)
     t.match(await limiter.attempt('grace', '198.51.100.7'), { status: 'locked', lockedNow: true })
     t.match(await limiter.attempt('grace', '192.0.2.7'), { status: 'locked', scope: 'user' }, 'no longer exempt')
@@ -162,7 +162,7 @@ export function loginLimiterContract(t: Test, make: () => Promise<LimiterFixture
     const { limiter, clock } = await make()
     for (let i = 0; i < POLICY.maxPerUser; i++) admitted(t, await limiter.attempt('kim', '192.0.2.11'), 'admitted, never decided')
     t.match(await limiter.attempt('kim', '192.0.2.11'), { status: 'busy' })
-    clock.advance(PENDING_LEASE_MS / 1000 + 1)
+    clock.advanceSeconds(PENDING_LEASE_MS / 1000 + 1)
     t.match(await limiter.attempt('kim', '192.0.2.11'), { status: 'locked', lockedNow: true }, 'a crashed replica’s attempts end up counted')
   })
 }

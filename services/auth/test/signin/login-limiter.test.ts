@@ -1,10 +1,10 @@
 import t from 'tap'
 import { addressBucket, MemoryLoginLimiter } from '../../src/signin/login-limiter.js'
-import { TestClock } from '../helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 loginLimiterContract(t, async () => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   return { clock, limiter: new MemoryLoginLimiter({ policy: POLICY, clock: clock.now }) }
 })
 
@@ -24,13 +24,13 @@ t.test('policy values are checked', async (t) => {
 })
 
 t.test('memory stays bounded by live buckets', async (t) => {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const limiter = new MemoryLoginLimiter({ policy: POLICY, clock: clock.now })
   for (let i = 0; i < 12_000; i++) {
     const c = await limiter.attempt(`spray-${i}`, `10.0.${i >> 8}.${i & 255}`)
     if (c.status === 'admitted') await limiter.failed(c.ticket)
   }
-  clock.advance(POLICY.windowMs / 1000 + 1)
+  clock.advanceSeconds(POLICY.windowMs / 1000 + 1)
   t.ok(limiter.size >= 12_000, `${limiter.size} live buckets`)
   await limiter.attempt('one-more', '10.9.9.9')
   t.ok(limiter.size <= 2, `swept to ${limiter.size} once the window passed`)

@@ -13,7 +13,8 @@ import type { FastifyInstance } from 'fastify'
 import { LoginGate, MAX_DELAY_MS, delayFor, type LoginGateOptions } from '../../src/signin/login-gate.js'
 import { hashPassword, verifyPassword } from '../../src/directory/passwords.js'
 import { s256 } from '../../src/authorize/pkce.js'
-import { basic, form, LogCapture, TestClock, type TestApp } from '../helpers.js'
+import { basic, form, LogCapture, type TestApp } from '../helpers.js'
+import { ManualClock } from '@gatehouse/test-harness'
 
 const LIMITS = { LOGIN_MAX_ATTEMPTS: '4', LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '12', LOGIN_WINDOW: '600', LOGIN_LOCKOUT: '300', LOGIN_DELAY_MS: '100' }
 
@@ -24,7 +25,7 @@ interface GateSpy {
 
 /** The auth app (memory store) with a login gate whose sleep and KDF are observed. */
 async function limitedApp(t: Test, env: Record<string, string> = {}, gate: Partial<LoginGateOptions> = {}): Promise<TestApp & { spy: GateSpy }> {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const config = await loadConfig({ LOG_LEVEL: 'info', ...LIMITS, ...env })
   const runtime = await createRuntime(config, { warn() {}, info() {} }, clock.now)
   const spy: GateSpy = { sleeps: [], kdf: 0 }
@@ -105,7 +106,7 @@ t.test('password grant: the account locks after LOGIN_MAX_ATTEMPTS; locked looks
   t.match(await metric(h, 'gatehouse_login_failures_total'), ['gatehouse_login_failures_total{reason="bad_credentials"} 4'])
   t.notOk(h.logs.text.includes('wrong-1') || h.logs.text.includes('alice-password'), 'no password in the log')
 
-  h.clock.advance(300)
+  h.clock.advanceSeconds(300)
   const after = await passwordGrant(h, 'alice', 'alice-password')
   t.equal(after.statusCode, 200, 'the lockout expired')
 })
@@ -257,7 +258,7 @@ t.test('POST /login: the same limits, the same page for locked and wrong', async
   t.match(locked.body, /The username or password is not correct\./)
   t.notOk(locked.cookies.some((c) => c.name === 'gh_session'), 'no session')
   t.match(h.logs.events('login.locked')[0], { scope: 'user', client_id: 'web' })
-  h.clock.advance(300)
+  h.clock.advanceSeconds(300)
   t.equal((await login('alice-password')).statusCode, 303, 'after the lockout the form works')
 })
 
@@ -309,7 +310,7 @@ t.test('Redis: replicas share the counters', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   const env = { ...LIMITS, REDIS_URL: redis.url, COOKIE_SECRET: 'c'.repeat(40), LOG_LEVEL: 'warn' }
-  const clock = new TestClock()
+  const clock = new ManualClock()
   const replicas: FastifyInstance[] = []
   for (let i = 0; i < 2; i++) {
     const config = await loadConfig(env)

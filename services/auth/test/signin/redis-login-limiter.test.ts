@@ -1,22 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startRedis } from '@gatehouse/test-harness'
+import { ManualClock } from '@gatehouse/test-harness'
+import { privateRedis } from '../helpers.js'
 import { RedisLoginLimiter } from '../../src/signin/redis-login-limiter.js'
-import { createRedis, waitForRedis } from '../../src/store/redis-connection.js'
+import { createRedis } from '../../src/store/redis-connection.js'
 import { StoreUnavailable } from '../../src/store/types.js'
-import { TestClock } from '../helpers.js'
 import { loginLimiterContract, POLICY } from './login-limiter-contract.js'
 
-const server = await startRedis()
-t.teardown(() => server.stop())
-const redis = createRedis({ url: server.url, commandTimeoutMs: 2000 })
-t.teardown(() => redis.disconnect())
-await waitForRedis(redis)
-const admin = await server.client()
-t.teardown(() => admin.close())
+const { redis, admin } = await privateRedis(t)
 
 function fixture(keyPrefix = `t${randomBytes(4).toString('hex')}:`) {
-  const clock = new TestClock()
+  const clock = new ManualClock()
   return { clock, keyPrefix, limiter: new RedisLoginLimiter({ redis, policy: POLICY, clock: clock.now, keyPrefix }) }
 }
 
