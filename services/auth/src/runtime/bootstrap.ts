@@ -18,12 +18,11 @@ import { MemoryReplayStore } from '../directory/replay.js'
 import { RedisReplayStore } from '../directory/redis-replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
 import { backchannelLogoutFor } from '../logout/runtime.js'
-import { DirectoryCache } from '../directory/directory-cache.js'
+import { DirectoryCache, RedisChangeAnnouncer } from '../directory/directory-cache.js'
 import { MemoryLoginLimiter } from '../signin/login-limiter.js'
 import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
 import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
-import { RedisChangeAnnouncer } from '../directory/directory-cache.js'
 import { fileResources } from '../directory/resources.js'
 
 export interface Runtime {
