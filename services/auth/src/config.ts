@@ -249,7 +249,10 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
 }
 
 function readDatabase(r: EnvReader): DatabaseSettings | null {
-  const url = r.url('DATABASE_URL', undefined, ['postgres:', 'postgresql:'])
+  // DATABASE_URL_FILE (the Docker secrets convention, as COOKIE_SECRET_FILE): the URL with its
+  // password stays out of the environment; docker-compose.yml's keygen writes one.
+  const fromFile = r.optional('DATABASE_URL') === undefined ? secretFile(r, 'DATABASE_URL') : undefined
+  const url = fromFile === undefined ? r.url('DATABASE_URL', undefined, ['postgres:', 'postgresql:']) : databaseUrlFromFile(r, fromFile)
   const migrate = r.oneOf('DATABASE_MIGRATE', '0', ['0', '1'] as const) === '1'
   const poolSize = r.int('DATABASE_POOL_SIZE', 10, { min: 1, max: 1000 })
   const statementTimeoutMs = r.int('DATABASE_STATEMENT_TIMEOUT', 5000, { min: 100, max: 600_000 })
@@ -259,6 +262,19 @@ function readDatabase(r: EnvReader): DatabaseSettings | null {
     return null
   }
   return Object.freeze({ url, migrate, poolSize, statementTimeoutMs, connectTimeoutMs })
+}
+
+/** The content of DATABASE_URL_FILE, checked as DATABASE_URL is but never quoted (it holds a password). */
+function databaseUrlFromFile(r: EnvReader, value: string): string | undefined {
+  let protocol = ''
+  try {
+    protocol = new URL(value).protocol
+  } catch {
+    // reported below
+  }
+  if (protocol === 'postgres:' || protocol === 'postgresql:') return value
+  r.problem('DATABASE_URL_FILE must hold a postgres:// or postgresql:// URL')
+  return undefined
 }
 
 /**

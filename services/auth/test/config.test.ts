@@ -171,3 +171,18 @@ t.test('the audit trail: AUDIT_RETENTION_DAYS (0 = forever) and AUDIT_BUFFER_SIZ
   t.ok(p.some((x) => x.startsWith('AUDIT_RETENTION_DAYS')))
   t.ok(p.some((x) => x.startsWith('AUDIT_BUFFER_SIZE')))
 })
+
+t.test('DATABASE_URL_FILE: the URL (with its password) from a file, checked, never quoted', async (t) => {
+  const url = 'postgres://gatehouse:file-password-123@db:5432/gatehouse'
+  const dir = t.testdir({ url: `${url}\n`, wrong: 'mysql://root:file-password-123@db/x', junk: 'not a url file-password-123' })
+  const read = await loadConfig({ DATABASE_URL_FILE: `${dir}/url` })
+  t.equal(read.database?.url, url, 'read when DATABASE_URL is unset, the newline trimmed')
+  t.equal((await loadConfig({ DATABASE_URL_FILE: `${dir}/url`, DATABASE_URL: 'postgres://other@db/x' })).database?.url, 'postgres://other@db/x', 'a DATABASE_URL that is set wins')
+  t.equal((await loadConfig({ DATABASE_URL_FILE: `${dir}/url`, DATABASE_URL: '' })).database?.url, url, 'an empty DATABASE_URL (compose passes ${DATABASE_URL:-}) is unset')
+  for (const bad of ['wrong', 'junk']) {
+    const p = await problems({ DATABASE_URL_FILE: `${dir}/${bad}` })
+    t.same(p, ['DATABASE_URL_FILE must hold a postgres:// or postgresql:// URL'], `${bad}: refused`)
+    t.notMatch(p.join('\n'), /file-password-123/, 'the content is never quoted')
+  }
+  t.match(await problems({ DATABASE_URL_FILE: `${dir}/nope` }), [/^DATABASE_URL_FILE: cannot read .*\/nope \(ENOENT\)$/])
+})
