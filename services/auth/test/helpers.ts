@@ -1,3 +1,4 @@
+import type { RevocationPublisher } from '../src/families/revocation-publisher.js'
 import { ConfigError } from '@gatehouse/service-kit'
 import { ManualClock, startRedis, type RedisServer, type RespClient } from '@gatehouse/test-harness'
 import { Writable } from 'node:stream'
@@ -39,9 +40,19 @@ export async function makeApp(env: Record<string, string> = {}, options: BuildOp
 }
 
 /** The auth app for `config` on `clock`, its logs captured; listening on 127.0.0.1:`listenPort` when given. */
+/** Keeps what the in-memory family store announces (the service's own publisher drops it). */
+export class RecordingRevocationPublisher implements RevocationPublisher {
+  readonly published: { sid: string; exp: number }[] = []
+  async publish(sid: string, exp: number): Promise<void> {
+    this.published.push({ sid, exp })
+  }
+}
+
 export async function bootApp(config: AuthConfig, clock: ManualClock, options: BuildOptions = {}, listenPort?: number): Promise<TestApp> {
   const logs = new LogCapture()
   const runtime = await createRuntime(config, { warn() {}, info() {} }, clock.now)
+  // Without Redis the memory store announces to deps.revocations: record it for assertions.
+  if (!config.redis) runtime.deps.revocations = new RecordingRevocationPublisher()
   const app = await buildApp(runtime.deps, { logStream: logs, ...options })
   if (listenPort !== undefined) await app.listen({ host: '127.0.0.1', port: listenPort })
   else await app.ready()

@@ -22,8 +22,8 @@ export interface MemoryFamilyStoreOptions {
   /**
    * Announces a revoked family to resource services (DESIGN §6), called inside the revoking step
    * (reuse, revoke, revokeByUser, revokeBySession, and a revoke of an already revoked family).
-   * In one process nobody else listens: the service passes NoopRevocationPublisher, which keeps
-   * the last announcements for tests. Must not throw.
+   * In one process nobody else listens: the service passes its `deps.revocations`, a
+   * NoopRevocationPublisher (tests put a recording one there). Must not throw.
    */
   announce?: (sid: string, exp: number) => void
   /** Seconds an announcement lives (ACCESS_TOKEN_TTL); default 900. */

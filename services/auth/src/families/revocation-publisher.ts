@@ -17,11 +17,7 @@ export interface RevocationPublisher {
  * The memory family store announces here; the last announcements are kept for tests.
  */
 export class NoopRevocationPublisher implements RevocationPublisher {
-  readonly published: { sid: string; exp: number }[] = []
-  async publish(sid: string, exp: number): Promise<void> {
-    this.published.push({ sid, exp })
-    if (this.published.length > 1000) this.published.shift()
-  }
+  async publish(): Promise<void> {}
 }
 
 /**

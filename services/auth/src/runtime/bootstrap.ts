@@ -55,14 +55,13 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       await audit.close()
       throw err
     }) : null
-    // In one process "announcing" a revocation means the in-process list (nobody else listens).
-    const revocations = new NoopRevocationPublisher()
-    const families = new MemoryFamilyStore({ ...familyOptions, announce: (sid, exp) => void revocations.publish(sid, exp) })
+    // In one process nobody else listens for a revocation. Looked up when a revocation happens, so that whatever `deps.revocations` holds then hears it.
+    const families = new MemoryFamilyStore({ ...familyOptions, announce: (sid, exp) => void deps.revocations.publish(sid, exp) })
     const users = db?.users ?? (await MemoryUserDirectory.fromConfig(config.file.users))
     const clients = db?.clients ?? new MemoryClientDirectory(config.file.clients)
     const backchannel = backchannelLogoutFor({ config, clients, keys, clock, log, metrics })
     const deps: AuthDeps = {
-      config, clock, families, users, clients, keys, tokens, metrics, revocations, audit, ping: () => families.ping(),
+      config, clock, families, users, clients, keys, tokens, metrics, revocations: new NoopRevocationPublisher(), audit, ping: () => families.ping(),
       resources: db?.resources ?? fileResources(config.file.resources),
       ...(db ? { pingDatabase: () => db.ping() } : {}),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),

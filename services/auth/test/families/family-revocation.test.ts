@@ -5,11 +5,10 @@
  */
 import t from 'tap'
 import { decodeJwt } from 'jose'
-import type { NoopRevocationPublisher } from '../../src/families/revocation-publisher.js'
-import { basic, form, makeApp, passwordLogin, token } from '../helpers.js'
+import { basic, form, makeApp, passwordLogin, token, type RecordingRevocationPublisher } from '../helpers.js'
 
 function sids(h: { deps: { revocations: unknown } }): string[] {
-  return (h.deps.revocations as NoopRevocationPublisher).published.map((p) => p.sid)
+  return (h.deps.revocations as RecordingRevocationPublisher).published.map((p) => p.sid)
 }
 
 t.test('reuse, a disabled user, and a revoke of an already revoked family are all announced', async (t) => {
@@ -22,7 +21,7 @@ t.test('reuse, a disabled user, and a revoke of an already revoked family are al
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: a.refresh_token })).statusCode, 200)
   h.clock.advanceSeconds(1)
   t.equal((await token(h.app, { grant_type: 'refresh_token', refresh_token: a.refresh_token })).statusCode, 400)
-  const published = (h.deps.revocations as NoopRevocationPublisher).published
+  const published = (h.deps.revocations as RecordingRevocationPublisher).published
   t.match(published.filter((p) => p.sid === aSid), [{ sid: aSid, exp: Math.floor(h.clock.now() / 1000) + 300 }], 'reuse: announced once, exp = now + ACCESS_TOKEN_TTL')
   t.equal(h.logs.events('family.revoked').filter((e) => e.family_id === aSid && e.reason === 'reuse').length, 1, 'the audit event')
 

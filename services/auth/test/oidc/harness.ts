@@ -4,8 +4,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import { ManualClock, freePort, makeKey, type SigningKey } from '@gatehouse/test-harness'
 import { DEV_CONFIG_FILE, loadConfig } from '../../src/config.js'
-import type { NoopRevocationPublisher } from '../../src/families/revocation-publisher.js'
-import { bootApp, type TestApp } from '../helpers.js'
+import { bootApp, type RecordingRevocationPublisher, type TestApp } from '../helpers.js'
 
 export type ServiceKey = Pick<SigningKey, 'privateKey' | 'publicJwk'>
 
@@ -61,7 +60,7 @@ export async function startOidcApp(options: OidcAppOptions = {}): Promise<OidcAp
     ...booted,
     issuer,
     serviceKey: { privateKey, publicJwk },
-    published: () => (booted.deps.revocations as NoopRevocationPublisher).published ?? [],
+    published: () => (booted.deps.revocations as Partial<RecordingRevocationPublisher>).published ?? [],
     async close() {
       await booted.close()
       await rm(dir, { recursive: true, force: true })
