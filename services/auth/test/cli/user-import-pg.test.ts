@@ -8,19 +8,11 @@ import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { hash as bcryptHash } from '@node-rs/bcrypt'
 import pgDriver from 'pg'
-import { startPostgres, startRedis } from '@gatehouse/test-harness'
-import { migrateDatabase } from '../../src/database/migrate.js'
 import { PgUserDirectory } from '../../src/directory/pg-directory.js'
 import { passwordLogin } from '../helpers.js'
-import { cliRunner, liveService } from './harness.js'
+import { cliRunner, liveService, redisAndPostgres } from './harness.js'
 
-const redis = await startRedis()
-t.teardown(() => redis.stop())
-const pg = await startPostgres()
-t.teardown(() => pg.stop())
-const url = await pg.createDatabase()
-await migrateDatabase(url)
-const ENV = { REDIS_URL: redis.url, DATABASE_URL: url, LOGIN_DELAY_MS: '0' }
+const { url, env: ENV } = await redisAndPostgres()
 const cli = cliRunner(ENV)
 const hash = await bcryptHash('imported-password', { cost: 4 })
 const line = (u: Record<string, unknown>): string => JSON.stringify({ password_hash: hash, ...u })
