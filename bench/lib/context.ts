@@ -25,6 +25,8 @@ export interface Scenario {
   name: string
   /** One line: what it measures. */
   title: string
+  /** Runs only when named (--scenario NAME), never in a run of every scenario: it takes minutes of setup. */
+  optIn?: boolean
   run(settings: BenchSettings): Promise<ScenarioResult>
 }
 

@@ -3,12 +3,13 @@ import type { BenchSettings, Scenario } from './context.js'
 import type { ScenarioResult } from './measure.js'
 import { buildReport, type BenchReport } from './report.js'
 import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
+import { directoryScaleScenario } from '../scenarios/directory-scale.js'
 import { memoryScenario } from '../scenarios/memory.js'
 import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario]
 
 export interface RunOptions {
   quick?: boolean
@@ -50,7 +51,7 @@ export interface RunOutcome {
 /** Runs the scenarios one after another; a scenario that throws is recorded, the others still run. */
 export async function runScenarios(o: RunOptions = {}): Promise<RunOutcome> {
   const settings = settingsFor(o)
-  const wanted = o.scenarios === undefined || o.scenarios.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => o.scenarios!.includes(s.name))
+  const wanted = o.scenarios === undefined || o.scenarios.length === 0 ? SCENARIOS.filter((s) => s.optIn !== true) : SCENARIOS.filter((s) => o.scenarios!.includes(s.name))
   const unknown = (o.scenarios ?? []).filter((n) => !SCENARIOS.some((s) => s.name === n))
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.name).join(', ')})`)
   const results: ScenarioResult[] = []

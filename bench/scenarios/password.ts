@@ -9,7 +9,7 @@ import { APP_CLIENT, FORM, Scope, USERS, basic, privateRedis, redisAdmin, startA
 /** One connection per benchmark user: parallel logins, never two of one user at a time. */
 const CONNECTIONS = USERS.length
 
-function passwordLogins(server: ServerHandle): LoadRequest {
+export function passwordLogins(server: ServerHandle): LoadRequest {
   return {
     kind: 'forms',
     url: server.url,

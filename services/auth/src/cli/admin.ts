@@ -155,6 +155,25 @@ export class Admin {
     return (await this.d.users.add(input)).status === 'created' ? 'imported' : 'exists'
   }
 
+  /** Whether importUsers adds a batch in one call (the directory has addMany) rather than a user at a time. */
+  get bulkImport(): boolean {
+    return this.d.users.addMany !== undefined
+  }
+
+  /**
+   * Adds a batch of an import at once (addMany), with the outcome of each in input order, the same
+   * as importUser one after the other would give; one user at a time where the directory has no
+   * bulk verb.
+   */
+  async importUsers(inputs: readonly NewUser[]): Promise<('imported' | 'exists')[]> {
+    if (this.d.users.addMany === undefined) {
+      const out: ('imported' | 'exists')[] = []
+      for (const input of inputs) out.push(await this.importUser(input, false))
+      return out
+    }
+    return (await this.d.users.addMany(inputs)).map((r) => (r.status === 'created' ? 'imported' : 'exists'))
+  }
+
   importFinished(summary: { file: string; imported: number; skipped: number; dryRun: boolean }): void {
     if (summary.dryRun) return
     this.#audit('admin.users_imported', { file: summary.file, imported: summary.imported, skipped: summary.skipped }, 'users imported')

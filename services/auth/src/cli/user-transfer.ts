@@ -12,9 +12,15 @@ import { emailProblem, roleProblem, usernameProblem, type NewUser, type User } f
  * refresh families, sessions and the resource servers' records still name the same user.
  *
  * A line that cannot be imported is reported by number and reason only (never its content: it
- * holds a password hash), and skipped. The file is streamed a line at a time, and users are added
- * one after the other (a given `sub` is checked against the directory before the next line).
+ * holds a password hash), and skipped. The file is streamed a line at a time. Where the directory
+ * adds in bulk (PostgreSQL), users go to it 500 at a time, one statement a batch, with the outcome
+ * of each line as if they had been added one after the other; elsewhere (and in a dry run) one
+ * at a time. Either way a line that repeats an earlier line's username, email or `sub` is skipped.
  */
+
+/** Lines per batch where the directory adds in bulk (PostgreSQL: one INSERT per batch). */
+const IMPORT_BATCH = 500
+const EXISTS = 'a user with this username, email or sub exists'
 
 /** A line longer than this is refused without being parsed (a user record is far smaller). */
 const MAX_LINE = 64 * 1024
@@ -93,19 +99,40 @@ export async function importUsers(
     if (summary.failures.length < 1000) summary.failures.push({ line, reason })
     opts.report(line, reason)
   }
+  // Parsed lines wait here until a batch is full, then go to the directory at once (addMany);
+  // every line, good or bad, is reported in file order when its batch is settled.
+  const pending: ({ line: number; user: NewUser } | { line: number; problem: string })[] = []
+  const flush = async (): Promise<void> => {
+    const batch = pending.splice(0)
+    const toAdd = batch.flatMap((p) => ('user' in p ? [p.user] : []))
+    const outcomes = toAdd.length === 0 ? [] : await admin.importUsers(toAdd)
+    let i = 0
+    for (const p of batch) {
+      if ('problem' in p) skip(p.line, p.problem)
+      else if (outcomes[i++] === 'exists') skip(p.line, EXISTS)
+      else summary.imported++
+    }
+  }
+  const bulk = !opts.dryRun && admin.bulkImport
   let n = 0
   for await (const text of lines) {
     n++
     if (text.trim() === '') continue
     const parsed = parseImportLine(text)
+    if (bulk) {
+      pending.push({ line: n, ...parsed })
+      if (pending.length >= IMPORT_BATCH) await flush()
+      continue
+    }
     if ('problem' in parsed) {
       skip(n, parsed.problem)
       continue
     }
     const outcome = await admin.importUser(parsed.user, opts.dryRun)
-    if (outcome === 'exists') skip(n, 'a user with this username, email or sub exists')
+    if (outcome === 'exists') skip(n, EXISTS)
     else summary.imported++
   }
+  if (pending.length > 0) await flush()
   admin.importFinished({ file, imported: summary.imported, skipped: summary.skipped, dryRun: opts.dryRun })
   return summary
 }

@@ -181,6 +181,8 @@ export function usersGroup(ctx: CliContext): GroupSpec {
         'A line that cannot be imported (bad JSON, username, email or hash; the user exists) is reported on',
         'standard error with its number and the reason, and skipped; the exit status is 1 if any was. A',
         'dry run checks each line against the directory, not against earlier lines of the same file.',
+        'With DATABASE_URL users are added 500 lines at a time, one INSERT per batch (reports still name',
+        'each line, in order, as each batch is done).',
       ].join('\n'),
       examples: ['gatehouse users import users.jsonl --dry-run', 'gatehouse users import users.jsonl', 'gunzip -c users.jsonl.gz | gatehouse users import -'],
       async run(inv) {

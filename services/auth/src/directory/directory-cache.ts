@@ -312,11 +312,16 @@ class CachedClientDirectory implements ClientDirectory {
 }
 
 class CachedUserDirectory implements UserDirectory {
+  readonly addMany?: (inputs: readonly NewUser[]) => Promise<AddUserResult[]>
+
   constructor(
     private readonly inner: UserDirectory,
     private readonly copies: Copies<User>,
     private readonly cache: DirectoryCache,
-  ) {}
+  ) {
+    // Only where the inner directory has it (an import then falls back to one add per user).
+    if (inner.addMany) this.addMany = (inputs) => inner.addMany!(inputs)
+  }
 
   findByUsername(username: string): Promise<User | null> {
     return this.inner.findByUsername(username)

@@ -59,6 +59,12 @@ export interface UserDirectory {
   findById(id: string): Promise<User | null>
   add(input: NewUser): Promise<AddUserResult>
   /**
+   * Optional bulk form of `add` (imports): the results in input order, as if each input had been
+   * added one after the other (a later input that repeats an earlier one's id, username or email,
+   * case-insensitively, is `exists`).
+   */
+  addMany?(inputs: readonly NewUser[]): Promise<AddUserResult[]>
+  /**
    * One page, in no guaranteed order across pages; `search`: a case-insensitive substring of the
    * username or the email. A page may hold fewer entries than `limit` and still have a cursor.
    */

@@ -4,18 +4,11 @@
  * a database or with one that is down.
  */
 import t from 'tap'
-import { freePort, startPostgres, startRedis } from '@gatehouse/test-harness'
-import { migrateDatabase } from '../../src/database/migrate.js'
+import { freePort } from '@gatehouse/test-harness'
 import { passwordLogin } from '../helpers.js'
-import { cliRunner, liveService } from './harness.js'
+import { cliRunner, liveService, redisAndPostgres } from './harness.js'
 
-const redis = await startRedis()
-t.teardown(() => redis.stop())
-const pg = await startPostgres()
-t.teardown(() => pg.stop())
-const url = await pg.createDatabase()
-await migrateDatabase(url)
-const ENV = { REDIS_URL: redis.url, DATABASE_URL: url, LOGIN_DELAY_MS: '0' }
+const { redis, pg, url, env: ENV } = await redisAndPostgres()
 const cli = cliRunner(ENV)
 
 type Row = Record<string, unknown>

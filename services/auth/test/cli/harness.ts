@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream'
-import type { Test } from 'tap'
+import t, { type Test } from 'tap'
+import { startPostgres, startRedis } from '@gatehouse/test-harness'
 import { buildApp } from '../../src/app.js'
 import { createRuntime } from '../../src/runtime/bootstrap.js'
 import { run } from '../../src/cli/run.js'
 import { loadConfig } from '../../src/config.js'
+import { migrateDatabase } from '../../src/database/migrate.js'
 import { LogCapture } from '../helpers.js'
 
 /**
@@ -65,4 +67,18 @@ export function cliRunner(baseEnv: Record<string, string>, clock?: () => number)
           .filter((e) => e.event === name),
     }
   }
+}
+
+/**
+ * A private Redis and a private PostgreSQL with one migrated database, stopped when the test file
+ * ends, and the CLI's environment for them (as production wires it, no login delay).
+ */
+export async function redisAndPostgres() {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const pg = await startPostgres()
+  t.teardown(() => pg.stop())
+  const url = await pg.createDatabase()
+  await migrateDatabase(url)
+  return { redis, pg, url, env: { REDIS_URL: redis.url, DATABASE_URL: url, LOGIN_DELAY_MS: '0' } }
 }
