@@ -181,8 +181,12 @@ t.test('automatic rotation under load: each step taken by exactly one replica, z
   const load = loadGenerator(stack, await logins(stack, 6))
   const deadline = Date.now() + 45_000
   const steps = (event: string) => stack.replicas.flatMap((r) => r.output.filter((l) => l.includes(`"event":"${event}"`)).map((l) => JSON.parse(l) as { kid: string }))
-  // Until two keys have been added and retired (each roughly 7 s apart), bounded.
-  while (steps('keys.retired').length < 2 && Date.now() < deadline) await sleep(200)
+  // Until two keys have been added and retired (each roughly 7 s apart) and the load has been
+  // served by at least two of them, bounded. The rotation runs from the replicas' start, not the
+  // load's: on a slow machine the set-up logins can outlast the first steps, so counting only the
+  // retirements could stop the load before a second key ever signed under it.
+  const signedUnderLoad = () => new Set(load.seen.map((s) => s.kid)).size
+  while ((steps('keys.retired').length < 2 || signedUnderLoad() < 2) && Date.now() < deadline) await sleep(200)
   await load.stop()
 
   const added = steps('keys.next_added')
