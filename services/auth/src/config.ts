@@ -1,3 +1,7 @@
+/*
+ * Over 300 lines on purpose: this is the one reader of the environment (STYLE: Config), so every
+ * variable, its default, its bounds and the problems it can report stay in one place.
+ */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
