@@ -18,6 +18,9 @@ export type OAuthErrorCode =
   | 'unsupported_token_type'
   | 'temporarily_unavailable'
   | 'server_error'
+  /** RFC 9449 §5, §7.1, §8: a missing or bad DPoP proof; the server requires a nonce. */
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
   /** 404 for a path no route serves: not an RFC code, but the same JSON shape. */
   | 'not_found'
 
@@ -73,6 +76,10 @@ export const InsufficientScope = errorClass('insufficient_scope', 403, 'the toke
 export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
 export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')
 export const ServerError = errorClass('server_error', 500, 'internal server error')
+/** RFC 9449 §5 (token endpoint, 400) and §7.1 (resource servers answer 401 with a `DPoP` challenge). */
+export const InvalidDpopProof = errorClass('invalid_dpop_proof', 400, 'the DPoP proof is missing or invalid')
+/** RFC 9449 §8, §9: the proof must carry the nonce the server sends in `DPoP-Nonce`. */
+export const UseDpopNonce = errorClass('use_dpop_nonce', 400, 'the DPoP proof must carry the server nonce')
 export const NotFound = errorClass('not_found', 404, 'no such route')
 
 export function isOAuthError(err: unknown): err is OAuthError {

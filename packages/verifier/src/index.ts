@@ -27,3 +27,18 @@ export {
   type VerifierLogger,
   type VerifierOptions,
 } from './options.js'
+export {
+  DPOP_ALGORITHMS,
+  MAX_PROOF_LENGTH,
+  DpopNonces,
+  MemoryDpopReplayCache,
+  accessTokenHash,
+  jwkThumbprint,
+  normalizeHtu,
+  replayKey,
+  verifyDpopProof,
+  type DpopAlgorithm,
+  type DpopProofCheck,
+  type DpopReplayCache,
+  type VerifiedDpopProof,
+} from './dpop-proof.js'
