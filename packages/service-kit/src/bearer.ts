@@ -23,13 +23,34 @@ export const MALFORMED_BEARER_HEADER = 'the Authorization header is malformed'
  * passed it.
  */
 export function extractBearerToken(header: string | undefined): string | null {
+  const presented = extractAccessToken(header)
+  return presented === null || presented.scheme !== 'Bearer' ? null : presented.token
+}
+
+/** How an access token was presented: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1). */
+export interface PresentedAccessToken {
+  scheme: 'Bearer' | 'DPoP'
+  token: string
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` or `Authorization: DPoP <token>` header, with
+ * its scheme (case-insensitive, RFC 7235 §2.1); both are `scheme 1*SP token68`, so they parse
+ * alike. Null when the header is absent or names another scheme; `invalid_request` when the
+ * scheme names no token. The token is checked with `assertB64Token` separately (see above).
+ */
+export function extractAccessToken(header: string | undefined): PresentedAccessToken | null {
   if (header === undefined || header.length === 0) return null
-  if (header.length < 6 || header.slice(0, 6).toLowerCase() !== 'bearer') return null
-  if (header.length > 6 && header.charCodeAt(6) !== 32) return null // "Bearerxyz": another scheme
-  let start = 6
+  const c = header.charCodeAt(0) | 0x20
+  const scheme = c === 0x62 /* b */ ? 'Bearer' : c === 0x64 /* d */ ? 'DPoP' : null
+  if (scheme === null) return null
+  const n = scheme.length
+  if (header.length < n || header.slice(0, n).toLowerCase() !== scheme.toLowerCase()) return null
+  if (header.length > n && header.charCodeAt(n) !== 32) return null // "Bearerxyz": another scheme
+  let start = n
   while (header.charCodeAt(start) === 32) start++
-  if (start === header.length) throw new InvalidRequest('the Authorization header names no token', { detail: 'empty_bearer' })
-  return header.slice(start)
+  if (start === header.length) throw new InvalidRequest('the Authorization header names no token', { detail: `empty_${scheme.toLowerCase()}` })
+  return { scheme, token: header.slice(start) }
 }
 
 /** Throws `invalid_request` unless `token` is one RFC 6750 §2.1 b64token. */
@@ -64,6 +85,25 @@ function quotedString(value: string): string {
 /** The `WWW-Authenticate` value: `Bearer realm="…"[, error="…", error_description="…"][, scope="…"]`. */
 export function bearerChallenge(params: BearerChallengeParams): string {
   let value = `Bearer realm=${quotedString(params.realm)}`
+  if (params.error !== undefined) value += `, error=${restricted(params.error)}`
+  if (params.errorDescription !== undefined) value += `, error_description=${restricted(params.errorDescription)}`
+  if (params.scope !== undefined) value += `, scope=${restricted(params.scope)}`
+  return value
+}
+
+export interface DpopChallengeParams {
+  /** RFC 9449 §7.1: the proof algorithms the server accepts. */
+  algs: readonly string[]
+  realm?: string
+  error?: string
+  errorDescription?: string
+  scope?: string
+}
+
+/** RFC 9449 §7.1: `DPoP algs="…"[, realm=…][, error="…", error_description="…"][, scope="…"]`. */
+export function dpopChallenge(params: DpopChallengeParams): string {
+  let value = `DPoP algs=${restricted(params.algs.join(' '))}`
+  if (params.realm !== undefined) value += `, realm=${quotedString(params.realm)}`
   if (params.error !== undefined) value += `, error=${restricted(params.error)}`
   if (params.errorDescription !== undefined) value += `, error_description=${restricted(params.errorDescription)}`
   if (params.scope !== undefined) value += `, scope=${restricted(params.scope)}`

@@ -62,3 +62,20 @@ t.test('every challenge is a header value Node accepts', async (t) => {
     t.doesNotThrow(() => validateHeaderValue('www-authenticate', value), JSON.stringify(v))
   }
 })
+
+t.test('extractAccessToken: Bearer and DPoP schemes alike (RFC 9449 §7.1)', async (t) => {
+  const { extractAccessToken, dpopChallenge } = await import('../src/bearer.js')
+  t.same(extractAccessToken('DPoP abc.def'), { scheme: 'DPoP', token: 'abc.def' })
+  t.same(extractAccessToken('dpop   abc'), { scheme: 'DPoP', token: 'abc' })
+  t.same(extractAccessToken('bEaReR abc'), { scheme: 'Bearer', token: 'abc' })
+  t.equal(extractAccessToken('DPoPabc'), null)
+  t.equal(extractAccessToken('Basic abc'), null)
+  t.equal(extractAccessToken('Dp'), null)
+  t.equal(extractAccessToken(undefined), null)
+  t.throws(() => extractAccessToken('DPoP '), { code: 'invalid_request', detail: 'empty_dpop' })
+  t.equal(extractBearerToken('DPoP abc'), null, 'a DPoP token is not a bearer token')
+  t.equal(
+    dpopChallenge({ algs: ['ES256', 'RS256'], realm: 'api://r', error: 'invalid_dpop_proof', errorDescription: 'bad "proof"' }),
+    'DPoP algs="ES256 RS256", realm="api://r", error="invalid_dpop_proof", error_description="bad proof"',
+  )
+})

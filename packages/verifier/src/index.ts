@@ -42,3 +42,4 @@ export {
   type DpopReplayCache,
   type VerifiedDpopProof,
 } from './dpop-proof.js'
+export { checkSenderConstraint, singleDpopHeader } from './dpop-request.js'
