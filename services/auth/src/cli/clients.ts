@@ -22,6 +22,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     backchannel_logout_session_required: c.backchannelLogoutSessionRequired === true,
     introspection: c.introspection,
     release_roles: c.releaseRoles,
+    require_pushed_authorization_requests: c.requirePushedAuthorizationRequests,
   }
 }
 
