@@ -8,6 +8,8 @@ import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { s256 } from '../../src/authorize/pkce.js'
 import { referenceOf } from '../../src/par/request-store.js'
+import { RedisPushedRequestStore } from '../../src/par/redis-request-store.js'
+import { createRedis } from '../../src/store/redis-connection.js'
 import { basic, form, makeApp, type TestApp } from '../helpers.js'
 import { startOidcApp, parseLoginForm, type OidcApp } from '../oidc/harness.js'
 
@@ -316,4 +318,18 @@ t.test('dpop_jkt at /authorize (RFC 9449 §10): checked, and carried to the code
   const plain = await signIn(h, await authorize(h, requestParams()))
   const grant = await h.deps.codes.consume(plain.searchParams.get('code')!)
   t.ok(grant.status === 'ok' && !('dpopJkt' in grant.grant && grant.grant.dpopJkt !== undefined), 'no dpop_jkt, none carried')
+})
+
+t.test('the store unreachable: /par answers 503 temporarily_unavailable JSON, /authorize?request_uri a 503 page, never 500', async (t) => {
+  const h = await startOidcApp()
+  t.teardown(h.close)
+  const requestUri = await pushed(t, h)
+  const dead = createRedis({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 300, connectTimeoutMs: 300 })
+  t.teardown(() => dead.disconnect())
+  h.deps.pushedRequests = new RedisPushedRequestStore({ redis: dead, lifetimeMs: 60_000 })
+  assertJsonError(t, await push(h), 503, 'temporarily_unavailable', 'push')
+  const page = await authorize(h, { client_id: 'web', request_uri: requestUri })
+  t.equal(page.statusCode, 503)
+  t.notOk(page.headers.location, 'never redirected')
+  t.match(page.headers['content-type'], /^text\/html/)
 })
