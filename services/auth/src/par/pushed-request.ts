@@ -91,7 +91,7 @@ export async function parsePushedAuthorization(raw: unknown, deps: Pick<AuthDeps
     return page(TAKE_REFUSALS[outcome.status], outcome.status)
   }
   deps.metrics.pushedRequests.inc({ outcome: 'used' })
-  return await parseAuthorizationRequest(outcome.request.params satisfies PushedParams, deps.clients)
+  return await parseAuthorizationRequest(outcome.request.params, deps.clients)
 }
 
 /**
