@@ -169,6 +169,25 @@ t.test(`fuzzing the auth service (seed ${SEED})`, async (t) => {
     }, 300)
   }
 
+  // POST /par (RFC 9126): web's or spa's valid push with parameters changed, added or repeated.
+  const PUSHED = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'prompt', 'request_uri', 'request', 'dpop_jkt', 'client_secret']
+  const pushTemplates = fc.constantFrom<[string, string][]>(
+    [...new URLSearchParams(authorizeQuery())] as [string, string][],
+    [...new URLSearchParams(authorizeQuery({ client_id: 'spa', redirect_uri: REGISTERED_REDIRECTS[2]!, scope: 'openid' }))] as [string, string][],
+  )
+  const nearPush = fc.record({
+    body: mutated(pushTemplates, PUSHED, fc.oneof(junk, fc.constantFrom('web', 'spa', 'cli', 'web-secret', 'openid', 'urn:ietf:params:oauth:request_uri:x', ...REGISTERED_REDIRECTS))).map(encode),
+    type: fc.oneof({ weight: 8, arbitrary: fc.constant<string | undefined>(FORM_TYPE) }, { weight: 1, arbitrary: contentType }),
+    auth: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<string | undefined>(WEB, CLI, undefined) }, { weight: 1, arbitrary: authorization }),
+    cookie,
+    ip: address,
+  })
+  await check(t, 'POST /par', nearPush, async (r) => {
+    const res = await request('POST', '/par', r)
+    oauthShape(res, true)
+    if (res.statusCode === 201 && !/^urn:ietf:params:oauth:request_uri:[\w-]{43}$/.test(String(JSON.parse(res.body).request_uri))) fail('a push answered without a request_uri', res)
+  }, 300)
+
   // A token of a family the fuzzer never sees (so it cannot revoke it), for the happy path.
   const userinfoToken = (await postForm(h, '/token', { grant_type: 'password', username: 'bob', password: 'bob-password', scope: 'openid profile' })).json().access_token as string
   const bearer = fc.oneof({ weight: 3, arbitrary: fc.constant<string | undefined>(`Bearer ${userinfoToken}`) }, { weight: 2, arbitrary: authorization })
@@ -266,6 +285,7 @@ t.test(`fuzzing the auth service (seed ${SEED})`, async (t) => {
   t.ok(statuses('POST /login').has(303) && statuses('POST /login').has(403), 'the login form signed people in and refused bad CSRF tokens')
   t.ok(statuses('GET /userinfo').has(200), 'userinfo answered claims')
   t.ok(statuses('POST /introspect').has(200) && statuses('POST /revoke').has(200), 'introspection and revocation answered')
+  t.ok(statuses('POST /par').has(201) && statuses('POST /par').has(400) && statuses('POST /par').has(401), 'pushes were kept, refused and unauthenticated')
 
   // Still healthy, and real users can still sign in and refresh.
   t.equal((await h.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, '/healthz')

@@ -129,7 +129,7 @@ export function query(p: fc.Arbitrary<[string, string][]>): fc.Arbitrary<string>
   return fc.tuple(p.map(encode), fc.constantFrom('', '&', '&%', '&%zz', '&=', '&a[b]=c', '&a=1&a=2', '&;')).map(([q, extra]) => q + extra)
 }
 
-/** The standard RFC 6749 §5.2 / RFC 6750 §3.1 error codes a JSON error may carry. */
+/** The standard RFC 6749 §5.2 (and §4.1.2.1) / RFC 6750 §3.1 error codes a JSON error may carry. */
 export const OAUTH_ERRORS = new Set([
   'invalid_request',
   'invalid_client',
@@ -141,6 +141,8 @@ export const OAUTH_ERRORS = new Set([
   'insufficient_scope',
   'unsupported_token_type',
   'access_denied',
+  // RFC 6749 §4.1.2.1, in JSON at the PAR endpoint (RFC 9126 §2.3).
+  'unsupported_response_type',
   'temporarily_unavailable',
   'not_found',
 ])

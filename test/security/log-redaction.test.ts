@@ -6,6 +6,7 @@
 import t from 'tap'
 import {
   ASSERTION_TYPE,
+  authorizeQuery,
   browserLogin,
   CLI,
   clientAssertion,
@@ -65,6 +66,10 @@ t.test('every secret through every endpoint: none reaches the log', async (t) =>
   await exchangeCode(h, login.code)
   await exchangeCode(h, 'c'.repeat(43), { code_verifier: 'Wr0ngVerifier' + 'x'.repeat(40) })
   await h.app.inject({ method: 'GET', url: `/authorize?code=${login.code}&access_token=${pw.access_token}`, cookies: login.session })
+
+  // A pushed authorization request (RFC 9126): client_secret_post, and a wrong secret.
+  await h.app.inject({ method: 'POST', url: '/par', headers: FORM, payload: `${authorizeQuery()}&client_secret=web-secret` })
+  await h.app.inject({ method: 'POST', url: '/par', headers: FORM, payload: `${authorizeQuery()}&client_secret=Wr0ng-Cl1ent-Secret` })
 
   // private_key_jwt: accepted, replayed.
   const assertion = await clientAssertion(h)

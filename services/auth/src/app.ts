@@ -10,6 +10,7 @@ import { discoveryRoutes, type MetadataExtension } from './routes/discovery.js'
 import { healthRoutes, type HealthState } from './routes/health.js'
 import { jwksRoute } from './routes/jwks.js'
 import { tokenRoute } from './routes/token.js'
+import { parRoute } from './routes/par.js'
 import { createAssertionVerifier } from './directory/assertion.js'
 import { oidcRoutes } from './routes/oidc.js'
 
@@ -57,6 +58,7 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   // private_key_jwt (RFC 7523) at /token, /revoke and /introspect: the clients' configured keys, jti replay store.
   const verifyAssertion = options.verifyAssertion ?? createAssertionVerifier({ issuer: deps.config.issuer, replay: deps.assertionReplay, clock: deps.clock })
   await app.register(tokenRoute, { deps, verifyAssertion })
+  await app.register(parRoute, { deps, verifyAssertion })
   await app.register(oidcRoutes, { deps, verifyAssertion })
   return app
 }

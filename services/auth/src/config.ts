@@ -37,6 +37,10 @@ export interface AuthConfig {
   readonly refreshTokenTtl: number
   readonly refreshTokenIdleTtl: number
   readonly refreshReuseGrace: number
+  /** seconds a pushed authorization request waits for /authorize (PAR_TTL, RFC 9126 §2.2 expires_in) */
+  readonly parTtl: number
+  /** REQUIRE_PAR: every client must push its authorization requests (RFC 9126 §4, §5 require_pushed_authorization_requests) */
+  readonly requirePar: boolean
   /** The first of cookieSecrets: what signs. */
   readonly cookieSecret: string
   /** COOKIE_SECRET, a comma-separated list: the first signs cookies, every one verifies (rotation). */
@@ -176,6 +180,9 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
   const refreshTokenTtl = r.int('REFRESH_TOKEN_TTL', 2592000, { min: 1, max: 31536000 })
   const refreshTokenIdleTtl = r.int('REFRESH_TOKEN_IDLE_TTL', 604800, { min: 1, max: 31536000 })
   const refreshReuseGrace = r.int('REFRESH_REUSE_GRACE', 10, { min: 0, max: 300 })
+  // RFC 9126 §2.2: a short lifetime (the RFC's examples use 60 to 600 seconds); the request waits only for a redirect.
+  const parTtl = r.int('PAR_TTL', 60, { min: 1, max: 600 })
+  const requirePar = r.oneOf('REQUIRE_PAR', 'false', ['true', 'false'] as const) === 'true'
 
   const cookieGiven = secretList(r, 'COOKIE_SECRET', production)
   const cookieSecretGenerated = cookieGiven === undefined
@@ -237,6 +244,8 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     refreshTokenTtl,
     refreshTokenIdleTtl,
     refreshReuseGrace,
+    parTtl,
+    requirePar,
     cookieSecret,
     cookieSecrets,
     cookieSecretGenerated,

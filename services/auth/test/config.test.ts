@@ -186,3 +186,26 @@ t.test('DATABASE_URL_FILE: the URL (with its password) from a file, checked, nev
   }
   t.match(await problems({ DATABASE_URL_FILE: `${dir}/nope` }), [/^DATABASE_URL_FILE: cannot read .*\/nope \(ENOENT\)$/])
 })
+
+t.test('pushed authorization requests (RFC 9126): PAR_TTL (seconds, 60 by default) and REQUIRE_PAR (false by default)', async (t) => {
+  t.match(await loadConfig({}), { parTtl: 60, requirePar: false })
+  t.match(await loadConfig({ PAR_TTL: '600', REQUIRE_PAR: 'true' }), { parTtl: 600, requirePar: true })
+  const p = await problems({ PAR_TTL: '0', REQUIRE_PAR: 'yes' })
+  t.equal(p.length, 2)
+  t.ok(p.some((x) => x.startsWith('PAR_TTL')), 'PAR_TTL 0')
+  t.ok(p.some((x) => x.startsWith('REQUIRE_PAR')), 'REQUIRE_PAR yes')
+  t.ok((await problems({ PAR_TTL: '601' })).some((x) => x.startsWith('PAR_TTL')), 'PAR_TTL above 600')
+  t.ok((await problems({ PAR_TTL: '1.5' })).some((x) => x.startsWith('PAR_TTL')), 'PAR_TTL not whole')
+})
+
+t.test('client metadata require_pushed_authorization_requests (RFC 9126 §6): a boolean, false when absent', async (t) => {
+  const client = { client_id: 'c', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: ['https://app.example/cb'] }
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({ clients: [{ ...client, require_pushed_authorization_requests: 'yes' }] }),
+    'good.json': JSON.stringify({ clients: [{ ...client, require_pushed_authorization_requests: true }, { ...client, client_id: 'd' }] }),
+  })
+  t.ok((await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })).some((x) => x.includes('clients[0].require_pushed_authorization_requests must be true or false')))
+  const { file } = await loadConfig({ AUTH_CONFIG_FILE: `${dir}/good.json` })
+  t.equal(file.clients[0]!.require_pushed_authorization_requests, true)
+  t.notOk('require_pushed_authorization_requests' in file.clients[1]!)
+})

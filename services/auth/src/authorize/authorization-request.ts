@@ -17,6 +17,8 @@ export interface AuthorizationRequest {
   /** The prompt values we act on: `none` (never show a page) and `login` (always re-authenticate). */
   prompt: ('none' | 'login')[]
   loginHint?: string
+  /** RFC 9449 §10: the JWK thumbprint (RFC 7638, SHA-256) of the DPoP key the code is bound to. */
+  dpopJkt?: string
 }
 
 /**
@@ -34,6 +36,8 @@ export type ParsedAuthorization =
 const MAX_STATE = 2048
 const MAX_NONCE = 512
 const MAX_LOGIN_HINT = 256
+/** A base64url SHA-256 JWK thumbprint (RFC 7638): 32 bytes, 43 characters. */
+const JKT = /^[A-Za-z0-9_-]{43}$/
 
 /**
  * Reads the parameters of GET (query) or POST (form) /authorize. Parameters must not repeat
@@ -108,12 +112,16 @@ export async function parseAuthorizationRequest(raw: unknown, clients: ClientDir
   const maxAgeRaw = params.get('max_age')
   if (maxAgeRaw !== undefined && !/^\d{1,9}$/.test(maxAgeRaw)) return fail(new InvalidRequest('max_age must be a whole number of seconds'))
 
+  const dpopJkt = params.get('dpop_jkt')
+  if (dpopJkt !== undefined && !JKT.test(dpopJkt)) return fail(new InvalidRequest('dpop_jkt must be the base64url SHA-256 thumbprint of a JWK (RFC 9449 §10)'))
+
   const loginHint = params.get('login_hint')
   const request: AuthorizationRequest = { clientId: client.id, redirectUri, scope, codeChallenge: challenge, prompt }
   if (state !== undefined) request.state = state
   if (nonce !== undefined) request.nonce = nonce
   if (maxAgeRaw !== undefined) request.maxAge = Number(maxAgeRaw)
   if (loginHint !== undefined && loginHint.length <= MAX_LOGIN_HINT) request.loginHint = loginHint
+  if (dpopJkt !== undefined) request.dpopJkt = dpopJkt
   return { kind: 'ok', client, request }
 }
 
@@ -133,6 +141,7 @@ export function isAuthorizationRequest(v: unknown): v is AuthorizationRequest {
     optionalString(r.state) &&
     optionalString(r.nonce) &&
     optionalString(r.loginHint) &&
+    (r.dpopJkt === undefined || (typeof r.dpopJkt === 'string' && JKT.test(r.dpopJkt))) &&
     (r.maxAge === undefined || (typeof r.maxAge === 'number' && Number.isSafeInteger(r.maxAge) && r.maxAge >= 0))
   )
 }

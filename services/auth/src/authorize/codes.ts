@@ -23,6 +23,8 @@ export interface CodeGrant {
   /** seconds since the epoch */
   authTime: number
   nonce?: string
+  /** RFC 9449 §10 `dpop_jkt` of the authorization request: the code exchange must prove this key. */
+  dpopJkt?: string
 }
 
 export type ConsumeOutcome =

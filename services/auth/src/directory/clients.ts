@@ -22,6 +22,8 @@ export interface Client {
   introspection: boolean
   /** Its user tokens carry the user's `roles` (metadata `release_roles`, DESIGN §10.1). */
   releaseRoles: boolean
+  /** Authorization requests only through PAR (metadata `require_pushed_authorization_requests`, RFC 9126 §6). */
+  requirePushedAuthorizationRequests: boolean
 }
 
 /**
@@ -106,6 +108,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     introspection: c.introspection === true,
     // First-party clients (trusted with the user's password) get roles unless they opt out.
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
+    requirePushedAuthorizationRequests: c.require_pushed_authorization_requests === true,
   }
 }
 

@@ -79,9 +79,20 @@ export const AUTHORIZE_PARAMS = paramsSchema(
     login_hint: 1024,
     request: 16_384,
     request_uri: 2048,
+    // RFC 9449 §10: a SHA-256 JWK thumbprint has 43 characters; the handler checks the form.
+    dpop_jkt: 64,
   },
   2048,
 )
+
+/**
+ * POST /par (RFC 9126 §2.1): the parameters of /authorize (whatever they become, with the same
+ * bounds) plus the client's authentication.
+ */
+export const PAR_BODY = {
+  ...AUTHORIZE_PARAMS,
+  properties: { ...AUTHORIZE_PARAMS.properties, ...paramsSchema(CLIENT_AUTH).properties },
+} as const
 
 /** POST /login: the login form's fields (html.ts loginPage: username maxlength 256, password 1024). */
 export const LOGIN_BODY = paramsSchema({ interaction: 64, csrf: 128, username: 256, password: 1024 }, 256)

@@ -7,6 +7,7 @@ import { toOAuthError } from '../http/error-handler.js'
 import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { AUTHORIZE_PARAMS, formBody } from '../http/schemas.js'
+import { hasRequestUri, parsePushedAuthorization, requirePushed } from '../par/pushed-request.js'
 
 /** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
 export function sendLoginPage(reply: FastifyReply, status: number, input: LoginPageInput, redirectUri: string): FastifyReply {
@@ -25,7 +26,11 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
     const raw = request.method === 'GET' ? request.query : isForm ? request.body : {}
     let parsed: Awaited<ReturnType<typeof parseAuthorizationRequest>>
     try {
-      parsed = await parseAuthorizationRequest(raw, deps.clients)
+      // RFC 9126 §4: a pushed request (only its parameters count), else the URL's own, which
+      // REQUIRE_PAR or the client's metadata may refuse.
+      parsed = hasRequestUri(raw)
+        ? await parsePushedAuthorization(raw, deps)
+        : requirePushed(await parseAuthorizationRequest(raw, deps.clients), deps.config.requirePar)
     } catch (err) {
       // The client could not be looked up (store down): nothing is validated, so nothing is redirected.
       return sendServerFailure(request, reply, err, {
@@ -36,7 +41,7 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
     }
     if (parsed.kind === 'page') {
       // RFC 6749 §4.1.2.1: never redirect to an unverified URI; tell the user instead.
-      request.log.info({ event: 'authorize.rejected', error: parsed.error.code, detail: parsed.error.description }, 'authorization request rejected')
+      request.log.info({ event: 'authorize.rejected', error: parsed.error.code, detail: parsed.error.detail ?? parsed.error.description }, 'authorization request rejected')
       return sendPage(reply, {
         status: 400,
         title: 'Sign-in request not valid',

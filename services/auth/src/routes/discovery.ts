@@ -32,9 +32,15 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     code_challenge_methods_supported: ['S256'],
     claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
     request_parameter_supported: false,
+    // OIDC Core §6.2 request objects by reference (fetched from the client) are not supported; the
+    // request_uri of a pushed request (RFC 9126) is announced by the PAR endpoint below, as
+    // node-oidc-provider does.
     request_uri_parameter_supported: false,
     claims_parameter_supported: false,
     prompt_values_supported: ['none', 'login'],
+    // RFC 9126 §5: the PAR endpoint, and whether every client must use it (REQUIRE_PAR).
+    pushed_authorization_request_endpoint: `${iss}/par`,
+    require_pushed_authorization_requests: deps.config.requirePar,
     // RFC 9207: the authorization response carries `iss`.
     authorization_response_iss_parameter_supported: true,
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],

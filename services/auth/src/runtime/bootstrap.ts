@@ -14,6 +14,8 @@ import { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import { MemoryUserDirectory, type UserDirectory } from '../directory/users.js'
 import { MemoryAuthorizationCodeStore } from '../authorize/codes.js'
 import { RedisAuthorizationCodeStore } from '../authorize/redis-codes.js'
+import { MemoryPushedRequestStore } from '../par/request-store.js'
+import { RedisPushedRequestStore } from '../par/redis-request-store.js'
 import { MemoryReplayStore } from '../directory/replay.js'
 import { RedisReplayStore } from '../directory/redis-replay.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
@@ -66,6 +68,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       ...(db ? { pingDatabase: () => db.ping() } : {}),
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
+      pushedRequests: new MemoryPushedRequestStore({ lifetimeMs: config.parTtl * 1000, clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
@@ -146,6 +149,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     // Same connection as the families (the families store closes it).
     sessions: redisLoginSessionStore(redis, clock),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
+    pushedRequests: new RedisPushedRequestStore({ redis, lifetimeMs: config.parTtl * 1000, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,

@@ -13,6 +13,7 @@ import type { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import type { UserDirectory } from '../directory/users.js'
 import type { AuditTrail } from '../audit/trail.js'
 import type { ResourceCatalog } from '../directory/resources.js'
+import type { PushedRequestStore } from '../par/request-store.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -30,6 +31,8 @@ export interface AuthDeps {
   sessions: LoginSessionStore
   /** Authorization codes (hashed, single use). */
   codes: AuthorizationCodeStore
+  /** Pushed authorization requests (RFC 9126): kept by the hash of their reference, single use. */
+  pushedRequests: PushedRequestStore
   /** Seen client-assertion jtis (private_key_jwt replay protection). */
   assertionReplay: ReplayStore
   /** Every password check: attempt limits per username and address, progressive delay, the KDF. */

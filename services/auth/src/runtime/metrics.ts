@@ -22,6 +22,8 @@ export class AuthMetrics {
    * (families/revocation-outbox.ts): `failed` (retried), `delivered` (after a retry), `dropped`.
    */
   readonly revocationAnnouncements = counter(this.registry, 'gatehouse_revocation_announcements_total', 'Revocation announcements written outside the revoking script, by outcome (failed attempts are retried)', ['outcome'])
+  /** Pushed authorization requests (par/, RFC 9126): `pushed`, `refused` at /par; `used`, `not_found`, `expired`, `other_client` at /authorize. */
+  readonly pushedRequests = counter(this.registry, 'gatehouse_pushed_authorization_requests_total', 'Pushed authorization requests by outcome: pushed or refused at /par; used, not_found, expired or other_client at /authorize', ['outcome'])
   readonly storeErrors = counter(this.registry, 'gatehouse_store_errors_total', 'Store (Redis) failures answered with 503')
 
   /** OIDC Back-Channel Logout deliveries (logout/worker.ts). */

@@ -200,8 +200,8 @@ function redirectTo(reply: FastifyReply, redirectUri: string, params: Record<str
 }
 
 /**
- * Success: a new code, bound to the client, the redirect URI, the PKCE challenge, the session
- * and the nonce; `iss` identifies us to the client (RFC 9207 §2).
+ * Success: a new code, bound to the client, the redirect URI, the PKCE challenge, the session,
+ * the nonce and the DPoP key (`dpop_jkt`, RFC 9449 §10) when the request named one; `iss` identifies us to the client (RFC 9207 §2).
  */
 export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req: AuthorizationRequest, session: LoginSession, status: 302 | 303): Promise<FastifyReply> {
   // The session's last use, and the client among those told when it ends (DESIGN §10.1).
@@ -215,6 +215,7 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     sessionId: session.id,
     authTime: session.authTime,
     nonce: req.nonce,
+    dpopJkt: req.dpopJkt,
   })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }

@@ -44,8 +44,8 @@ export function familyKeys(prefix: string = DEFAULT_KEY_PREFIX): FamilyKeys {
   })
 }
 
-// Keys of the login-session, authorization-code and client-assertion replay stores (sessions.ts,
-// codes.ts, replay.ts). Each operation touches one key, so they need no hash tag in Redis Cluster;
+// Keys of the login-session, authorization-code, pushed-request and client-assertion replay stores
+// (sessions.ts, codes.ts, par/request-store.ts, replay.ts). Each operation touches one key, so they need no hash tag in Redis Cluster;
 // their variable parts are base64url (no braces, no whitespace).
 
 /** `<prefix>login-sess:<sessionId>`: one login (cookie) session, JSON, expiring with the session. */
@@ -61,6 +61,11 @@ export function userLoginSessionsKey(userId: string, prefix: string = DEFAULT_KE
 /** `<prefix>code:<codeHash>`: an authorization code by its SHA-256 (never the code itself), then its spent marker. */
 export function authorizationCodeKey(codeHash: string, prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}code:${codeHash}`
+}
+
+/** `<prefix>par:<referenceHash>`: a pushed authorization request (RFC 9126) by the SHA-256 of its reference, JSON, expiring with PAR_TTL. */
+export function pushedRequestKey(referenceHash: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}par:${referenceHash}`
 }
 
 /** `<prefix>jti:<digest>`: a client assertion's (client, jti) seen, kept until the assertion's exp. */

@@ -252,6 +252,16 @@ export function clientDirectoryContract(t: Test, make: ClientDirectoryFactory): 
     t.same(c.postLogoutRedirectUris, ['https://app.example/'])
   })
 
+  t.test('require_pushed_authorization_requests (RFC 9126 §6) is kept; absent, it is false', async (t) => {
+    const dir = await make()
+    const base = { grant_types: ['authorization_code' as const], redirect_uris: ['https://app.example/cb'] }
+    const [required, plain] = [name('par'), name('nopar')]
+    await dir.add(client(required, { ...base, require_pushed_authorization_requests: true }))
+    await dir.add(client(plain, base))
+    t.equal((await dir.get(required))!.requirePushedAuthorizationRequests, true)
+    t.equal((await dir.get(plain))!.requirePushedAuthorizationRequests, false)
+  })
+
   t.test('rotate-secret replaces the secret; the old one stops working at once', async (t) => {
     const dir = await make()
     const id = name('svc')

@@ -33,6 +33,8 @@ const grant: CodeGrant = {
   sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
   authTime: 1_800_000_000,
   nonce: 'n-0S6_WzA2Mj',
+  // RFC 9449 §10: the DPoP key the exchange must prove travels with the code.
+  dpopJkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs',
 }
 
 export function storeContracts(t: Test, make: MakeStores): void {
