@@ -16,6 +16,8 @@ export type OAuthErrorCode =
   | 'invalid_token'
   | 'insufficient_scope'
   | 'unsupported_token_type'
+  /** RFC 8707 §2: a `resource` that is malformed, unknown or not allowed. */
+  | 'invalid_target'
   | 'temporarily_unavailable'
   | 'server_error'
   /** 404 for a path no route serves: not an RFC code, but the same JSON shape. */
@@ -71,6 +73,7 @@ export const LoginRequired = errorClass('login_required', 400, 'the user must lo
 export const InvalidToken = errorClass('invalid_token', 401, 'the access token is invalid')
 export const InsufficientScope = errorClass('insufficient_scope', 403, 'the token lacks the required scope')
 export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
+export const InvalidTarget = errorClass('invalid_target', 400, 'the requested resource is invalid, unknown or not allowed')
 export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')
 export const ServerError = errorClass('server_error', 500, 'internal server error')
 export const NotFound = errorClass('not_found', 404, 'no such route')

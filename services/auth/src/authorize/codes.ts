@@ -23,6 +23,8 @@ export interface CodeGrant {
   /** seconds since the epoch */
   authTime: number
   nonce?: string
+  /** The resources the authorization request granted (RFC 8707); absent on older codes: the client's audience. */
+  resources?: string[]
 }
 
 export type ConsumeOutcome =

@@ -215,6 +215,7 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     sessionId: session.id,
     authTime: session.authTime,
     nonce: req.nonce,
+    ...(req.resources === undefined ? {} : { resources: req.resources }),
   })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }
