@@ -33,6 +33,7 @@ const grant: CodeGrant = {
   sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
   authTime: 1_800_000_000,
   nonce: 'n-0S6_WzA2Mj',
+  resources: ['api://resource', 'api://reports'],
 }
 
 export function storeContracts(t: Test, make: MakeStores): void {
@@ -153,6 +154,13 @@ export function storeContracts(t: Test, make: MakeStores): void {
     t.same(await codes.consume(code), { status: 'ok', grant })
     t.same(await codes.consume(code), { status: 'reused', grant }, 'second use is a replay (no family recorded yet)')
     t.same(await codes.consume(await codes.issue(grant)), { status: 'ok', grant }, 'codes are independent')
+  })
+
+  t.test('codes: a grant from before resource indicators comes back without resources', async (t) => {
+    const { codes } = await make()
+    const { resources: _, ...older } = grant
+    const out = await codes.consume(await codes.issue(older))
+    t.same(out, { status: 'ok', grant: older })
   })
 
   t.test('codes: a replay names the family the first use recorded', async (t) => {
