@@ -175,8 +175,16 @@ t.test('a client that lost a resource: no token for it, even from a family grant
   t.match(h.logs.events('family.revoked'), [{ family_id: claimsOf(granted.access_token).sid, reason: 'admin' }], 'and it is revoked, not left to look like reuse')
 })
 
-t.test('the DASH fixture authenticates (control)', async (t) => {
-  const h = await startResourceApp()
+t.test('/introspect: an access token is active only to a caller allowed its audience (its audience or resources) or to its own client', async (t) => {
+  // A service of its own whose tokens are for api://reports only.
+  const reportsService = { client_id: 'reports-job', client_secret: 'reports-job-secret', grant_types: ['client_credentials'], scope: 'reports:read', audience: REPORTS }
+  const h = await startResourceApp({ clients: [reportsService] })
   t.teardown(h.close)
-  t.equal((await postToken(h, { grant_type: 'client_credentials' }, DASH)).statusCode, 200)
+  const job = await postToken(h, { grant_type: 'client_credentials' }, basic('reports-job', 'reports-job-secret'))
+  t.equal(claimsOf(job.json().access_token).aud, REPORTS)
+  const introspect = async (auth: string) =>
+    (await h.app.inject({ method: 'POST', url: '/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth }, payload: `token=${job.json().access_token}` })).json()
+  t.match(await introspect(DASH), { active: true, aud: REPORTS, client_id: 'reports-job' }, 'dash is allowed api://reports (resources)')
+  t.same(await introspect(basic('web', 'web-secret')), { active: false }, 'web (audience api://resource only) learns nothing')
+  t.same(await introspect(REPORTING), { active: false }, 'reporting-service neither')
 })
