@@ -252,6 +252,17 @@ export function clientDirectoryContract(t: Test, make: ClientDirectoryFactory): 
     t.same(c.postLogoutRedirectUris, ['https://app.example/'])
   })
 
+  t.test('resources (RFC 8707) are kept as the client\'s further audiences; none is an empty list', async (t) => {
+    const dir = await make()
+    const id = name('dash')
+    await dir.add(client(id, { resources: ['api://reports', 'urn:example:api'] }))
+    t.match(await dir.get(id), { audience: 'api://resource', resources: ['api://reports', 'urn:example:api'] })
+    t.same((await dir.list({ search: id })).clients[0]?.resources, ['api://reports', 'urn:example:api'], 'listed with them')
+    const plain = name('plain')
+    await dir.add(client(plain))
+    t.same((await dir.get(plain))?.resources, [])
+  })
+
   t.test('rotate-secret replaces the secret; the old one stops working at once', async (t) => {
     const dir = await make()
     const id = name('svc')
