@@ -31,7 +31,8 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
   }
   if (asked !== undefined || wanted !== undefined) {
     const found = await deps.families.lookup(presented)
-    if (found !== null) checkNarrowing(found.family, asked, wanted, client.client)
+    // Another client's token is left to the rotation (client_mismatch): no answer here tells it apart.
+    if (found !== null && found.family.clientId === client.client.id) checkNarrowing(found.family, asked, wanted, client.client)
   }
   const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
