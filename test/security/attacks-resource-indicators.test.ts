@@ -123,6 +123,17 @@ t.test('refresh: a resource outside the family\'s set is invalid_target and spen
   t.equal(claimsOf(back.json().access_token).aud, RESOURCE)
 })
 
+t.test("another client presenting a family's refresh token learns nothing from resource: invalid_grant, and nothing is spent", async (t) => {
+  const h = await startResourceApp({ clients: [{ ...DASH_CLIENT, client_id: 'dash2', client_secret: 'dash2-secret' }] })
+  t.teardown(h.close)
+  const rt = (await exchange(h, await codeFor(h, [RESOURCE]))).json().refresh_token as string
+  for (const extra of [{ resource: REPORTS }, { resource: REPORTS, scope: 'openid reports:write' }] as Record<string, string>[]) {
+    const r = await postToken(h, { grant_type: 'refresh_token', refresh_token: rt, ...extra }, basic('dash2', 'dash2-secret'))
+    t.equal(r.json().error, 'invalid_grant', `${JSON.stringify(extra)}: as for any other client's token, not invalid_target or invalid_scope`)
+  }
+  t.equal((await postToken(h, { grant_type: 'refresh_token', refresh_token: rt })).statusCode, 200, 'its own client still rotates it')
+})
+
 t.test("scopes of another resource never appear in a token, whatever the grant and the resource", async (t) => {
   const h = await startResourceApp()
   t.teardown(h.close)
