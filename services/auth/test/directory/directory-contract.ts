@@ -1,3 +1,5 @@
+// Over 300 lines: the user and the client directory contracts share their fixtures and run
+// together against memory, Redis and PostgreSQL (directory.test.ts, redis-, pg-directory.test.ts).
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { checkClientSecret, hashClientSecret, type ClientDirectory } from '../../src/directory/clients.js'

@@ -1,3 +1,5 @@
+// Over 300 lines: one contract for every family store (memory, Redis standalone, Cluster,
+// Sentinel), every rule of DESIGN §5 next to the others, as the stores restate them.
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { ManualClock } from '@gatehouse/test-harness'
