@@ -18,6 +18,6 @@ export const clientCredentialsGrant: GrantHandler = async ({ request, params, re
   const scope = scopeForAudience(granted, audience, c, deps.resources.list())
   const at = await deps.tokens.issue({ sub: c.id, clientId: c.id, audience, scope })
   deps.metrics.tokensIssued.inc({ grant_type: 'client_credentials' })
-  request.log.info({ event: 'token.issued', grant_type: 'client_credentials', client_id: c.id, sub: c.id, jti: at.jti, auth_method: client.method }, 'token issued')
+  request.log.info({ event: 'token.issued', grant_type: 'client_credentials', client_id: c.id, sub: c.id, jti: at.jti, auth_method: client.method, aud: audience }, 'token issued')
   return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope }
 }

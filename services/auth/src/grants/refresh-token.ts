@@ -89,7 +89,7 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
   })
   deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
   request.log.info(
-    { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried' },
+    { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried', aud: audience },
     'refresh token rotated',
   )
   return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope, refresh_token: refreshToken }
