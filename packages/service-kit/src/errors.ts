@@ -16,6 +16,8 @@ export type OAuthErrorCode =
   | 'invalid_token'
   | 'insufficient_scope'
   | 'unsupported_token_type'
+  /** RFC 8707 §2: a `resource` that is malformed, unknown or not allowed. */
+  | 'invalid_target'
   | 'temporarily_unavailable'
   | 'server_error'
   /** RFC 9449 §5, §7.1, §8: a missing or bad DPoP proof; the server requires a nonce. */
@@ -74,6 +76,7 @@ export const LoginRequired = errorClass('login_required', 400, 'the user must lo
 export const InvalidToken = errorClass('invalid_token', 401, 'the access token is invalid')
 export const InsufficientScope = errorClass('insufficient_scope', 403, 'the token lacks the required scope')
 export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
+export const InvalidTarget = errorClass('invalid_target', 400, 'the requested resource is invalid, unknown or not allowed')
 export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')
 export const ServerError = errorClass('server_error', 500, 'internal server error')
 /** RFC 9449 §5 (token endpoint, 400) and §7.1 (resource servers answer 401 with a `DPoP` challenge). */

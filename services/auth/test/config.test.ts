@@ -163,6 +163,31 @@ t.test('redirect URIs follow RFC 8252 and RFC 9700: https, loopback http, or a p
   t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/good.json` }), [], 'https, loopback http and private-use schemes are accepted')
 })
 
+t.test('client resources (RFC 8707 §2): absolute URIs without a fragment, each a configured resource when the file names any', async (t) => {
+  const bad = ['reports', '/reports', 'api://reports#frag', 'api://reports#', ' api://reports', 'api://rep orts', 'api://résumé', 'http://[::1', `api://${'x'.repeat(2048)}`]
+  const resources = [{ audience: 'api://resource', scopes: ['documents:read'] }, { audience: 'api://reports', scopes: ['reports:read'] }]
+  const client = (extra: Record<string, unknown>) => ({ client_id: 'dash', client_secret: 's', grant_types: ['client_credentials'], audience: 'api://resource', ...extra })
+  const dir = t.testdir({
+    // No resources in this file: every refusal is the syntax's.
+    'bad.json': JSON.stringify({ clients: [client({ resources: bad })] }),
+    'unknown.json': JSON.stringify({ resources, clients: [client({ resources: ['api://reports', 'api://nowhere'] })] }),
+    'shape.json': JSON.stringify({ resources, clients: [client({ resources: 'api://reports' })] }),
+    'good.json': JSON.stringify({ resources, clients: [client({ resources: ['api://reports', 'api://reports'] })] }),
+    'no-catalog.json': JSON.stringify({ clients: [client({ resources: ['api://anything', 'urn:example:api'] })] }),
+  })
+  const p = await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })
+  for (const u of bad) t.ok(p.some((x) => x.includes('clients[0].resources of client "dash"') && x.includes(JSON.stringify(u.slice(0, 256)))), `refused: ${u.slice(0, 40)}`)
+  t.ok(p.some((x) => x.endsWith('"api://reports#frag" must not have a fragment (RFC 8707 §2)')))
+  t.ok(p.some((x) => x.endsWith('" api://reports" is not an absolute URI')))
+  t.equal(p.length, bad.length, 'one problem each, no more')
+  t.match(await problems({ AUTH_CONFIG_FILE: `${dir}/unknown.json` }), [/clients\[0\]\.resources of client "dash": "api:\/\/nowhere" is not the audience of a configured resource/])
+  t.match(await problems({ AUTH_CONFIG_FILE: `${dir}/shape.json` }), [/clients\[0\]\.resources must be an array of strings/])
+  t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/good.json` }), [])
+  const config = await loadConfig({ AUTH_CONFIG_FILE: `${dir}/good.json` })
+  t.same(config.file.clients[0]?.resources, ['api://reports'], 'kept once')
+  t.same(await problems({ AUTH_CONFIG_FILE: `${dir}/no-catalog.json` }), [], 'no resources in the file (the database holds them): only the syntax is checked')
+})
+
 t.test('the audit trail: AUDIT_RETENTION_DAYS (0 = forever) and AUDIT_BUFFER_SIZE', async (t) => {
   t.same((await loadConfig({})).audit, { retentionDays: 90, bufferSize: 10_000 })
   t.same((await loadConfig({ AUDIT_RETENTION_DAYS: '0', AUDIT_BUFFER_SIZE: '500' })).audit, { retentionDays: 0, bufferSize: 500 })

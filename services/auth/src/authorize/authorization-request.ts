@@ -2,6 +2,7 @@ import { InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedResponseType
 import type { Client, ClientDirectory } from '../directory/clients.js'
 import { isS256Challenge } from './pkce.js'
 import { resolveScope } from '../tokens/scope.js'
+import { authorizedResources } from '../tokens/resource-indicators.js'
 
 /** A validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1). */
 export interface AuthorizationRequest {
@@ -19,6 +20,8 @@ export interface AuthorizationRequest {
   loginHint?: string
   /** RFC 9449 §10: the JWK thumbprint (RFC 7638, SHA-256) of the DPoP key the code is bound to. */
   dpopJkt?: string
+  /** The granted resources (RFC 8707 §2): the requested ones, or the client's audience. */
+  resources?: string[]
 }
 
 /**
@@ -41,15 +44,20 @@ const JKT = /^[A-Za-z0-9_-]{43}$/
 
 /**
  * Reads the parameters of GET (query) or POST (form) /authorize. Parameters must not repeat
- * (RFC 6749 §3.1); empty values count as absent.
+ * (RFC 6749 §3.1), but for `resource` (RFC 8707 §2); empty values count as absent.
  */
 export async function parseAuthorizationRequest(raw: unknown, clients: ClientDirectory): Promise<ParsedAuthorization> {
   const params = new Map<string, string>()
   const repeated = new Set<string>()
   const malformed = new Set<string>()
+  const resources: string[] = []
   if (typeof raw === 'object' && raw !== null) {
     for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-      if (Array.isArray(v)) repeated.add(k)
+      if (k === 'resource') {
+        const values: unknown[] = Array.isArray(v) ? v : [v]
+        if (values.every((x) => typeof x === 'string')) resources.push(...(values as string[]).filter((x) => x !== ''))
+        else malformed.add(k)
+      } else if (Array.isArray(v)) repeated.add(k)
       else if (typeof v !== 'string') malformed.add(k)
       else if (v !== '') params.set(k, v)
     }
@@ -100,6 +108,14 @@ export async function parseAuthorizationRequest(raw: unknown, clients: ClientDir
     throw err
   }
 
+  let granted: string[]
+  try {
+    granted = authorizedResources(resources, client)
+  } catch (err) {
+    if (err instanceof OAuthError) return fail(err)
+    throw err
+  }
+
   const nonce = params.get('nonce')
   if (nonce !== undefined && nonce.length > MAX_NONCE) return fail(new InvalidRequest('nonce is longer than 512 characters'))
 
@@ -116,7 +132,7 @@ export async function parseAuthorizationRequest(raw: unknown, clients: ClientDir
   if (dpopJkt !== undefined && !JKT.test(dpopJkt)) return fail(new InvalidRequest('dpop_jkt must be the base64url SHA-256 thumbprint of a JWK (RFC 9449 §10)'))
 
   const loginHint = params.get('login_hint')
-  const request: AuthorizationRequest = { clientId: client.id, redirectUri, scope, codeChallenge: challenge, prompt }
+  const request: AuthorizationRequest = { clientId: client.id, redirectUri, scope, codeChallenge: challenge, prompt, resources: granted }
   if (state !== undefined) request.state = state
   if (nonce !== undefined) request.nonce = nonce
   if (maxAgeRaw !== undefined) request.maxAge = Number(maxAgeRaw)
@@ -142,6 +158,7 @@ export function isAuthorizationRequest(v: unknown): v is AuthorizationRequest {
     optionalString(r.nonce) &&
     optionalString(r.loginHint) &&
     (r.dpopJkt === undefined || (typeof r.dpopJkt === 'string' && JKT.test(r.dpopJkt))) &&
+    (r.resources === undefined || (Array.isArray(r.resources) && r.resources.every((x) => typeof x === 'string'))) &&
     (r.maxAge === undefined || (typeof r.maxAge === 'number' && Number.isSafeInteger(r.maxAge) && r.maxAge >= 0))
   )
 }

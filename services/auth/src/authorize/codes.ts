@@ -25,6 +25,8 @@ export interface CodeGrant {
   nonce?: string
   /** RFC 9449 §10 `dpop_jkt` of the authorization request: the code exchange must prove this key. */
   dpopJkt?: string
+  /** The resources the authorization request granted (RFC 8707); absent on older codes: the client's audience. */
+  resources?: string[]
 }
 
 export type ConsumeOutcome =

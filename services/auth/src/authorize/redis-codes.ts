@@ -115,6 +115,7 @@ function decodeGrant(raw: unknown): CodeGrant | null {
     if (strings.some((v) => typeof v !== 'string') || typeof g.authTime !== 'number') return null
     if (g.nonce !== undefined && typeof g.nonce !== 'string') return null
     if (g.dpopJkt !== undefined && typeof g.dpopJkt !== 'string') return null
+    if (g.resources !== undefined && (!Array.isArray(g.resources) || g.resources.some((r) => typeof r !== 'string'))) return null
     return g as CodeGrant
   } catch {
     return null

@@ -77,6 +77,8 @@ export interface NewClientInput {
   grant_types: GrantType[]
   scope: string
   audience?: string
+  /** Further audiences it may ask for with `resource` (RFC 8707). */
+  resources?: string[]
   redirect_uris?: string[]
   post_logout_redirect_uris?: string[]
   jwks?: { keys: Record<string, unknown>[] } | null

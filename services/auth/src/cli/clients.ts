@@ -14,6 +14,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     grant_types: [...c.grantTypes],
     scope: c.scopes.join(' '),
     audience: c.audience,
+    resources: c.resources,
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
     has_secret: c.secretHash !== undefined,
@@ -47,6 +48,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'grant-type': { type: 'string', multiple: true, value: 'grant', description: `an allowed grant (repeat): ${GRANT_TYPES.join(', ')}` },
         scope: { type: 'string', value: 'scopes', description: 'space-separated scopes the client may request' },
         audience: { type: 'string', value: 'aud', description: 'the audience of its access tokens (default: the first resource: of the database with DATABASE_URL, else of the config file)' },
+        resource: { type: 'string', multiple: true, value: 'uri', description: "a further audience it may ask for with the resource parameter (repeat; RFC 8707), a configured resource's; --audience stays the default" },
         'redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'an exact redirect URI (repeat; required for authorization_code)' },
         'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'uri', description: 'a post-logout redirect URI (repeat)' },
         'jwks-file': { type: 'string', value: 'file', description: "the client's public JWK Set, for private_key_jwt" },
@@ -59,6 +61,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
         'gatehouse clients add web2 --grant-type authorization_code --grant-type refresh_token --scope "openid profile" --redirect-uri https://app.example.com/cb',
+        'gatehouse clients add dashboard --grant-type authorization_code --grant-type refresh_token --scope "openid documents:read reports:read" --resource api://reports --redirect-uri https://dash.example.com/cb',
         'gatehouse clients add spa2 --auth-method none --grant-type authorization_code --redirect-uri https://spa.example.com/cb --json',
         'gatehouse clients add web3 --grant-type authorization_code --scope openid --redirect-uri https://app.example.com/cb --backchannel-logout-uri https://app.example.com/backchannel-logout',
       ],
@@ -84,6 +87,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         const admin = await ctx.admin()
         const name = str(inv.values, 'name')
         const audience = str(inv.values, 'audience')
+        const resources = list(inv.values, 'resource')
         const backchannelUri = str(inv.values, 'backchannel-logout-uri')
         const { client, secret } = await admin.addClient({
           client_id: inv.args[0]!,
@@ -92,6 +96,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           grant_types: grants as GrantType[],
           scope: str(inv.values, 'scope') ?? '',
           ...(audience !== undefined ? { audience } : {}),
+          ...(resources.length > 0 ? { resources } : {}),
           redirect_uris: list(inv.values, 'redirect-uri'),
           post_logout_redirect_uris: list(inv.values, 'post-logout-redirect-uri'),
           jwks,
@@ -128,6 +133,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         const extra = [
           c.redirectUris.length ? `redirect_uris: ${c.redirectUris.join(' ')}` : '',
           `audience: ${c.audience}`,
+          c.resources.length ? `resources: ${c.resources.join(' ')}` : '',
           c.backchannelLogoutUri ? `backchannel_logout_uri: ${c.backchannelLogoutUri}` : '',
         ].filter(Boolean).join('\n')
         inv.print(`${clientLine(c)}\n${extra}`, { client: clientJson(c) })

@@ -11,7 +11,10 @@ export interface Client {
   grantTypes: ReadonlySet<GrantType>
   /** Scopes the client may request; its default scope when it asks for none. */
   scopes: readonly string[]
+  /** The default audience of its access tokens. */
   audience: string
+  /** Further audiences it may ask for with `resource` (RFC 8707, metadata `resources`); empty when none. */
+  resources: readonly string[]
   redirectUris: readonly string[]
   postLogoutRedirectUris: readonly string[]
   jwks: { keys: Record<string, unknown>[] } | null
@@ -100,6 +103,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     grantTypes: new Set(c.grant_types),
     scopes: c.scope.split(' ').filter(Boolean),
     audience: c.audience,
+    resources: [...(c.resources ?? [])],
     redirectUris: [...c.redirect_uris],
     postLogoutRedirectUris: [...c.post_logout_redirect_uris],
     jwks: c.jwks,

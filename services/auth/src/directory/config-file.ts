@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { backchannelLogoutUriProblem } from '../logout/client-metadata.js'
 import { passwordHashProblem } from './password-hashes.js'
+import { resourceUriProblem } from '../tokens/resource-indicators.js'
 import { emailProblem } from './users.js'
 
 /**
@@ -26,6 +27,11 @@ export interface ClientConfig {
   grant_types: GrantType[]
   scope: string
   audience: string
+  /**
+   * RFC 8707 (DESIGN §10.3): further audiences the client may ask for with `resource`; `audience`
+   * stays the default. Absent when none.
+   */
+  resources?: string[]
   redirect_uris: string[]
   post_logout_redirect_uris: string[]
   jwks: { keys: Record<string, unknown>[] } | null
@@ -161,6 +167,16 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       const scope = typeof c.scope === 'string' ? c.scope : ''
       if (c.scope !== undefined && typeof c.scope !== 'string') p(`${path}.scope`, 'must be a space-separated string')
       const audience = str(c.audience, `${path}.audience`, false) ?? config.resources[0]?.audience ?? ''
+      const clientResources = strList(c.resources, `${path}.resources`)
+      for (const r of clientResources) {
+        const problem = resourceUriProblem(r)
+        if (problem !== null) p(`${path}.resources`, `of client ${JSON.stringify(client_id ?? '')}: ${JSON.stringify(r.slice(0, 256))} ${problem}`)
+        // Only checked against the resources declared alongside, when there are any: a stored
+        // record is read back alone, and the database's resources may not be in the file.
+        else if (config.resources.length > 0 && !config.resources.some((known) => known.audience === r)) {
+          p(`${path}.resources`, `of client ${JSON.stringify(client_id ?? '')}: ${JSON.stringify(r)} is not the audience of a configured resource`)
+        }
+      }
       const redirect_uris = strList(c.redirect_uris, `${path}.redirect_uris`)
       const post_logout_redirect_uris = strList(c.post_logout_redirect_uris, `${path}.post_logout_redirect_uris`)
       for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
@@ -197,6 +213,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
           jwks,
         }
         if (typeof c.client_name === 'string') rec.client_name = c.client_name
+        if (clientResources.length > 0) rec.resources = [...new Set(clientResources)]
         if (client_secret) rec.client_secret = client_secret
         if (client_secret_hash) rec.client_secret_hash = client_secret_hash
         if (backchannel_logout_uri !== undefined && bclProblem === null) rec.backchannel_logout_uri = backchannel_logout_uri

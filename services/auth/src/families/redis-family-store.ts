@@ -338,6 +338,8 @@ function toFields(family: Family): string[] {
     'revoked', '0',
   ]
   if (family.sessionId !== undefined) fields.push('sessionId', family.sessionId)
+  // Resource indicators are absolute URIs without spaces (tokens/resource-indicators.ts).
+  if (family.resources !== undefined) fields.push('resources', family.resources.join(' '))
   return fields
 }
 
@@ -373,6 +375,7 @@ function hashToFamily(id: string, hash: Record<string, string>): Family | null {
     scope: str('scope'),
     ...(hash.sessionId === undefined ? {} : { sessionId: hash.sessionId }),
     authTime: num('authTime'),
+    ...(hash.resources === undefined ? {} : { resources: hash.resources.split(' ').filter(Boolean) }),
     createdAt: num('createdAt'),
     expiresAt: num('expiresAt'),
     lastUsedAt: num('lastUsedAt'),

@@ -3,8 +3,9 @@
  * `{familyId}` hash tag) and runs atomically on the server. They restate the rules of
  * MemoryFamilyStore; the shared contract suite keeps the two in step.
  *
- * The family hash's fields: userId, clientId, scope, sessionId (optional), authTime, createdAt,
- * expiresAt, lastUsedAt, generation, rotatedAt, revoked ('0' | '1'). Times are ms from the
+ * The family hash's fields: userId, clientId, scope, sessionId (optional), authTime, resources
+ * (optional, space-separated; no script reads it), createdAt, expiresAt, lastUsedAt, generation,
+ * rotatedAt, revoked ('0' | '1'). Times are ms from the
  * injected clock, passed in as ARGV (tests run the clock ahead), with ONE exception: on the real
  * clock the reuse-grace window is measured on Redis's own clock at execution (TIME), so a command
  * that waited in a stalled Redis (SIGSTOP, a hung host) and ran long after its caller gave up

@@ -22,6 +22,11 @@ export interface FamilyInput {
   sessionId?: string
   /** When the user authenticated, seconds since the epoch (the `auth_time` claim). */
   authTime: number
+  /**
+   * The resources (audiences) granted (RFC 8707; DESIGN §10.3): each refresh picks one of them.
+   * Absent on a family made before resource indicators: the client's audience at refresh time.
+   */
+  resources?: readonly string[]
 }
 
 export interface Family {
@@ -32,6 +37,8 @@ export interface Family {
   scope: string
   sessionId?: string
   authTime: number
+  /** The granted resources (see FamilyInput); absent on older families. */
+  resources?: readonly string[]
   /** ms epoch */
   createdAt: number
   /** ms epoch; absolute expiry, never extended */

@@ -1,8 +1,9 @@
-import { InvalidGrant, InvalidRequest } from '@gatehouse/service-kit'
+import { InvalidGrant, InvalidRequest, InvalidTarget } from '@gatehouse/service-kit'
 import { revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
 import { isCodeVerifier, verifierMatches } from '../authorize/pkce.js'
 import { startUserTokens } from './user-tokens.js'
+import { grantedResources, requestedResource, tokenAudience } from '../tokens/resource-indicators.js'
 import type { GrantHandler } from './types.js'
 import { audit } from '../audit/trail.js'
 
@@ -11,13 +12,16 @@ const REJECTED = 'the authorization code is invalid, expired or was already used
 /**
  * RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5–4.6), required for every client. The code is spent
  * by the first presentation whatever its outcome, so a wrong verifier cannot be retried.
+ * `resource` (RFC 8707 §2.2) picks the access token's audience among those the code granted; its
+ * form and whether the client is allowed it are checked before the code is spent.
  */
-export const authorizationCodeGrant: GrantHandler = async ({ request, params, client, deps }) => {
+export const authorizationCodeGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
   const code = required(params, 'code')
   const redirectUri = required(params, 'redirect_uri')
   const verifier = required(params, 'code_verifier')
   if (!isCodeVerifier(verifier)) throw new InvalidRequest('code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)')
   const c = client.client
+  const wanted = requestedResource(resources, c)
   const outcome = await deps.codes.consume(code)
 
   switch (outcome.status) {
@@ -44,6 +48,9 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   if (g.clientId !== c.id) throw new InvalidGrant(REJECTED, { detail: 'issued to another client' })
   if (g.redirectUri !== redirectUri) throw new InvalidGrant('redirect_uri does not match the authorization request', { detail: 'redirect_uri mismatch' })
   if (!verifierMatches(verifier, g.codeChallenge)) throw new InvalidGrant('the code_verifier does not match the code_challenge', { detail: 'pkce mismatch' })
+  const granted = grantedResources(g.resources, c)
+  const audience = tokenAudience(wanted, granted, c)
+  if (audience === undefined) throw new InvalidTarget('none of the granted resources is allowed for this client any more')
 
   const user = await deps.users.findById(g.userId)
   if (user === null || user.disabled) throw new InvalidGrant(REJECTED, { detail: 'user gone or disabled' })
@@ -51,7 +58,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   if ((await deps.sessions.get(g.sessionId)) === null) throw new InvalidGrant(REJECTED, { detail: 'login session ended' })
 
   const { response, familyId } = await startUserTokens({
-    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce,
+    request, deps, client: c, user, scope: g.scope, audience, resources: granted, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce,
   })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.

@@ -1,6 +1,7 @@
 import { InvalidGrant } from '@gatehouse/service-kit'
 import { required } from '../http/form.js'
 import { resolveScope } from '../tokens/scope.js'
+import { allowedResources, requestedResource, tokenAudience } from '../tokens/resource-indicators.js'
 import { issueUserTokens } from './user-tokens.js'
 import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
@@ -11,10 +12,13 @@ import type { GrantHandler } from './types.js'
  * through the login gate (attempt limits, progressive delay), and a locked account, an unknown
  * user and a wrong password get the same answer.
  */
-export const passwordGrant: GrantHandler = async ({ request, params, client, deps }) => {
+export const passwordGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
   const username = required(params, 'username')
   const password = required(params, 'password')
   const scope = resolveScope(params.scope, client.client.scopes)
+  // RFC 8707: the family is granted every resource the client is allowed; this token is for one.
+  const granted = allowedResources(client.client)
+  const audience = tokenAudience(requestedResource(resources, client.client), granted, client.client) ?? client.client.audience
   const outcome = await deps.loginGate.authenticate({
     users: deps.users,
     username,
@@ -29,5 +33,5 @@ export const passwordGrant: GrantHandler = async ({ request, params, client, dep
   const user = outcome.user
   const authTime = Math.floor(deps.clock() / 1000)
   audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.client.id, sub: user.id, ip: request.ip }, 'login succeeded')
-  return await issueUserTokens({ request, deps, client: client.client, user, scope, authTime, grantType: 'password' })
+  return await issueUserTokens({ request, deps, client: client.client, user, scope, audience, resources: granted, authTime, grantType: 'password' })
 }

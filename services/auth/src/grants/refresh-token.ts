@@ -1,22 +1,38 @@
 import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
 import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
+import type { Family } from '../families/types.js'
 import { required } from '../http/form.js'
 import { splitScope } from '../tokens/scope.js'
+import { grantedResources, requestedResource, scopeForAudience, tokenAudience, type ResourceHolder } from '../tokens/resource-indicators.js'
 import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
 
-/** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */
-export const refreshTokenGrant: GrantHandler = async ({ request, params, client, deps }) => {
+/**
+ * What a refresh may narrow to (RFC 6749 §6, RFC 8707 §2.2): a scope within the family's, a
+ * resource within its granted set. Throws invalid_scope or invalid_target.
+ */
+function checkNarrowing(family: Family, asked: readonly string[] | undefined, wanted: string | undefined, client: ResourceHolder): void {
+  const granted = splitScope(family.scope)
+  if (asked !== undefined && asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
+  if (wanted !== undefined) tokenAudience(wanted, grantedResources(family.resources, client), client)
+}
+
+/** RFC 6749 §6 with rotation and reuse detection (DESIGN §5); `resource` per RFC 8707 §2.2. */
+export const refreshTokenGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
   const presented = required(params, 'refresh_token')
   // Every check before the rotation: a refused request must spend nothing (issue 12, finding 4).
-  // Only a request that narrows the scope pays a lookup; a family's scope never changes.
+  // Only a request that narrows the scope or names a resource pays a lookup; a family's scope
+  // and resources never change.
+  const wanted = requestedResource(resources, client.client)
   let asked: string[] | undefined
   if (params.scope !== undefined) {
     asked = [...new Set(splitScope(params.scope))]
     if (asked.length === 0) throw new InvalidScope('the scope exceeds what was granted')
+  }
+  if (asked !== undefined || wanted !== undefined) {
     const found = await deps.families.lookup(presented)
-    const granted = found === null ? null : splitScope(found.family.scope)
-    if (granted !== null && asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
+    // Another client's token is left to the rotation (client_mismatch): no answer here tells it apart.
+    if (found !== null && found.family.clientId === client.client.id) checkNarrowing(found.family, asked, wanted, client.client)
   }
   const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
@@ -51,18 +67,21 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
     await revokeFamily(deps, request.log, family.id, 'user_disabled')
     throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'user gone or disabled' })
   }
-  // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own.
-  let scope = family.scope
-  if (asked !== undefined) {
-    // Checked against the same family above (lookup); kept here for a token the lookup did not find.
-    const granted = splitScope(family.scope)
-    if (asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
-    scope = asked.join(' ')
+  // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own. Checked against the
+  // same family above (lookup); again here for a token the lookup did not find.
+  checkNarrowing(family, asked, wanted, client.client)
+  const audience = tokenAudience(wanted, grantedResources(family.resources, client.client), client.client)
+  if (audience === undefined) {
+    // The client is no longer allowed any resource this family was granted: it can never be refreshed again.
+    await revokeFamily(deps, request.log, family.id, 'admin')
+    throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'no granted resource is allowed for the client any more' })
   }
+  // RFC 6749 §5.1: the response's scope is the access token's, its part for the audience.
+  const scope = scopeForAudience(asked?.join(' ') ?? family.scope, audience, client.client, deps.resources.list())
   const at = await deps.tokens.issue({
     sub: user.id,
     clientId: client.client.id,
-    audience: client.client.audience,
+    audience,
     scope,
     ...(client.client.releaseRoles ? { roles: user.roles } : {}),
     sid: family.id,
@@ -70,7 +89,7 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
   })
   deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
   request.log.info(
-    { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried' },
+    { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried', aud: audience },
     'refresh token rotated',
   )
   return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope, refresh_token: refreshToken }

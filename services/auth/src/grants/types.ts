@@ -16,6 +16,8 @@ export interface TokenResponse {
 export interface GrantContext {
   request: FastifyRequest
   params: Params
+  /** Every `resource` value of the request (RFC 8707 §2; read with requestedResource). */
+  resources: readonly string[]
   client: AuthenticatedClient
   deps: AuthDeps
 }

@@ -3,6 +3,7 @@ import { releasedRoles, type Client } from '../directory/clients.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { signIdToken } from '../tokens/id-token.js'
 import { splitScope } from '../tokens/scope.js'
+import { scopeForAudience } from '../tokens/resource-indicators.js'
 import type { User } from '../directory/users.js'
 import type { TokenResponse } from './types.js'
 
@@ -11,7 +12,12 @@ export interface UserTokenInput {
   deps: AuthDeps
   client: Client
   user: User
+  /** The granted scope (the family's); the access token carries its part for `audience`. */
   scope: string
+  /** The access token's audience, one of `resources`. */
+  audience: string
+  /** The resources granted to the family (RFC 8707); each refresh picks one. */
+  resources: readonly string[]
   authTime: number
   grantType: string
   /** The login session (browser logins): the families' `sessionId` and the ID token's `sid`. */
@@ -36,15 +42,17 @@ export async function issueUserTokens(input: UserTokenInput): Promise<TokenRespo
  * (OIDC Core §3.1.3.3) whose `sid` is the login session, not the family.
  */
 export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string }> {
-  const { request, deps, client, user, scope, authTime, grantType } = input
-  const { family, refreshToken: rt } = await deps.families.create({ userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId })
+  const { request, deps, client, user, scope, audience, authTime, grantType } = input
+  const { family, refreshToken: rt } = await deps.families.create({ userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId, resources: [...input.resources] })
   const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
   const sid = family.id
   const roles = releasedRoles(client, user.roles)
-  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience: client.audience, scope, authTime, sid, roles })
+  // RFC 6749 §5.1: the response's scope is the access token's.
+  const tokenScope = scopeForAudience(scope, audience, client, deps.resources.list())
+  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience, scope: tokenScope, authTime, sid, roles })
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
-  request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid }, 'token issued')
-  const res: TokenResponse = { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope }
+  request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid, aud: audience }, 'token issued')
+  const res: TokenResponse = { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope: tokenScope }
   if (refreshToken !== undefined) res.refresh_token = refreshToken
   if (splitScope(scope).includes('openid')) {
     res.id_token = await signIdToken(

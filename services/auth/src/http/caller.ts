@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { InvalidRequest } from '@gatehouse/service-kit'
 import { authenticateClient, type AssertionVerifier, type AuthenticatedClient } from '../directory/client-auth.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { singleParams, type Params } from './form.js'
+import { listParam, singleParams, type Params } from './form.js'
 import { audit } from '../audit/trail.js'
 
 /** The parameters a client authenticates with in a form body (RFC 6749 §2.3.1, RFC 7523 §2.2). */
@@ -11,16 +11,18 @@ export const CLIENT_AUTH_PARAMS: readonly string[] = ['client_id', 'client_secre
 /**
  * The common opening of /token, /revoke and /introspect: a form body with single-valued
  * parameters, then client authentication by any registered method (RFC 7009 §2.1, RFC 7662 §2.1),
- * failures logged as `client.auth_failed`.
+ * failures logged as `client.auth_failed`. `resource` may repeat (RFC 8707 §2): its values come
+ * apart, so /token can answer a repetition with invalid_target rather than invalid_request.
  */
 export async function authenticatedForm(
   request: FastifyRequest,
   deps: AuthDeps,
   verifyAssertion: AssertionVerifier | undefined,
-): Promise<{ params: Params; client: AuthenticatedClient }> {
+): Promise<{ params: Params; resources: string[]; client: AuthenticatedClient }> {
   requireForm(request)
-  const params = singleParams(request.body)
-  return { params, client: await authenticate(request, params, deps, verifyAssertion) }
+  const params = singleParams(request.body, 'request', ['resource'])
+  const resources = listParam(request.body, 'resource')
+  return { params, resources, client: await authenticate(request, params, deps, verifyAssertion) }
 }
 
 /**

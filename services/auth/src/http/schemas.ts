@@ -57,6 +57,8 @@ export const TOKEN_BODY = paramsSchema({
   code: 512,
   code_verifier: 128,
   redirect_uri: 2048,
+  // RFC 8707 §2; may repeat (an array, at most 8 values: repeated distinct ones are refused anyway).
+  resource: 2048,
 })
 
 /** POST /revoke and /introspect (RFC 7009 §2.1, RFC 7662 §2.1): an unknown or malformed token is not an error there, so the bound is generous. */
@@ -81,6 +83,8 @@ export const AUTHORIZE_PARAMS = paramsSchema(
     request_uri: 2048,
     // RFC 9449 §10: a SHA-256 JWK thumbprint has 43 characters; the handler checks the form.
     dpop_jkt: 64,
+    // RFC 8707 §2: may repeat (an array of at most 8).
+    resource: 2048,
   },
   2048,
 )

@@ -7,6 +7,7 @@ import { required } from '../http/form.js'
 import { TOKEN_CHECK_BODY, formBody } from '../http/schemas.js'
 import { accessTokenChecker } from '../tokens/live-access-token.js'
 import { familyDeadline } from '../families/policy.js'
+import { allowedResources } from '../tokens/resource-indicators.js'
 
 const INACTIVE = Object.freeze({ active: false })
 
@@ -15,7 +16,7 @@ const INACTIVE = Object.freeze({ active: false })
  * (DESIGN §10.1): a public client cannot prove who it is (401, §2.1), and an authenticated client
  * without the right is refused (403), so no client can learn who holds any token (§4). Access
  * tokens are checked with our own keys and against their family, and are active only to a
- * caller allowed their audience (its `audience`) or to the client they were issued to; a
+ * caller allowed their audience (its `audience` or `resources`) or to the client they were issued to; a
  * refresh token is active only when it is the current one of a live family, and only to its own
  * client. Anything else — expired, revoked, unknown, malformed, another's — is
  * `{"active": false}` and nothing more (§2.2).
@@ -34,7 +35,8 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
     const access = await checkAccessToken(token)
     if (access !== null) {
       const audiences = typeof access.aud === 'string' ? [access.aud] : (access.aud ?? [])
-      if (access.client_id !== caller.id && !audiences.includes(caller.audience)) {
+      const allowed = allowedResources(caller)
+      if (access.client_id !== caller.id && !audiences.some((a) => allowed.includes(a))) {
         request.log.info({ event: 'introspection.refused', client_id: caller.id, jti: access.jti }, 'token of an audience the caller is not allowed')
         return INACTIVE
       }

@@ -20,11 +20,11 @@ export interface TokenRouteOptions {
 export async function tokenRoute(app: FastifyInstance, { deps, verifyAssertion }: TokenRouteOptions): Promise<void> {
   app.post('/token', { schema: { body: formBody(TOKEN_BODY) } }, async (request, reply) => {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    const { params, client } = await authenticatedForm(request, deps, verifyAssertion)
+    const { params, resources, client } = await authenticatedForm(request, deps, verifyAssertion)
     const grantType = required(params, 'grant_type')
     const handler = Object.hasOwn(GRANTS, grantType) ? GRANTS[grantType as GrantType] : undefined
     if (!handler) throw new UnsupportedGrantType(`grant_type ${JSON.stringify(grantType.slice(0, 64))} is not supported`)
     if (!client.client.grantTypes.has(grantType as GrantType)) throw new UnauthorizedClient(`the client may not use the ${grantType} grant`)
-    return await handler({ request, params, client, deps })
+    return await handler({ request, params, resources, client, deps })
   })
 }

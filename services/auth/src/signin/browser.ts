@@ -216,6 +216,7 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     authTime: session.authTime,
     nonce: req.nonce,
     dpopJkt: req.dpopJkt,
+    ...(req.resources === undefined ? {} : { resources: req.resources }),
   })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }

@@ -1,10 +1,11 @@
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
 import { exportJWK, generateKeyPair } from 'jose'
 import { startRedis } from '@gatehouse/test-harness'
 import { RECENT_REVOCATIONS_KEY } from '@gatehouse/service-kit'
 import { basic, passwordLogin, token } from '../helpers.js'
 import { cliRunner, liveService } from './harness.js'
+import { DEV_CONFIG_FILE } from '../../src/config.js'
 
 const server = await startRedis()
 t.teardown(() => server.stop())
@@ -160,4 +161,35 @@ t.test('sessions list and revoke (by user, by family): the refresh tokens die an
   }
   t.equal((await cli(['sessions', 'revoke', '--user', 'alice'])).code, 1, 'refused without --yes')
   t.equal((await cli(['sessions', 'list', '--user', 'nobody'])).code, 1)
+})
+
+t.test('clients add --resource (RFC 8707): a configured resource, shown by list and show, usable at once', async (t) => {
+  const dev = JSON.parse(readFileSync(DEV_CONFIG_FILE, 'utf8')) as { resources: unknown[] }
+  dev.resources.push({ audience: 'api://reports', scopes: ['reports:read'] })
+  const file = `${t.testdir({})}/auth.json`
+  writeFileSync(file, JSON.stringify(dev))
+  const env = { ...ENV, AUTH_CONFIG_FILE: file }
+  const live = await liveService(t, env)
+  const run = cliRunner(env)
+
+  const added = await run(['clients', 'add', 'dash', '--grant-type', 'client_credentials', '--scope', 'documents:read reports:read', '--resource', 'api://reports', '--resource', 'api://reports', '--json'])
+  t.equal(added.code, 0, added.stderr)
+  t.match(added.json().client, { audience: 'api://resource', resources: ['api://reports'] }, 'the default audience stays; the repeat is one')
+  const shown = await run(['clients', 'show', 'dash'])
+  t.match(shown.stdout, /^resources: api:\/\/reports$/m)
+  t.match((await run(['clients', 'list', '--json'])).json(), { clients: [{ client_id: 'cli', resources: [] }] })
+  const secret = added.json().client_secret as string
+  const tok = await token(live.app, { grant_type: 'client_credentials', resource: 'api://reports' }, basic('dash', secret))
+  t.equal(tok.statusCode, 200, tok.body)
+  t.match(tok.json(), { scope: 'reports:read' }, "a token for api://reports carries none of api://resource's scopes")
+
+  for (const [value, re] of [
+    ['api://nowhere', /"api:\/\/nowhere" is not the audience of a configured resource/],
+    ['api://reports#frag', /must not have a fragment/],
+    ['reports', /is not an absolute URI/],
+  ] as const) {
+    const r = await run(['clients', 'add', 'x', '--grant-type', 'client_credentials', '--resource', value])
+    t.equal(r.code, 2, value)
+    t.match(r.stderr, re)
+  }
 })

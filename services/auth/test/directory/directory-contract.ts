@@ -1,3 +1,5 @@
+// Over 300 lines: the user and the client directory contracts share their fixtures and run
+// together against memory, Redis and PostgreSQL (directory.test.ts, redis-, pg-directory.test.ts).
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { checkClientSecret, hashClientSecret, type ClientDirectory } from '../../src/directory/clients.js'
@@ -260,6 +262,17 @@ export function clientDirectoryContract(t: Test, make: ClientDirectoryFactory): 
     await dir.add(client(plain, base))
     t.equal((await dir.get(required))!.requirePushedAuthorizationRequests, true)
     t.equal((await dir.get(plain))!.requirePushedAuthorizationRequests, false)
+  })
+
+  t.test('resources (RFC 8707) are kept as the client\'s further audiences; none is an empty list', async (t) => {
+    const dir = await make()
+    const id = name('dash')
+    await dir.add(client(id, { resources: ['api://reports', 'urn:example:api'] }))
+    t.match(await dir.get(id), { audience: 'api://resource', resources: ['api://reports', 'urn:example:api'] })
+    t.same((await dir.list({ search: id })).clients[0]?.resources, ['api://reports', 'urn:example:api'], 'listed with them')
+    const plain = name('plain')
+    await dir.add(client(plain))
+    t.same((await dir.get(plain))?.resources, [])
   })
 
   t.test('rotate-secret replaces the secret; the old one stops working at once', async (t) => {

@@ -1,3 +1,5 @@
+// Over 300 lines: one contract for every family store (memory, Redis standalone, Cluster,
+// Sentinel), every rule of DESIGN §5 next to the others, as the stores restate them.
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { ManualClock } from '@gatehouse/test-harness'
@@ -166,6 +168,27 @@ export function familyStoreContract(t: Test, factory: StoreFactory, probe?: Anno
     const other = await store.create(input())
     t.not(other.family.id, family.id, 'family ids are unique')
     t.notOk('sessionId' in other.family, 'no sessionId without a session')
+  })
+
+  t.test('the granted resources (RFC 8707) are kept as given, through rotation, lookup, listing and revocation', async (t) => {
+    const { store } = await setup(t)
+    const resources = ['api://resource', 'api://reports', 'urn:example:api:1']
+    const { family, refreshToken: t0 } = await store.create(input({ resources }))
+    t.same(family.resources, resources, 'create returns them, in order')
+    t.same((await store.get(family.id))?.resources, resources, 'get')
+    const rotated = await store.rotate(t0, { clientId: CLIENT })
+    t.same(rotated.status === 'rotated' ? rotated.family.resources : null, resources, 'the rotated family')
+    t.same((await store.lookup(t0))?.family.resources, resources, 'lookup of a spent token')
+    t.same((await store.listByUser(family.userId)).find((f) => f.id === family.id)?.resources, resources, 'listByUser')
+    t.same((await store.revoke(family.id, 'revocation'))?.resources, resources, 'revoke')
+    resources.push('api://later')
+    t.same((await store.get(family.id))?.resources, resources.slice(0, 3), "the caller's array is copied, not kept")
+
+    const one = await store.create(input({ resources: ['api://resource'] }))
+    t.same((await store.get(one.family.id))?.resources, ['api://resource'])
+    const none = await store.create(input())
+    t.notOk('resources' in none.family, 'a family created without them has none (older families: the client decides)')
+    t.notOk('resources' in ((await store.get(none.family.id)) ?? {}))
   })
 
   t.test('rotation: the current token gets the next; the spent one is no longer current', async (t) => {

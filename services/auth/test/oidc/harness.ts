@@ -22,6 +22,8 @@ export interface OidcAppOptions {
   listen?: boolean
   /** Extra clients for the config file. */
   clients?: Record<string, unknown>[]
+  /** Extra resources for the config file (after the dev config's `api://resource`). */
+  resources?: { audience: string; scopes: string[] }[]
 }
 
 export const SERVICE_CLIENT_ID = 'svc-jwt'
@@ -37,7 +39,8 @@ export async function startOidcApp(options: OidcAppOptions = {}): Promise<OidcAp
   const issuer = `http://127.0.0.1:${port}`
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-oidc-'))
   const { privateKey, publicJwk } = await makeKey('svc-key-1', 'ES256')
-  const dev = JSON.parse(await readFile(DEV_CONFIG_FILE, 'utf8')) as { clients: Record<string, unknown>[] }
+  const dev = JSON.parse(await readFile(DEV_CONFIG_FILE, 'utf8')) as { clients: Record<string, unknown>[]; resources: unknown[] }
+  dev.resources.push(...(options.resources ?? []))
   dev.clients.push(
     {
       client_id: SERVICE_CLIENT_ID,

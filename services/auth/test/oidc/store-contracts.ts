@@ -35,6 +35,7 @@ const grant: CodeGrant = {
   nonce: 'n-0S6_WzA2Mj',
   // RFC 9449 §10: the DPoP key the exchange must prove travels with the code.
   dpopJkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs',
+  resources: ['api://resource', 'api://reports'],
 }
 
 export function storeContracts(t: Test, make: MakeStores): void {
@@ -155,6 +156,13 @@ export function storeContracts(t: Test, make: MakeStores): void {
     t.same(await codes.consume(code), { status: 'ok', grant })
     t.same(await codes.consume(code), { status: 'reused', grant }, 'second use is a replay (no family recorded yet)')
     t.same(await codes.consume(await codes.issue(grant)), { status: 'ok', grant }, 'codes are independent')
+  })
+
+  t.test('codes: a grant from before resource indicators comes back without resources', async (t) => {
+    const { codes } = await make()
+    const { resources: _, ...older } = grant
+    const out = await codes.consume(await codes.issue(older))
+    t.same(out, { status: 'ok', grant: older })
   })
 
   t.test('codes: a replay names the family the first use recorded', async (t) => {
