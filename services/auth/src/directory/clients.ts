@@ -22,6 +22,8 @@ export interface Client {
   introspection: boolean
   /** Its user tokens carry the user's `roles` (metadata `release_roles`, DESIGN §10.1). */
   releaseRoles: boolean
+  /** Every token request must carry a DPoP proof (metadata `dpop_bound_access_tokens`, RFC 9449 §5.2). */
+  dpopBoundAccessTokens: boolean
 }
 
 /**
@@ -106,6 +108,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     introspection: c.introspection === true,
     // First-party clients (trusted with the user's password) get roles unless they opt out.
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
+    dpopBoundAccessTokens: c.dpop_bound_access_tokens === true,
   }
 }
 

@@ -37,6 +37,8 @@ export interface ClientConfig {
   introspection?: boolean
   /** The user's `roles` go into its tokens (DESIGN §10.1); absent: true only with the password grant. */
   release_roles?: boolean
+  /** RFC 9449 §5.2: the client always uses DPoP, so a token request without a proof is refused; false when absent. */
+  dpop_bound_access_tokens?: boolean
 }
 
 export interface UserConfig {
@@ -179,7 +181,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       if (bclProblem !== null) p(`${path}.backchannel_logout_uri`, bclProblem)
       const bclSession = c.backchannel_logout_session_required
       if (bclSession !== undefined && bclSession !== null && typeof bclSession !== 'boolean') p(`${path}.backchannel_logout_session_required`, 'must be true or false')
-      for (const flag of ['introspection', 'release_roles'] as const) {
+      for (const flag of ['introspection', 'release_roles', 'dpop_bound_access_tokens'] as const) {
         if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
       }
       if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
@@ -201,6 +203,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (bclSession === true) rec.backchannel_logout_session_required = true
         if (typeof c.introspection === 'boolean') rec.introspection = c.introspection
         if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
+        if (c.dpop_bound_access_tokens === true) rec.dpop_bound_access_tokens = true
         config.clients.push(rec)
       }
     })

@@ -12,7 +12,7 @@ const REJECTED = 'the authorization code is invalid, expired or was already used
  * RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5–4.6), required for every client. The code is spent
  * by the first presentation whatever its outcome, so a wrong verifier cannot be retried.
  */
-export const authorizationCodeGrant: GrantHandler = async ({ request, params, client, deps }) => {
+export const authorizationCodeGrant: GrantHandler = async ({ request, params, client, deps, dpop }) => {
   const code = required(params, 'code')
   const redirectUri = required(params, 'redirect_uri')
   const verifier = required(params, 'code_verifier')
@@ -51,7 +51,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, cl
   if ((await deps.sessions.get(g.sessionId)) === null) throw new InvalidGrant(REJECTED, { detail: 'login session ended' })
 
   const { response, familyId } = await startUserTokens({
-    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce,
+    request, deps, client: c, user, scope: g.scope, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce, dpop,
   })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.

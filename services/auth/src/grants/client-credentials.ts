@@ -1,6 +1,7 @@
 import { UnauthorizedClient } from '@gatehouse/service-kit'
 import { resolveScope } from '../tokens/scope.js'
 import type { GrantHandler } from './types.js'
+import { tokenType } from '../dpop/proofs.js'
 
 /**
  * RFC 6749 §4.4: a confidential client acting for itself (DESIGN §1 flow 6). The token's `sub`
@@ -8,13 +9,13 @@ import type { GrantHandler } from './types.js'
  * "A refresh token SHOULD NOT be included"). Audience and allowed scopes come from the client's
  * configuration.
  */
-export const clientCredentialsGrant: GrantHandler = async ({ request, params, client, deps }) => {
+export const clientCredentialsGrant: GrantHandler = async ({ request, params, client, deps, dpop }) => {
   const c = client.client
   // Public clients cannot authenticate, so they cannot act for themselves (RFC 6749 §4.4).
   if (client.method === 'none') throw new UnauthorizedClient('a public client may not use client_credentials')
   const scope = resolveScope(params.scope, c.scopes)
-  const at = await deps.tokens.issue({ sub: c.id, clientId: c.id, audience: c.audience, scope })
+  const at = await deps.tokens.issue({ sub: c.id, clientId: c.id, audience: c.audience, scope, jkt: dpop?.jkt })
   deps.metrics.tokensIssued.inc({ grant_type: 'client_credentials' })
   request.log.info({ event: 'token.issued', grant_type: 'client_credentials', client_id: c.id, sub: c.id, jti: at.jti, auth_method: client.method }, 'token issued')
-  return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope }
+  return { access_token: at.token, token_type: tokenType(dpop), expires_in: at.expiresIn, scope }
 }

@@ -1,12 +1,13 @@
-import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
+import { InvalidDpopProof, InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
 import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
 import { splitScope } from '../tokens/scope.js'
 import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
+import { proofRefused, tokenType } from '../dpop/proofs.js'
 
 /** RFC 6749 §6 with rotation and reuse detection (DESIGN §5). */
-export const refreshTokenGrant: GrantHandler = async ({ request, params, client, deps }) => {
+export const refreshTokenGrant: GrantHandler = async ({ request, params, client, deps, dpop }) => {
   const presented = required(params, 'refresh_token')
   // Every check before the rotation: a refused request must spend nothing (issue 12, finding 4).
   // Only a request that narrows the scope pays a lookup; a family's scope never changes.
@@ -18,7 +19,8 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
     const granted = found === null ? null : splitScope(found.family.scope)
     if (granted !== null && asked.some((s) => !granted.includes(s))) throw new InvalidScope('the scope exceeds what was granted')
   }
-  const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
+  // A family bound to a DPoP key (RFC 9449 §5) is checked against the proof inside the rotation.
+  const outcome = await deps.families.rotate(presented, { clientId: client.client.id, ...(dpop === undefined ? {} : { jkt: dpop.jkt }) })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
   const log = { client_id: client.client.id, ip: request.ip }
 
@@ -40,6 +42,11 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
       await announceRevoked(deps, request.log, [f], 'reuse')
       throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'reuse' })
     }
+    case 'key_mismatch':
+      // Nothing was spent: the holder of the key can still rotate this token.
+      request.log.info({ ...log, event: 'refresh_token.rejected', reason: 'key_mismatch', family_id: outcome.family.id }, 'refresh token rejected')
+      if (dpop === undefined) throw proofRefused(request, deps, new InvalidDpopProof('the refresh token is bound to a DPoP key: send a proof of it', { detail: 'no proof' }), client.client.id)
+      throw new InvalidGrant('the refresh token is bound to another DPoP key', { detail: 'key_mismatch' })
     default:
       request.log.info({ ...log, event: 'refresh_token.rejected', reason: outcome.status }, 'refresh token rejected')
       throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: outcome.status })
@@ -67,11 +74,12 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, client,
     ...(client.client.releaseRoles ? { roles: user.roles } : {}),
     sid: family.id,
     authTime: family.authTime,
+    jkt: dpop?.jkt,
   })
   deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
   request.log.info(
     { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried' },
     'refresh token rotated',
   )
-  return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope, refresh_token: refreshToken }
+  return { access_token: at.token, token_type: tokenType(dpop), expires_in: at.expiresIn, scope, refresh_token: refreshToken }
 }

@@ -24,6 +24,9 @@ import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
 import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
 import { fileResources } from '../directory/resources.js'
+import { MemoryDpopReplayCache } from '@gatehouse/verifier'
+import { createDpopDeps } from '../dpop/proofs.js'
+import { RedisDpopReplayCache } from '../dpop/redis-replay.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -67,6 +70,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       sessions: new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock }),
       codes: new MemoryAuthorizationCodeStore({ clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
+      dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new MemoryDpopReplayCache(clock) }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
     }
@@ -147,6 +151,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     sessions: redisLoginSessionStore(redis, clock),
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
+    // Every replica refuses a proof any of them accepted (RFC 9449 §11.1).
+    dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new RedisDpopReplayCache({ redis, clock }) }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
   }
