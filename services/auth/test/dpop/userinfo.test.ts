@@ -5,6 +5,7 @@
  * requests keep their Bearer challenges.
  */
 import t, { type Test } from 'tap'
+import { SignJWT } from 'jose'
 import { dpopProof, makeDpopKey, type DpopKey, type DpopProofInput } from '@gatehouse/test-harness'
 import { startOidcApp, type OidcApp } from '../oidc/harness.js'
 import { PASSWORD, tokenProof, tokenWithProof } from './helpers.js'
@@ -83,6 +84,16 @@ t.test('attacks at /userinfo', async (t) => {
 
   t.test('an invalid token presented as DPoP: invalid_token, in a DPoP challenge', async (t) => {
     refused(t, await userinfo(h, 'DPoP not.a.token', proof(h, keyA, 'not.a.token')), 'invalid_token', 'bad token')
+  })
+
+  t.test('a token of ours whose cnf cannot be read is no token (never served as unbound)', async (t) => {
+    const active = h.deps.keys.current().active
+    const claims = JSON.parse(Buffer.from(bearerToken.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
+    for (const cnf of [{ jkt: 5 }, 'x', { x5t: 'y' }]) {
+      const forged = await new SignJWT({ ...claims, cnf }).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: active.kid }).sign(active.privateKey)
+      const res = await userinfo(h, `Bearer ${forged}`)
+      t.equal(res.statusCode, 401, JSON.stringify(cnf))
+    }
   })
 
   t.test('Bearer requests keep their Bearer challenges', async (t) => {
