@@ -84,6 +84,7 @@ export interface NewClientInput {
   backchannel_logout_session_required?: boolean
   introspection?: boolean
   release_roles?: boolean
+  dpop_bound_access_tokens?: boolean
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -22,6 +22,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     backchannel_logout_session_required: c.backchannelLogoutSessionRequired === true,
     introspection: c.introspection,
     release_roles: c.releaseRoles,
+    dpop_bound_access_tokens: c.dpopBoundAccessTokens,
   }
 }
 
@@ -53,6 +54,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'backchannel-logout-session-required': { type: 'boolean', description: 'the client needs sid in logout tokens (always sent)' },
         introspection: { type: 'boolean', description: 'may call /introspect (for resource servers; default: no)' },
         'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
+        'dpop-bound-access-tokens': { type: 'boolean', description: 'every token request must carry a DPoP proof (RFC 9449 §5.2; default: no)' },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
@@ -97,6 +99,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           ...(inv.values['backchannel-logout-session-required'] === true ? { backchannel_logout_session_required: true } : {}),
           ...(inv.values.introspection === true ? { introspection: true } : {}),
           ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
+          ...(inv.values['dpop-bound-access-tokens'] === true ? { dpop_bound_access_tokens: true } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },
