@@ -63,6 +63,8 @@ export interface AuthConfig {
   readonly database: DatabaseSettings | null
   /** The audit trail (audit/): PostgreSQL with DATABASE_URL, else this process's memory. */
   readonly audit: AuditSettings
+  /** DPOP_REQUIRE_NONCE: every DPoP proof must carry a server nonce (RFC 9449 §8); default false. */
+  readonly dpopRequireNonce: boolean
 }
 
 export interface AuditSettings {
@@ -219,6 +221,8 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     bufferSize: r.int('AUDIT_BUFFER_SIZE', 10_000, { min: 100, max: 1_000_000 }),
   })
 
+  const dpopRequireNonce = r.oneOf('DPOP_REQUIRE_NONCE', 'false', ['true', 'false'] as const) === 'true'
+
   const { config: file, problems } = await readAuthFileConfig(configFile)
   for (const p of problems) r.problem(p)
   // With Redis or PostgreSQL the store is the source of truth for clients (the file only seeds it).
@@ -258,6 +262,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     http,
     database,
     audit,
+    dpopRequireNonce,
   })
 }
 

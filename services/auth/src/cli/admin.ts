@@ -87,6 +87,7 @@ export interface NewClientInput {
   introspection?: boolean
   release_roles?: boolean
   require_pushed_authorization_requests?: boolean
+  dpop_bound_access_tokens?: boolean
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -24,6 +24,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     introspection: c.introspection,
     release_roles: c.releaseRoles,
     require_pushed_authorization_requests: c.requirePushedAuthorizationRequests,
+    dpop_bound_access_tokens: c.dpopBoundAccessTokens,
   }
 }
 
@@ -57,6 +58,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         introspection: { type: 'boolean', description: 'may call /introspect (for resource servers; default: no)' },
         'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
         'require-par': { type: 'boolean', description: 'authorization requests only through /par, pushed (RFC 9126 require_pushed_authorization_requests; default: no)' },
+        'dpop-bound-access-tokens': { type: 'boolean', description: 'every token request must carry a DPoP proof (RFC 9449 §5.2; default: no)' },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
@@ -105,6 +107,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           ...(inv.values.introspection === true ? { introspection: true } : {}),
           ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
           ...(inv.values['require-par'] === true ? { require_pushed_authorization_requests: true } : {}),
+          ...(inv.values['dpop-bound-access-tokens'] === true ? { dpop_bound_access_tokens: true } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },

@@ -27,6 +27,8 @@ export interface Client {
   releaseRoles: boolean
   /** Authorization requests only through PAR (metadata `require_pushed_authorization_requests`, RFC 9126 §6). */
   requirePushedAuthorizationRequests: boolean
+  /** Every token request must carry a DPoP proof (metadata `dpop_bound_access_tokens`, RFC 9449 §5.2). */
+  dpopBoundAccessTokens: boolean
 }
 
 /**
@@ -113,6 +115,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     // First-party clients (trusted with the user's password) get roles unless they opt out.
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
     requirePushedAuthorizationRequests: c.require_pushed_authorization_requests === true,
+    dpopBoundAccessTokens: c.dpop_bound_access_tokens === true,
   }
 }
 

@@ -45,6 +45,8 @@ export interface ClientConfig {
   release_roles?: boolean
   /** RFC 9126 §6: the client may start an authorization only with a pushed request (request_uri); false when absent. */
   require_pushed_authorization_requests?: boolean
+  /** RFC 9449 §5.2: the client always uses DPoP, so a token request without a proof is refused; false when absent. */
+  dpop_bound_access_tokens?: boolean
 }
 
 export interface UserConfig {
@@ -197,7 +199,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       if (bclProblem !== null) p(`${path}.backchannel_logout_uri`, bclProblem)
       const bclSession = c.backchannel_logout_session_required
       if (bclSession !== undefined && bclSession !== null && typeof bclSession !== 'boolean') p(`${path}.backchannel_logout_session_required`, 'must be true or false')
-      for (const flag of ['introspection', 'release_roles', 'require_pushed_authorization_requests'] as const) {
+      for (const flag of ['introspection', 'release_roles', 'require_pushed_authorization_requests', 'dpop_bound_access_tokens'] as const) {
         if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
       }
       if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
@@ -221,6 +223,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (typeof c.introspection === 'boolean') rec.introspection = c.introspection
         if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
         if (c.require_pushed_authorization_requests === true) rec.require_pushed_authorization_requests = true
+        if (c.dpop_bound_access_tokens === true) rec.dpop_bound_access_tokens = true
         config.clients.push(rec)
       }
     })

@@ -102,7 +102,7 @@ export class MemoryFamilyStore implements FamilyStore {
     return { family: { ...family }, refreshToken: this.#codec.mint(id, 0) }
   }
 
-  async rotate(refreshToken: string, ctx: { clientId: string }): Promise<RotateOutcome> {
+  async rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome> {
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
     const entry = this.#families.get(parsed.familyId)
@@ -112,6 +112,8 @@ export class MemoryFamilyStore implements FamilyStore {
     if (family.revoked) return { status: 'revoked', family: { ...family } }
     if (isExpired(family, this.#policy, now)) return { status: 'expired' }
     if (family.clientId !== ctx.clientId) return { status: 'client_mismatch', family: { ...family } }
+    // Same rule as the Redis script: a bound family rotates only with its key; nothing changes otherwise.
+    if (family.jkt !== undefined && family.jkt !== ctx.jkt) return { status: 'key_mismatch', family: { ...family } }
 
     const presented = parsed.generation
     if (presented === family.generation) {

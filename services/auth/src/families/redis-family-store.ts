@@ -66,7 +66,7 @@ const SCRIPTS: Record<keyof FamilyScripts, { lua: string; numberOfKeys?: number 
   gatehouseFamilyIndexAdd: { lua: INDEX_ADD_SCRIPT, numberOfKeys: 1 },
 }
 
-const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'revoked', 'expired', 'client_mismatch', 'stale'])
+const ROTATE_STATUSES = new Set(['rotated', 'retried', 'reused', 'not_found', 'revoked', 'expired', 'client_mismatch', 'key_mismatch', 'stale'])
 
 /**
  * Refresh-token families in Redis (standalone, Sentinel or Cluster), DESIGN §5.
@@ -152,7 +152,7 @@ export class RedisFamilyStore implements FamilyStore {
     throw new StoreUnavailable('redis: could not allocate a family id')
   }
 
-  async rotate(refreshToken: string, ctx: { clientId: string }): Promise<RotateOutcome> {
+  async rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome> {
     // A forged token never reaches Redis, so it can neither revoke nor probe a family.
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
@@ -167,6 +167,7 @@ export class RedisFamilyStore implements FamilyStore {
         this.#policy.reuseGraceMs,
         this.#graceClock,
         ...this.#announcement(parsed.familyId, now),
+        ctx.jkt ?? '',
       ),
     )
     if (!Array.isArray(reply) || typeof reply[0] !== 'string' || !ROTATE_STATUSES.has(reply[0])) {
@@ -185,6 +186,7 @@ export class RedisFamilyStore implements FamilyStore {
         return { status, family }
       case 'revoked':
       case 'client_mismatch':
+      case 'key_mismatch':
         return { status, family }
     }
   }
@@ -340,6 +342,7 @@ function toFields(family: Family): string[] {
   if (family.sessionId !== undefined) fields.push('sessionId', family.sessionId)
   // Resource indicators are absolute URIs without spaces (tokens/resource-indicators.ts).
   if (family.resources !== undefined) fields.push('resources', family.resources.join(' '))
+  if (family.jkt !== undefined) fields.push('jkt', family.jkt)
   return fields
 }
 
@@ -376,6 +379,7 @@ function hashToFamily(id: string, hash: Record<string, string>): Family | null {
     ...(hash.sessionId === undefined ? {} : { sessionId: hash.sessionId }),
     authTime: num('authTime'),
     ...(hash.resources === undefined ? {} : { resources: hash.resources.split(' ').filter(Boolean) }),
+    ...(hash.jkt === undefined ? {} : { jkt: hash.jkt }),
     createdAt: num('createdAt'),
     expiresAt: num('expiresAt'),
     lastUsedAt: num('lastUsedAt'),

@@ -4,7 +4,8 @@
  * MemoryFamilyStore; the shared contract suite keeps the two in step.
  *
  * The family hash's fields: userId, clientId, scope, sessionId (optional), authTime, resources
- * (optional, space-separated; no script reads it), createdAt, expiresAt, lastUsedAt, generation,
+ * (optional, space-separated; no script reads it), jkt (optional: the DPoP key of a bound
+ * family), createdAt, expiresAt, lastUsedAt, generation,
  * rotatedAt, revoked ('0' | '1'). Times are ms from the
  * injected clock, passed in as ARGV (tests run the clock ahead), with ONE exception: on the real
  * clock the reuse-grace window is measured on Redis's own clock at execution (TIME), so a command
@@ -47,7 +48,8 @@ end
  * KEYS[1] family key, KEYS[2] recent-revocations set (absent in Cluster)
  * ARGV[1] now (ms), ARGV[2] presented generation, ARGV[3] presenting client id,
  * ARGV[4] idle TTL (ms), ARGV[5] reuse grace (ms), ARGV[6] grace clock ('redis' | 'caller'),
- * ARGV[7..11] the announcement of a revocation (see announce())
+ * ARGV[7..11] the announcement of a revocation (see announce()),
+ * ARGV[12] the thumbprint of the DPoP key the request proved ('' when none)
  * Returns {status} or {status, HGETALL of the family after the step}.
  */
 export const ROTATE_SCRIPT = `${announce(7)}
@@ -63,7 +65,7 @@ if ARGV[6] == 'redis' then
   stamp = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local f = redis.call('HMGET', key, 'clientId', 'generation', 'expiresAt', 'lastUsedAt', 'rotatedAt', 'revoked')
+local f = redis.call('HMGET', key, 'clientId', 'generation', 'expiresAt', 'lastUsedAt', 'rotatedAt', 'revoked', 'jkt')
 if not f[2] then
   return {'not_found'}
 end
@@ -79,6 +81,11 @@ end
 -- RFC 6749 section 6: a refresh token is bound to its client; another client changes nothing.
 if f[1] ~= ARGV[3] then
   return {'client_mismatch', redis.call('HGETALL', key)}
+end
+-- RFC 9449 section 5: a bound family rotates only with a proof of its key. Checked before the
+-- generations: a request without the key spends nothing and revokes nothing.
+if f[7] and f[7] ~= ARGV[12] then
+  return {'key_mismatch', redis.call('HGETALL', key)}
 end
 if presented == current then
   -- The idle expiry slides, never past the absolute one.

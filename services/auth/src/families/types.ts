@@ -27,6 +27,8 @@ export interface FamilyInput {
    * Absent on a family made before resource indicators: the client's audience at refresh time.
    */
   resources?: readonly string[]
+  /** A public client's family is bound to the DPoP key of its first proof (RFC 9449 §5): its thumbprint. */
+  jkt?: string
 }
 
 export interface Family {
@@ -39,6 +41,8 @@ export interface Family {
   authTime: number
   /** The granted resources (see FamilyInput); absent on older families. */
   resources?: readonly string[]
+  /** The DPoP key every rotation must prove (RFC 9449 §5); absent for an unbound family. */
+  jkt?: string
   /** ms epoch */
   createdAt: number
   /** ms epoch; absolute expiry, never extended */
@@ -66,6 +70,11 @@ export type RotateOutcome =
   /** A genuine token presented by another client (RFC 6749 §6). No state changed. */
   | { status: 'client_mismatch'; family: Family }
   /**
+   * The family is bound to a DPoP key and the request proved none or another (RFC 9449 §5).
+   * Checked before anything else about the token: no state changed, nothing spent or revoked.
+   */
+  | { status: 'key_mismatch'; family: Family }
+  /**
    * A spent token in a request made BEFORE the family's last rotation (its `now` is older than
    * the family's lastUsedAt): a delayed duplicate of a request the client already gave up on,
    * e.g. a command a Redis client re-sent after a failover. Not reuse; no state changed.
@@ -77,8 +86,11 @@ export type RevokeReason = 'reuse' | 'logout' | 'revocation' | 'password_change'
 export interface FamilyStore {
   /** Starts a family; returns it with its first refresh token (generation 0). */
   create(input: FamilyInput): Promise<{ family: Family; refreshToken: string }>
-  /** One atomic step (one round trip for Redis). */
-  rotate(refreshToken: string, ctx: { clientId: string }): Promise<RotateOutcome>
+  /**
+   * One atomic step (one round trip for Redis). `jkt`: the thumbprint of the DPoP key the
+   * request proved, if any; a bound family rotates only with its own key.
+   */
+  rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome>
   /** The live or revoked family, or null when unknown or expired. */
   get(familyId: string): Promise<Family | null>
   /**

@@ -15,7 +15,7 @@ const REJECTED = 'the authorization code is invalid, expired or was already used
  * `resource` (RFC 8707 §2.2) picks the access token's audience among those the code granted; its
  * form and whether the client is allowed it are checked before the code is spent.
  */
-export const authorizationCodeGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
+export const authorizationCodeGrant: GrantHandler = async ({ request, params, resources, client, deps, dpop }) => {
   const code = required(params, 'code')
   const redirectUri = required(params, 'redirect_uri')
   const verifier = required(params, 'code_verifier')
@@ -58,7 +58,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, re
   if ((await deps.sessions.get(g.sessionId)) === null) throw new InvalidGrant(REJECTED, { detail: 'login session ended' })
 
   const { response, familyId } = await startUserTokens({
-    request, deps, client: c, user, scope: g.scope, audience, resources: granted, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce,
+    request, deps, client: c, user, scope: g.scope, audience, resources: granted, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce, dpop,
   })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.

@@ -12,7 +12,7 @@ import type { GrantHandler } from './types.js'
  * through the login gate (attempt limits, progressive delay), and a locked account, an unknown
  * user and a wrong password get the same answer.
  */
-export const passwordGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
+export const passwordGrant: GrantHandler = async ({ request, params, resources, client, deps, dpop }) => {
   const username = required(params, 'username')
   const password = required(params, 'password')
   const scope = resolveScope(params.scope, client.client.scopes)
@@ -33,5 +33,5 @@ export const passwordGrant: GrantHandler = async ({ request, params, resources, 
   const user = outcome.user
   const authTime = Math.floor(deps.clock() / 1000)
   audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.client.id, sub: user.id, ip: request.ip }, 'login succeeded')
-  return await issueUserTokens({ request, deps, client: client.client, user, scope, audience, resources: granted, authTime, grantType: 'password' })
+  return await issueUserTokens({ request, deps, client: client.client, user, scope, audience, resources: granted, authTime, grantType: 'password', dpop })
 }

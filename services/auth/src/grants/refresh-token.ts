@@ -1,4 +1,4 @@
-import { InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
+import { InvalidDpopProof, InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
 import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
 import type { Family } from '../families/types.js'
 import { required } from '../http/form.js'
@@ -6,6 +6,7 @@ import { splitScope } from '../tokens/scope.js'
 import { grantedResources, requestedResource, scopeForAudience, tokenAudience, type ResourceHolder } from '../tokens/resource-indicators.js'
 import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
+import { proofRefused, tokenType } from '../dpop/proofs.js'
 
 /**
  * What a refresh may narrow to (RFC 6749 §6, RFC 8707 §2.2): a scope within the family's, a
@@ -18,7 +19,7 @@ function checkNarrowing(family: Family, asked: readonly string[] | undefined, wa
 }
 
 /** RFC 6749 §6 with rotation and reuse detection (DESIGN §5); `resource` per RFC 8707 §2.2. */
-export const refreshTokenGrant: GrantHandler = async ({ request, params, resources, client, deps }) => {
+export const refreshTokenGrant: GrantHandler = async ({ request, params, resources, client, deps, dpop }) => {
   const presented = required(params, 'refresh_token')
   // Every check before the rotation: a refused request must spend nothing (issue 12, finding 4).
   // Only a request that narrows the scope or names a resource pays a lookup; a family's scope
@@ -34,7 +35,8 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
     // Another client's token is left to the rotation (client_mismatch): no answer here tells it apart.
     if (found !== null && found.family.clientId === client.client.id) checkNarrowing(found.family, asked, wanted, client.client)
   }
-  const outcome = await deps.families.rotate(presented, { clientId: client.client.id })
+  // A family bound to a DPoP key (RFC 9449 §5) is checked against the proof inside the rotation.
+  const outcome = await deps.families.rotate(presented, { clientId: client.client.id, ...(dpop === undefined ? {} : { jkt: dpop.jkt }) })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
   const log = { client_id: client.client.id, ip: request.ip }
 
@@ -56,6 +58,11 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
       await announceRevoked(deps, request.log, [f], 'reuse')
       throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'reuse' })
     }
+    case 'key_mismatch':
+      // Nothing was spent: the holder of the key can still rotate this token.
+      request.log.info({ ...log, event: 'refresh_token.rejected', reason: 'key_mismatch', family_id: outcome.family.id }, 'refresh token rejected')
+      if (dpop === undefined) throw proofRefused(request, deps, new InvalidDpopProof('the refresh token is bound to a DPoP key: send a proof of it', { detail: 'no proof' }), client.client.id)
+      throw new InvalidGrant('the refresh token is bound to another DPoP key', { detail: 'key_mismatch' })
     default:
       request.log.info({ ...log, event: 'refresh_token.rejected', reason: outcome.status }, 'refresh token rejected')
       throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: outcome.status })
@@ -86,11 +93,12 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
     ...(client.client.releaseRoles ? { roles: user.roles } : {}),
     sid: family.id,
     authTime: family.authTime,
+    jkt: dpop?.jkt,
   })
   deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
   request.log.info(
     { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried', aud: audience },
     'refresh token rotated',
   )
-  return { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope, refresh_token: refreshToken }
+  return { access_token: at.token, token_type: tokenType(dpop), expires_in: at.expiresIn, scope, refresh_token: refreshToken }
 }

@@ -2,11 +2,12 @@ import type { FastifyRequest } from 'fastify'
 import type { AuthenticatedClient } from '../directory/client-auth.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import type { Params } from '../http/form.js'
+import type { BoundKey } from '../dpop/proofs.js'
 
 /** RFC 6749 §5.1 (+ OIDC Core §3.1.3.3). */
 export interface TokenResponse {
   access_token: string
-  token_type: 'Bearer'
+  token_type: 'Bearer' | 'DPoP'
   expires_in: number
   scope: string
   refresh_token?: string
@@ -20,6 +21,8 @@ export interface GrantContext {
   resources: readonly string[]
   client: AuthenticatedClient
   deps: AuthDeps
+  /** The DPoP key of the request's proof (dpop/): the access token is bound to it (RFC 9449 §5). */
+  dpop?: BoundKey
 }
 
 export type GrantHandler = (ctx: GrantContext) => Promise<TokenResponse>

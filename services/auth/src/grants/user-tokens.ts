@@ -6,6 +6,7 @@ import { splitScope } from '../tokens/scope.js'
 import { scopeForAudience } from '../tokens/resource-indicators.js'
 import type { User } from '../directory/users.js'
 import type { TokenResponse } from './types.js'
+import { tokenType, type BoundKey } from '../dpop/proofs.js'
 
 export interface UserTokenInput {
   request: FastifyRequest
@@ -24,6 +25,8 @@ export interface UserTokenInput {
   sessionId?: string
   /** From the authorization request, echoed in the ID token (OIDC Core §3.1.2.1). */
   nonce?: string
+  /** The request's DPoP key: the access token is bound to it, and a public client's family too (RFC 9449 §5). */
+  dpop?: BoundKey | undefined
 }
 
 /**
@@ -43,16 +46,21 @@ export async function issueUserTokens(input: UserTokenInput): Promise<TokenRespo
  */
 export async function startUserTokens(input: UserTokenInput): Promise<{ response: TokenResponse; familyId: string }> {
   const { request, deps, client, user, scope, audience, authTime, grantType } = input
-  const { family, refreshToken: rt } = await deps.families.create({ userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId, resources: [...input.resources] })
+  const jkt = input.dpop?.jkt
+  // A confidential client's refresh token is bound to its authentication; a public client's to its DPoP key.
+  const familyJkt = client.authMethod === 'none' ? jkt : undefined
+  const { family, refreshToken: rt } = await deps.families.create({
+    userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId, resources: [...input.resources], ...(familyJkt === undefined ? {} : { jkt: familyJkt }),
+  })
   const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
   const sid = family.id
   const roles = releasedRoles(client, user.roles)
   // RFC 6749 §5.1: the response's scope is the access token's.
   const tokenScope = scopeForAudience(scope, audience, client, deps.resources.list())
-  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience, scope: tokenScope, authTime, sid, roles })
+  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience, scope: tokenScope, authTime, sid, roles, jkt })
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid, aud: audience }, 'token issued')
-  const res: TokenResponse = { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, scope: tokenScope }
+  const res: TokenResponse = { access_token: at.token, token_type: tokenType(input.dpop), expires_in: at.expiresIn, scope: tokenScope }
   if (refreshToken !== undefined) res.refresh_token = refreshToken
   if (splitScope(scope).includes('openid')) {
     res.id_token = await signIdToken(

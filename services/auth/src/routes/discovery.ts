@@ -3,6 +3,7 @@ import type { AuthDeps } from '../runtime/deps.js'
 import { GRANTS } from '../grants/index.js'
 import { ASSERTION_ALGS } from '../directory/assertion.js'
 import { SCOPE_CLAIMS } from './userinfo.js'
+import { DPOP_ALGORITHMS } from '@gatehouse/verifier'
 
 /** Extra metadata contributed by other modules (the OIDC layer adds its endpoints). */
 export type MetadataExtension = (issuer: string) => Record<string, unknown>
@@ -51,6 +52,8 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     // OIDC Back-Channel Logout 1.0 §2.1: logout tokens are POSTed, and always carry `sid`.
     backchannel_logout_supported: true,
     backchannel_logout_session_supported: true,
+    // RFC 9449 §5.1: the algorithms a DPoP proof may use at /token and /userinfo.
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   }
   for (const ext of extensions) Object.assign(doc, ext(iss))
   return doc

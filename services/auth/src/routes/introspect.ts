@@ -42,7 +42,8 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
       }
       const out: Record<string, unknown> = {
         active: true,
-        token_type: 'access_token',
+        // RFC 9449 §6.2: a DPoP-bound token says so, and names its key.
+        token_type: access.cnf === undefined ? 'access_token' : 'DPoP',
         scope: access.scope,
         client_id: access.client_id,
         sub: access.sub,
@@ -53,6 +54,7 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
         jti: access.jti,
       }
       if (access.sid !== undefined) out.sid = access.sid
+      if (access.cnf !== undefined) out.cnf = { jkt: access.cnf.jkt }
       return out
     }
 

@@ -26,6 +26,9 @@ import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
 import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
 import { fileResources } from '../directory/resources.js'
+import { MemoryDpopReplayCache } from '@gatehouse/verifier'
+import { createDpopDeps } from '../dpop/proofs.js'
+import { RedisDpopReplayCache } from '../dpop/redis-replay.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -70,6 +73,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       codes: new MemoryAuthorizationCodeStore({ clock }),
       pushedRequests: new MemoryPushedRequestStore({ lifetimeMs: config.parTtl * 1000, clock }),
       assertionReplay: new MemoryReplayStore({ clock }),
+      dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new MemoryDpopReplayCache(clock) }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
     }
@@ -151,6 +155,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     codes: new RedisAuthorizationCodeStore({ redis, clock }),
     pushedRequests: new RedisPushedRequestStore({ redis, lifetimeMs: config.parTtl * 1000, clock }),
     assertionReplay: new RedisReplayStore({ redis, clock }),
+    // Every replica refuses a proof any of them accepted (RFC 9449 §11.1).
+    dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new RedisDpopReplayCache({ redis, clock }) }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
   }

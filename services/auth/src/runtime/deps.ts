@@ -14,6 +14,7 @@ import type { UserDirectory } from '../directory/users.js'
 import type { AuditTrail } from '../audit/trail.js'
 import type { ResourceCatalog } from '../directory/resources.js'
 import type { PushedRequestStore } from '../par/request-store.js'
+import type { DpopDeps } from '../dpop/proofs.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -49,4 +50,6 @@ export interface AuthDeps {
   resources: ResourceCatalog
   /** With DATABASE_URL: resolves when PostgreSQL answers; throws StoreUnavailable otherwise. */
   pingDatabase?: () => Promise<void>
+  /** DPoP (RFC 9449): the proof replay cache (Redis when configured) and the server nonces (dpop/). */
+  dpop: DpopDeps
 }

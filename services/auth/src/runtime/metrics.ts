@@ -24,6 +24,12 @@ export class AuthMetrics {
   readonly revocationAnnouncements = counter(this.registry, 'gatehouse_revocation_announcements_total', 'Revocation announcements written outside the revoking script, by outcome (failed attempts are retried)', ['outcome'])
   /** Pushed authorization requests (par/, RFC 9126): `pushed`, `refused` at /par; `used`, `not_found`, `expired`, `other_client` at /authorize. */
   readonly pushedRequests = counter(this.registry, 'gatehouse_pushed_authorization_requests_total', 'Pushed authorization requests by outcome: pushed or refused at /par; used, not_found, expired or other_client at /authorize', ['outcome'])
+  /**
+   * DPoP proofs (RFC 9449) at /token, /userinfo (dpop/): `accepted`, or why one was refused:
+   * `missing` (required, none sent), `invalid`, `replayed`, `use_nonce` (no current server nonce),
+   * `wrong_key` (a sound proof of another key than the token's or the refresh family's).
+   */
+  readonly dpopProofs = counter(this.registry, 'gatehouse_dpop_proofs_total', 'DPoP proofs by outcome (accepted, missing, invalid, replayed, use_nonce, wrong_key)', ['outcome'])
   readonly storeErrors = counter(this.registry, 'gatehouse_store_errors_total', 'Store (Redis) failures answered with 503')
 
   /** OIDC Back-Channel Logout deliveries (logout/worker.ts). */

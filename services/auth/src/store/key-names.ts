@@ -44,9 +44,10 @@ export function familyKeys(prefix: string = DEFAULT_KEY_PREFIX): FamilyKeys {
   })
 }
 
-// Keys of the login-session, authorization-code, pushed-request and client-assertion replay stores
-// (sessions.ts, codes.ts, par/request-store.ts, replay.ts). Each operation touches one key, so they need no hash tag in Redis Cluster;
-// their variable parts are base64url (no braces, no whitespace).
+// Keys of the login-session, authorization-code, pushed-request, client-assertion and DPoP-proof
+// replay stores (sessions.ts, codes.ts, par/request-store.ts, replay.ts, dpop/redis-replay.ts).
+// Each operation touches one key, so they need no hash tag in Redis Cluster; their variable parts
+// are base64url (no braces, no whitespace).
 
 /** `<prefix>login-sess:<sessionId>`: one login (cookie) session, JSON, expiring with the session. */
 export function loginSessionKey(sessionId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
@@ -71,6 +72,14 @@ export function pushedRequestKey(referenceHash: string, prefix: string = DEFAULT
 /** `<prefix>jti:<digest>`: a client assertion's (client, jti) seen, kept until the assertion's exp. */
 export function assertionJtiKey(digest: string, prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}jti:${digest}`
+}
+
+/**
+ * `<prefix>dpop-jti:<replayKey>`: a DPoP proof seen (RFC 9449 §11.1), kept until the proof would be
+ * refused as too old anyway (dpop/redis-replay.ts). The variable part is a SHA-256, base64url.
+ */
+export function dpopProofKey(replayKey: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}dpop-jti:${replayKey}`
 }
 
 // Keys of the user and client directories and of the signing key set (redis-directory.ts,

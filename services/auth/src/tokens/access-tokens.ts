@@ -13,6 +13,8 @@ export interface AccessTokenClaims {
   sid?: string
   /** Seconds; where a user logged in. */
   authTime?: number
+  /** The DPoP key the token is bound to (RFC 9449 §6.1): its thumbprint, as `cnf.jkt`. */
+  jkt?: string
 }
 
 export interface IssuedAccessToken {
@@ -76,6 +78,7 @@ export class AccessTokenIssuer {
     if (c.roles) payload.roles = [...c.roles]
     if (c.sid) payload.sid = c.sid
     if (c.authTime !== undefined) payload.auth_time = c.authTime
+    if (c.jkt !== undefined) payload.cnf = { jkt: c.jkt }
     const input = `${this.#header(active)}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
     const signature = sign('sha256', Buffer.from(input), active.privateKey).toString('base64url')
     return { token: `${input}.${signature}`, jti, expiresIn: this.ttlSeconds, exp }

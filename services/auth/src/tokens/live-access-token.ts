@@ -1,9 +1,13 @@
 import { ANY_AUDIENCE, AccessTokenRulebook, type AccessTokenClaims } from '@gatehouse/verifier'
 import type { AuthDeps } from '../runtime/deps.js'
 import { localKeySet } from './id-token.js'
+import { confirmationKey } from '../dpop/proofs.js'
 
-/** The claims of one of our access tokens that is live right now (RFC 9068 §2.2). */
-export type LiveAccessToken = AccessTokenClaims & { scope: string }
+/**
+ * The claims of one of our access tokens that is live right now (RFC 9068 §2.2); `cnf.jkt` when
+ * it is bound to a DPoP key (RFC 9449 §6.1).
+ */
+export type LiveAccessToken = AccessTokenClaims & { scope: string; cnf?: { jkt: string } }
 
 const MAX_TOKEN_LENGTH = 8192
 
@@ -36,6 +40,8 @@ export function accessTokenChecker(deps: AuthDeps): (token: string) => Promise<L
       return null // always invalid_token: the local key set cannot be unavailable
     }
     if (typeof claims.scope !== 'string') return null
+    // A confirmation we cannot read is no token of ours: never serve it as unbound.
+    if (confirmationKey(claims) === null) return null
     if (claims.sid !== undefined) {
       const family = await deps.families.get(claims.sid)
       if (family === null || family.revoked) return null

@@ -339,6 +339,46 @@ export function familyStoreContract(t: Test, factory: StoreFactory, probe?: Anno
     t.ok(t2, 'the owner still rotates')
   })
 
+  t.test('a family bound to a DPoP key rotates only with that key; a mismatch changes nothing', async (t) => {
+    const { store, clock, policy } = await setup(t)
+    const KEY_A = 'jkt-of-key-a-0123456789abcdefghijklmnopq'
+    const KEY_B = 'jkt-of-key-b-0123456789abcdefghijklmnopq'
+    const { family, refreshToken: t0 } = await store.create(input({ jkt: KEY_A }))
+    t.equal(family.jkt, KEY_A, 'the family records its key')
+    t.same(await store.get(family.id), family, 'and keeps it')
+    const before = await store.get(family.id)
+    clock.advance(MINUTE)
+
+    t.match(await store.rotate(t0, { clientId: CLIENT, jkt: KEY_B }), { status: 'key_mismatch', family: { id: family.id, jkt: KEY_A } }, 'another key')
+    t.match(await store.rotate(t0, { clientId: CLIENT }), { status: 'key_mismatch' }, 'no key')
+    t.match(await store.rotate(t0, { clientId: CLIENT, jkt: '' }), { status: 'key_mismatch' }, 'an empty key')
+    t.same(await store.get(family.id), before, 'nothing spent, nothing revoked')
+
+    const out = await store.rotate(t0, { clientId: CLIENT, jkt: KEY_A })
+    t.match(out, { status: 'rotated', family: { generation: 1, jkt: KEY_A } }, 'the right key still rotates the same token')
+    if (out.status !== 'rotated') return
+
+    // A spent token with the wrong key is refused before the generations are looked at: a thief
+    // without the key can neither rotate nor revoke the family (no reuse by someone who cannot use it).
+    clock.advance(policy.reuseGraceMs + 1)
+    t.match(await store.rotate(t0, { clientId: CLIENT, jkt: KEY_B }), { status: 'key_mismatch' })
+    t.match(await store.get(family.id), { generation: 1, revoked: false }, 'a spent token without the key does not revoke')
+    t.match(await store.rotate(out.refreshToken, { clientId: CLIENT }), { status: 'key_mismatch' })
+    t.match(await store.rotate(out.refreshToken, { clientId: OTHER_CLIENT, jkt: KEY_A }), { status: 'client_mismatch' }, 'the client check comes first')
+    t.match(await store.rotate(out.refreshToken, { clientId: CLIENT, jkt: KEY_A }), { status: 'rotated', family: { generation: 2 } })
+  })
+
+  t.test('an unbound family rotates with or without a key, and stays unbound', async (t) => {
+    const { store } = await setup(t)
+    const { family, refreshToken: t0 } = await store.create(input())
+    t.notOk('jkt' in family, 'no key without one')
+    const out = await store.rotate(t0, { clientId: CLIENT, jkt: 'some-key-thumbprint' })
+    t.match(out, { status: 'rotated' })
+    if (out.status !== 'rotated') return
+    t.notOk('jkt' in out.family, 'a proof at rotation does not bind the family')
+    t.match(await store.rotate(out.refreshToken, { clientId: CLIENT }), { status: 'rotated' })
+  })
+
   t.test('idle expiry slides with use; an unused family expires', async (t) => {
     const { store, clock, policy } = await setup(t)
     const { family, refreshToken: t0 } = await store.create(input())

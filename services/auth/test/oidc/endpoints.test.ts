@@ -106,7 +106,7 @@ t.test('userinfo: claims by scope; RFC 6750 errors with WWW-Authenticate', async
   for (const bad of ['Bearer', 'Bearer ', 'Bearer   ', `Bearer ${alice.tokens.access_token} x`, 'Bearer a"b', 'Bearer é']) {
     const res = await h.app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: bad } })
     t.equal(res.statusCode, 400, JSON.stringify(bad.slice(0, 12)))
-    t.equal(res.headers['www-authenticate'], 'Bearer realm="gatehouse", error="invalid_request", error_description="the Authorization header must be Bearer <token>"')
+    t.equal(res.headers['www-authenticate'], 'Bearer realm="gatehouse", error="invalid_request", error_description="the Authorization header must be Bearer <token> or DPoP <token>"')
   }
 
   await post(h, '/revoke', { token: alice.tokens.refresh_token })
