@@ -74,7 +74,12 @@ export interface DpopOptions {
    * shared one (e.g. Redis SET NX) to close that.
    */
   replayCache?: DpopReplayCache
-  /** Bound of the default in-memory replay cache (default 100000 proofs). */
+  /**
+   * Bound of the default in-memory replay cache (default 500000 proofs, about 60 MB when full).
+   * It must exceed the proofs one process accepts within a proof's life (`maxAgeSeconds` plus
+   * twice `clockTolerance`: 120 s by default, so about 4,000 DPoP requests/s); when it is full
+   * of live proofs, new ones are refused (`invalid_dpop_proof`) rather than a replay let through.
+   */
   replayMaxEntries?: number
   /**
    * Server nonces (RFC 9449 §9): with a secret (≥ 16 bytes, the same on every replica), every
@@ -222,7 +227,7 @@ function resolveDpop(d: DpopOptions | undefined): ResolvedDpopOptions {
     maxAgeSeconds: Math.floor(count('dpop.maxAgeSeconds', o.maxAgeSeconds, 60, 1)),
     algorithms: [...algorithms],
     replayCache: o.replayCache,
-    replayMaxEntries: Math.floor(count('dpop.replayMaxEntries', o.replayMaxEntries, 100_000, 1)),
+    replayMaxEntries: Math.floor(count('dpop.replayMaxEntries', o.replayMaxEntries, 500_000, 1)),
     nonceSecret,
     nonceWindowMs: count('dpop.nonceWindowMs', o.nonceWindowMs, 5 * 60_000, 1000),
   }
