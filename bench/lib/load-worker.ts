@@ -19,7 +19,7 @@ import type { LoadResult, LoadSpec } from './load.js'
  *  - `forms`: POST with one form body per connection (the password grant, one user each);
  *  - `dpop`: GET with one DPoP-bound token and a fresh ES256 proof per request (unique `jti`, RFC
  *    9449 §11.1). The proofs are made before autocannon starts (outside the measured loop): as
- *    many as the last run's rate × seconds × 1.5; should they run out, more are made on the fly
+ *    many as the last run's rate × seconds × 2; should they run out, more are made on the fly
  *    and counted (`proofsDuring`), so a run never replays a proof.
  */
 
@@ -83,7 +83,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
       const key: DpopKey = { alg: 'ES256', privateKey: createPrivateKey({ key: jwk, format: 'jwk' }), jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, jkt: '' }
       const htu = `${spec.url}${spec.path}`
       const make = (): string => dpopProof({ key, htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), accessToken: spec.token })
-      const n = spec.amount ?? Math.ceil((lastDpopRate > 0 ? lastDpopRate * 1.5 : spec.expectedRate) * spec.seconds) + 1000
+      const n = spec.amount ?? Math.ceil((lastDpopRate > 0 ? lastDpopRate * 2 : spec.expectedRate) * spec.seconds) + 1000
       const proofs = Array.from({ length: n }, make)
       let next = 0
       let during = 0

@@ -23,7 +23,7 @@ export type LoadRequest = Target &
         token: string
         /** The proof key: a private EC P-256 JWK (ES256). */
         privateJwk: Record<string, unknown>
-        /** Requests per second to make proofs for, before the first run has measured the rate. */
+        /** Requests per second to make proofs for before a run has measured the rate (above what a core can verify, so a 1 s quick run never runs out). */
         expectedRate: number
       }
   )

@@ -35,7 +35,7 @@ export const dpopScenario: Scenario = {
       const c = settings.connections
 
       const bearer: LoadRequest = { kind: 'static', url: server.url, connections: c, method: 'GET', path: '/documents', headers: { authorization: `Bearer ${bearerToken}` } }
-      const dpop: LoadRequest = { kind: 'dpop', url: server.url, connections: c, path: '/documents', token: dpopToken, privateJwk, expectedRate: 8000 }
+      const dpop: LoadRequest = { kind: 'dpop', url: server.url, connections: c, path: '/documents', token: dpopToken, privateJwk, expectedRate: 20_000 }
       let proofsBefore = 0
       let proofsDuring = 0
       const variants: Variant[] = [
