@@ -180,7 +180,8 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
       try {
         presented = extractAccessToken(request.headers.authorization)
       } catch (err) {
-        fail(request, reply, err as OAuthError, null, dpopOnly)
+        // "DPoP" with no token: answered in the DPoP scheme it named.
+        fail(request, reply, err as OAuthError, (err as OAuthError).detail === 'empty_dpop' ? 'DPoP' : null, dpopOnly)
         return
       }
       const scheme = presented?.scheme ?? null

@@ -188,7 +188,10 @@ t.test('no proof, two DPoP headers, or garbage: invalid_dpop_proof, never a 5xx'
   }
   const empty = await get(app, { authorization: 'DPoP ' })
   t.equal(empty.statusCode, 400, '"DPoP" without a token')
-  t.match(empty.headers['www-authenticate'], /error="invalid_request"/)
+  t.match(empty.headers['www-authenticate'], /^DPoP algs="[^"]+", realm="[^"]+", error="invalid_request"/)
+  const malformed = await get(app, { authorization: 'DPoP a"b', dpop: proof(at) })
+  t.equal(malformed.statusCode, 400, 'a DPoP token that is no b64token')
+  t.match(malformed.headers['www-authenticate'], /^DPoP algs="[^"]+", realm="[^"]+", error="invalid_request"/)
 })
 
 t.test('two DPoP headers over real HTTP (Node folds them into one value)', async (t) => {
