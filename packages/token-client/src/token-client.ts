@@ -218,9 +218,14 @@ class ClientCredentialsClient {
     this.#dpop = options.dpop === undefined ? undefined : new DpopSigner(options.dpop)
   }
 
-  async authorizationHeaders(method: string, url: string): Promise<{ authorization: string; dpop?: string }> {
+  async authorizationHeaders(method: string, url: string): Promise<AuthorizationHeaders> {
     if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) throw new TypeError('authorizationHeaders: method must be an HTTP method')
-    const target = httpUrl('url', url)
+    let target: string
+    try {
+      target = httpUrl('url', url)
+    } catch {
+      throw new TypeError(`authorizationHeaders: url must be an absolute http(s) URL, got ${JSON.stringify(String(url).slice(0, 100))}`)
+    }
     const token = await this.token()
     if (token.tokenType === 'Bearer') return { authorization: `Bearer ${token.accessToken}` }
     const proof = this.#dpop!.proof({
