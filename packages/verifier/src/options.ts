@@ -1,3 +1,5 @@
+// Over 300 lines: every option of the verifier (JWKS, cache, revocation, DPoP) is declared,
+// documented and validated here, once, so that a bad one fails up front naming itself.
 import type { RedisOptions } from 'ioredis'
 import type { Registry } from 'prom-client'
 import { DPOP_ALGORITHMS, type DpopReplayCache } from './dpop-proof.js'
