@@ -1,4 +1,6 @@
+import { createPrivateKey } from 'node:crypto'
 import autocannon, { type Client, type Request, type Result } from 'autocannon'
+import { dpopProof, type DpopKey } from '../../packages/test-harness/src/index.js'
 import { serveRuns } from './children.js'
 import type { LoadResult, LoadSpec } from './load.js'
 
@@ -14,8 +16,15 @@ import type { LoadResult, LoadSpec } from './load.js'
  *  - `chain`: the refresh-token rotation. Each connection holds a family of its own and presents
  *    the refresh token of the previous response (autocannon calls onResponse, then builds the next
  *    request through setupRequest), so every request is a genuine rotation, never a reuse;
- *  - `forms`: POST with one form body per connection (the password grant, one user each).
+ *  - `forms`: POST with one form body per connection (the password grant, one user each);
+ *  - `dpop`: GET with one DPoP-bound token and a fresh ES256 proof per request (unique `jti`, RFC
+ *    9449 §11.1). The proofs are made before autocannon starts (outside the measured loop): as
+ *    many as the last run's rate × seconds × 2; should they run out, more are made on the fly
+ *    and counted (`proofsDuring`), so a run never replays a proof.
  */
+
+/** The rate the last `dpop` run reached, to size the next run's proofs. */
+let lastDpopRate = 0
 
 function summarize(r: Result, extra: Partial<LoadResult> = {}): LoadResult {
   const statusCodes: Record<string, number> = {}
@@ -68,6 +77,36 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
         client.setRequests([{ method: 'POST', path: spec.path, headers: spec.headers, body }])
       }
       return summarize(await autocannon({ ...base, setupClient }))
+    }
+    case 'dpop': {
+      const jwk = spec.privateJwk as { kty: string; crv: string; x: string; y: string }
+      const key: DpopKey = { alg: 'ES256', privateKey: createPrivateKey({ key: jwk, format: 'jwk' }), jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, jkt: '' }
+      const htu = `${spec.url}${spec.path}`
+      const make = (): string => dpopProof({ key, htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), accessToken: spec.token })
+      const n = spec.amount ?? Math.ceil((lastDpopRate > 0 ? lastDpopRate * 2 : spec.expectedRate) * spec.seconds) + 1000
+      const proofs = Array.from({ length: n }, make)
+      let next = 0
+      let during = 0
+      const authorization = `DPoP ${spec.token}`
+      const setupClient = (client: Client): void => {
+        client.setRequests([
+          {
+            method: 'GET',
+            path: spec.path,
+            setupRequest: (req) => {
+              let dpop = proofs[next++]
+              if (dpop === undefined) {
+                during++
+                dpop = make()
+              }
+              return { ...req, headers: { authorization, dpop } }
+            },
+          },
+        ])
+      }
+      const r = summarize(await autocannon({ ...base, setupClient }), { proofsBefore: n, proofsDuring: during })
+      if (spec.amount === undefined) lastDpopRate = r.rps
+      return r
     }
     case 'chain': {
       // One refresh token per connection; the latest one each connection received, handed back

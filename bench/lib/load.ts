@@ -16,6 +16,16 @@ export type LoadRequest = Target &
     | { kind: 'pool'; path: string; tokens: string[] }
     | { kind: 'forms'; path: string; headers: Record<string, string>; bodies: string[] }
     | { kind: 'chain'; path: string; headers: Record<string, string>; refreshTokens: string[] }
+    | {
+        kind: 'dpop'
+        path: string
+        /** The DPoP-bound access token, sent as `Authorization: DPoP`. */
+        token: string
+        /** The proof key: a private EC P-256 JWK (ES256). */
+        privateJwk: Record<string, unknown>
+        /** Requests per second to make proofs for before a run has measured the rate (above what a core can verify, so a 1 s quick run never runs out). */
+        expectedRate: number
+      }
   )
 
 /** A request shape and how long to send it (ignored with `amount`). */
@@ -39,6 +49,9 @@ export interface LoadResult {
   refreshTokens?: string[]
   /** `chain`: responses that broke a chain (not 200, or no refresh token). */
   broken?: number
+  /** `dpop`: proofs made before the run (outside the measured loop), and made during it when those ran out. */
+  proofsBefore?: number
+  proofsDuring?: number
 }
 
 /** A load-generator process (load-worker.ts) on its own CPU. */

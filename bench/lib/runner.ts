@@ -4,12 +4,13 @@ import type { ScenarioResult } from './measure.js'
 import { buildReport, type BenchReport } from './report.js'
 import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
 import { directoryScaleScenario } from '../scenarios/directory-scale.js'
+import { dpopScenario } from '../scenarios/dpop.js'
 import { memoryScenario } from '../scenarios/memory.js'
 import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario]
 
 export interface RunOptions {
   quick?: boolean

@@ -30,6 +30,7 @@ const verifier = new Verifier({
   clockTolerance: config.clockTolerance,
   ...(config.jwksUri === undefined ? {} : { jwksUri: config.jwksUri }),
   cache: cache ? {} : false,
+  dpop: { publicUrl: config.publicUrl, nonceSecret: config.dpopNonceSecret },
 })
 const health = { accepting: true }
 const app = buildApp(config, { verifier, documents, health })

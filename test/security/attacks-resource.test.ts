@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { exportJWK, SignJWT, type JWTPayload } from 'jose'
 import { buildApp, loadConfig } from '../../services/resource/src/index.js'
+import { dpopProof, makeDpopKey, type DpopProofInput } from '@gatehouse/test-harness'
 import { claimsOf, postForm, startOidcApp, type OidcApp } from './auth-fixture.js'
 
 const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
@@ -116,4 +117,47 @@ t.test('a 100 KB Authorization header over real HTTP: refused by the server, no 
   t.equal(auth.status, 431, 'the auth service too')
   t.equal((await fetch(`${base}/healthz`)).status, 200, 'both still serve')
   t.equal((await fetch(`${h.issuer}/healthz`)).status, 200)
+})
+
+t.test('DPoP (RFC 9449): a stolen DPoP-bound token or a captured proof opens nothing', async (t) => {
+  // The auth service on this branch issues bearer tokens only: the bound token is one of its own
+  // access tokens re-signed by its key with `cnf.jkt` added, as a DPoP-bound token will be.
+  const h = await startOidcApp({ listen: true })
+  t.teardown(h.close)
+  const logs: string[] = []
+  const resource = buildApp(loadConfig({ ISSUER: h.issuer, AUDIENCE: 'api://resource', PUBLIC_URL: 'https://api.example.com', LOG_LEVEL: 'info' }), {
+    logStream: { write: (l: string) => void logs.push(l) },
+  })
+  t.teardown(() => resource.close())
+  await resource.ready()
+  const real = (await postForm(h, '/token', { grant_type: 'password', username: 'alice', password: 'alice-password', scope: 'openid documents:read' })).json()
+  const victim = makeDpopKey('ES256')
+  const attacker = makeDpopKey('ES256')
+  const nowS = () => Math.floor(Date.now() / 1000)
+  const bound = await sign(h, { ...(claimsOf(real.access_token) as JWTPayload), jti: `${Math.random()}`, iat: nowS(), exp: nowS() + 600, cnf: { jkt: victim.jkt } })
+  const proof = (o: Partial<DpopProofInput> = {}) => dpopProof({ key: victim, htm: 'GET', htu: 'https://api.example.com/documents', iat: nowS(), accessToken: bound, ...o })
+  const call = async (headers: Record<string, string>, url = '/documents', method: 'GET' | 'DELETE' = 'GET') => await resource.inject({ method, url, headers })
+  const captured = proof()
+  t.equal((await call({ authorization: `DPoP ${bound}`, dpop: captured })).statusCode, 200, 'control: the victim with its key')
+
+  const attacks: Record<string, Record<string, string> & { url?: string }> = {
+    'the stolen token as Bearer': { authorization: `Bearer ${bound}` },
+    'the stolen token as DPoP without a proof': { authorization: `DPoP ${bound}` },
+    'the stolen token with a proof of the attacker\'s key': { authorization: `DPoP ${bound}`, dpop: proof({ key: attacker }) },
+    'the victim\'s jwk, signed by the attacker': { authorization: `DPoP ${bound}`, dpop: proof({ signer: attacker }) },
+    'the captured proof replayed': { authorization: `DPoP ${bound}`, dpop: captured },
+    'a captured proof for another route': { authorization: `DPoP ${bound}`, dpop: proof({ htu: 'https://api.example.com/me' }) },
+    'a captured proof made for another resource server': { authorization: `DPoP ${bound}`, dpop: proof({ htu: 'https://other-api.example.com/documents' }) },
+    'a captured proof for another method': { authorization: `DPoP ${bound}`, dpop: proof({ htm: 'POST' }) },
+    'a captured proof for another token (ath)': { authorization: `DPoP ${bound}`, dpop: proof({ accessToken: real.access_token }) },
+    'a proof from yesterday': { authorization: `DPoP ${bound}`, dpop: proof({ iat: nowS() - 86_400 }) },
+    'the attacker\'s proof with a bearer token as DPoP': { authorization: `DPoP ${real.access_token}`, dpop: proof({ key: attacker, accessToken: real.access_token }) },
+  }
+  for (const [name, headers] of Object.entries(attacks)) {
+    const res = await call(headers)
+    t.equal(res.statusCode, 401, name)
+    t.match(res.headers['www-authenticate'], /(^|, )DPoP algs="[^"]+", realm="[^"]*"/, `${name}: a DPoP challenge`)
+  }
+  t.notOk(logs.join('\n').includes(bound), 'no token in the log')
+  t.notOk(logs.join('\n').includes(captured), 'no proof in the log')
 })

@@ -2,13 +2,14 @@
  * Property-based fuzzing of every route of the resource service through app.inject (issue 5):
  * hostile Authorization headers (junk, mangled genuine tokens, tokens with hostile claims signed
  * by the trusted key), bodies and content types. Never a 5xx or a stack trace; every error is
- * `{error, error_description}` JSON with a standard code, a 401 carries an RFC 6750 challenge;
+ * `{error, error_description}` JSON with a standard code, a 401 carries an RFC 6750 (or, for
+ * DPoP presentations, RFC 9449) challenge;
  * afterwards the service is healthy and a valid request still works.
  */
 import t from 'tap'
 import fc from 'fast-check'
 import { buildApp, loadConfig } from '../../services/resource/src/index.js'
-import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
+import { AUDIENCE, dpopProof, makeDpopKey, startFakeIssuer } from '@gatehouse/test-harness'
 import { check, contentType, headerValue, junk, OAUTH_ERRORS, SEED, STACK_TRACE } from './fuzz.js'
 
 interface Res {
@@ -28,7 +29,7 @@ function shape(res: Res): void {
   if (!String(res.headers['content-type']).startsWith('application/json')) fail('a non-JSON error', res)
   const b = JSON.parse(res.body) as Record<string, unknown>
   if (!OAUTH_ERRORS.has(b.error as string) || typeof b.error_description !== 'string') fail('a non-standard error', res)
-  if (res.statusCode === 401 && !/^Bearer realm="[^"]*"/.test(String(res.headers['www-authenticate']))) fail('a 401 without a Bearer challenge', res)
+  if (res.statusCode === 401 && !/^(Bearer realm="[^"]*"|DPoP algs="[^"]*")/.test(String(res.headers['www-authenticate']))) fail('a 401 without a Bearer or DPoP challenge', res)
 }
 
 t.test(`fuzzing the resource service (seed ${SEED})`, async (t) => {
@@ -56,8 +57,13 @@ t.test(`fuzzing the resource service (seed ${SEED})`, async (t) => {
     },
     { weight: 1, arbitrary: junk },
   )
+  // DPoP presentations: a bound token (genuine or mangled) with junk, a proof of another key, or a fresh valid proof.
+  const dpopKey = makeDpopKey('ES256')
+  const boundToken = auth.userToken({ cnf: { jkt: dpopKey.jkt } })
+  const proofFor = (path: string, method: string) => dpopProof({ key: dpopKey, htm: method, htu: `http://localhost${path}`, iat: Math.floor(Date.now() / 1000), accessToken: boundToken })
   const authorization = fc.option(
     fc.oneof(
+      { weight: 2, arbitrary: fc.oneof(fc.constant(boundToken), token).map((x) => `DPoP ${x.replace(/[^\x20-\x7e]/g, '')}`) },
       { weight: 6, arbitrary: token.map((x) => `Bearer ${x.replace(/[^\x20-\x7e]/g, '')}`) },
       { weight: 1, arbitrary: headerValue },
       { weight: 1, arbitrary: token.map((x) => `bearer  ${x.replace(/[^\x20-\x7e]/g, '')}`) },
@@ -90,11 +96,12 @@ t.test(`fuzzing the resource service (seed ${SEED})`, async (t) => {
   await check(
     t,
     'every route',
-    fc.record({ route: fc.constantFrom(...ROUTES), auth: authorization, body: documentBody, type: fc.oneof(fc.constant<string | undefined>('application/json'), contentType), q: fc.option(junk.map(encodeURIComponent), { nil: undefined }) }),
+    fc.record({ route: fc.constantFrom(...ROUTES), auth: authorization, dpop: fc.option(fc.oneof(fc.constant('valid'), headerValue, junk), { nil: undefined }), body: documentBody, type: fc.oneof(fc.constant<string | undefined>('application/json'), contentType), q: fc.option(junk.map(encodeURIComponent), { nil: undefined }) }),
     async (r) => {
       const [method, path] = r.route
       const headers: Record<string, string> = {}
       if (r.auth !== undefined) headers.authorization = r.auth
+      if (r.dpop !== undefined) headers.dpop = r.dpop === 'valid' ? proofFor(path, method) : r.dpop
       if (r.type !== undefined && method === 'POST') headers['content-type'] = r.type
       const res = await app.inject({ method: method as 'GET', url: r.q === undefined ? path : `${path}?q=${r.q}`, headers, ...(method === 'POST' ? { payload: r.body } : {}) })
       const byStatus = reached.get(`${method} ${path}`) ?? new Map<number, number>()
@@ -108,6 +115,7 @@ t.test(`fuzzing the resource service (seed ${SEED})`, async (t) => {
   t.ok(reached.get('GET /me')?.has(200) && reached.get('GET /me')?.has(401), '/me: valid and refused tokens were both reached')
   t.ok(reached.get('POST /documents')?.has(201) && reached.get('POST /documents')?.has(400), 'documents were created and bad bodies refused')
   t.ok(reached.get('GET /internal')?.has(403), 'the role and scope guards were reached')
+  t.ok(reached.get('GET /documents')?.has(200), 'DPoP or Bearer requests reached /documents')
 
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)

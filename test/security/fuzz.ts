@@ -145,6 +145,9 @@ export const OAUTH_ERRORS = new Set([
   'unsupported_response_type',
   'temporarily_unavailable',
   'not_found',
+  // RFC 9449 §7.1, §9.
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
 ])
 
 export const STACK_TRACE = /at [^\n]*\.(ts|js|mjs|cjs):\d+|node:internal|Error: .*\n\s+at /

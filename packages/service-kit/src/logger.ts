@@ -23,6 +23,8 @@ export const SECRET_FIELDS: ReadonlySet<string> = new Set([
   'cookie',
   'secret',
   'authorization',
+  // A DPoP proof (RFC 9449): single-use where it is checked, but replayable elsewhere within its life.
+  'dpop',
 ])
 
 /**

@@ -22,7 +22,7 @@ t.test('secret fields are censored at the top of a line and one level down', asy
   const body = { username: 'alice', password: 'pw-1', nested: { password: 'pw-2' } }
   const err = Object.assign(new Error('boom'), { code: 'authcode-1', client_secret: 'cs-1' })
   log.info({ password: 'pw-0', token: 'tok-0', body, client: { client_secret: 'cs-0', id: 'cli' }, err, code: 'E_TOP' }, 'x')
-  log.info({ headers: { authorization: 'Bearer abc', cookie: 'c=1', accept: 'json' } }, 'y')
+  log.info({ headers: { authorization: 'Bearer abc', cookie: 'c=1', dpop: 'eyJ.proof.sig', accept: 'json' } }, 'y')
   log.info({ req: { method: 'GET', headers: { authorization: 'Basic zzz', 'x-csrf-token': 'csrf-1' } }, res: { headers: { 'set-cookie': 'sid=s3ss' } } }, 'z')
   await new Promise((resolve) => setImmediate(resolve))
   const [x, y, z] = lines as [Record<string, any>, Record<string, any>, Record<string, any>]
@@ -38,7 +38,7 @@ t.test('secret fields are censored at the top of a line and one level down', asy
   t.equal(x.err.client_secret, '[redacted]')
   t.equal(x.err.message, 'boom', 'an error stays an error (message and stack serialized)')
   t.match(x.err.stack, /Error: boom/)
-  t.same(y.headers, { authorization: '[redacted]', cookie: '[redacted]', accept: 'json' })
+  t.same(y.headers, { authorization: '[redacted]', cookie: '[redacted]', dpop: '[redacted]', accept: 'json' })
   t.same(z.req, { method: 'GET' }, 'the request serializer logs no headers')
   t.same(z.res, {}, 'nor the reply serializer')
   t.equal(body.password, 'pw-1', "the caller's objects are not changed")

@@ -1,4 +1,4 @@
-/** RFC 6749 §5.2 codes (and the two §4.1.2.1 server codes) a token endpoint may answer with. */
+/** RFC 6749 §5.2 codes (and the two §4.1.2.1 server codes, and RFC 9449's two) a token endpoint may answer with. */
 export const OAUTH_ERROR_CODES = [
   'invalid_request',
   'invalid_client',
@@ -10,6 +10,9 @@ export const OAUTH_ERROR_CODES = [
   'access_denied',
   'server_error',
   'temporarily_unavailable',
+  // RFC 9449 §12.2.
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
 ] as const
 export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number]
 

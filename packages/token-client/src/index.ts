@@ -1,6 +1,7 @@
 export {
   createTokenClient,
   type AccessToken,
+  type AuthorizationHeaders,
   type ClientCredentials,
   type Clock,
   type FetchLike,
@@ -10,3 +11,4 @@ export {
 } from './token-client.js'
 export { CLIENT_ASSERTION_TYPE, type PrivateKeyJwtCredentials } from './client-assertion.js'
 export { TokenClientError, OAUTH_ERROR_CODES, type OAuthErrorCode, type TokenClientErrorCode } from './errors.js'
+export { DpopSigner, type DpopKeyPair, type DpopOption } from './dpop.js'

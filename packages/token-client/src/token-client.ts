@@ -1,4 +1,8 @@
+// Over 300 lines: one client, its option validation, the token request (three client
+// authentication methods, DPoP proofs and the nonce retry), discovery and the response rules
+// belong together; the DPoP key and proofs themselves are in dpop.ts.
 import { CLIENT_ASSERTION_TYPE, ClientAssertionSigner, type PrivateKeyJwtCredentials } from './client-assertion.js'
+import { DpopNonceStore, DpopSigner, type DpopOption } from './dpop.js'
 import { TokenClientError, isOAuthErrorCode, type TokenClientErrorCode } from './errors.js'
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
@@ -39,6 +43,13 @@ export interface TokenClientOptions {
   timeoutMs?: number
   /** `exp` of private_key_jwt assertions, in seconds from now (default 60). */
   assertionLifetimeSeconds?: number
+  /**
+   * DPoP (RFC 9449): `true` makes an ES256 key pair for this client; or give your own EC P-256
+   * `{ privateKey, publicKey }` (KeyObject or CryptoKey). Token requests then carry a proof, a
+   * `use_dpop_nonce` answer is retried once with the server's `DPoP-Nonce`, and
+   * `authorizationHeaders()` makes the proof for each resource call.
+   */
+  dpop?: DpopOption
   /** Injected for tests: how to wait between attempts. */
   sleep?: (ms: number) => Promise<void>
   /** Injected for tests: jitter source in [0, 1). */
@@ -47,7 +58,8 @@ export interface TokenClientOptions {
 
 export interface AccessToken {
   accessToken: string
-  tokenType: 'Bearer'
+  /** `DPoP` when the server bound the token to the client's DPoP key; then every use needs a proof. */
+  tokenType: 'Bearer' | 'DPoP'
   /** Milliseconds since the epoch. */
   expiresAt: number
   scope: string | undefined
@@ -60,7 +72,19 @@ export interface TokenClient {
   token(): Promise<AccessToken>
   /** Forgets the cached token (e.g. after a resource answered 401 invalid_token). */
   invalidate(): void
+  /**
+   * The headers of a resource call to `method url`: `{ authorization: 'Bearer …' }`, or for a
+   * DPoP-bound token `{ authorization: 'DPoP …', dpop: '<a fresh proof naming the token>' }`
+   * (with the nonce last seen from that origin, if any). One call per request: a proof is single-use.
+   */
+  authorizationHeaders(method: string, url: string): Promise<AuthorizationHeaders>
+  /** Remembers a resource server's `DPoP-Nonce` (RFC 9449 §9) from its response, for the next proofs to its origin. */
+  rememberDpopNonce(url: string, response: { headers: Pick<Headers, 'get'> }): void
+  /** The DPoP key's thumbprint (`cnf.jkt`), or undefined without DPoP. */
+  dpopThumbprint(): Promise<string | undefined>
 }
+
+export type AuthorizationHeaders = { authorization: string; dpop?: string }
 
 interface Resolved {
   issuer: string | undefined
@@ -78,6 +102,7 @@ interface Resolved {
   maxDelayMs: number
   timeoutMs: number
   assertionLifetimeSeconds: number
+  dpop: DpopOption | undefined
   sleep: (ms: number) => Promise<void>
   random: () => number
 }
@@ -138,6 +163,7 @@ function resolve(o: TokenClientOptions): Resolved {
     maxDelayMs: nonNegative('retry.maxDelayMs', o.retry?.maxDelayMs, 5000),
     timeoutMs: nonNegative('timeoutMs', o.timeoutMs, 10_000, 1),
     assertionLifetimeSeconds: nonNegative('assertionLifetimeSeconds', o.assertionLifetimeSeconds, 60, 1),
+    dpop: o.dpop,
     sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
     random: o.random ?? Math.random,
   }
@@ -179,6 +205,8 @@ async function readJson(res: Response): Promise<Record<string, unknown> | undefi
 class ClientCredentialsClient {
   readonly #o: Resolved
   readonly #signer: ClientAssertionSigner | undefined
+  readonly #dpop: DpopSigner | undefined
+  readonly #nonces = new DpopNonceStore()
   #cached: Cached | undefined
   #inflight: Promise<AccessToken> | undefined
   #endpoint: string | undefined
@@ -187,6 +215,35 @@ class ClientCredentialsClient {
     this.#o = options
     this.#endpoint = options.tokenEndpoint
     this.#signer = options.credentials.type === 'private_key_jwt' ? new ClientAssertionSigner(options.credentials) : undefined
+    this.#dpop = options.dpop === undefined ? undefined : new DpopSigner(options.dpop)
+  }
+
+  async authorizationHeaders(method: string, url: string): Promise<AuthorizationHeaders> {
+    if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) throw new TypeError('authorizationHeaders: method must be an HTTP method')
+    let target: string
+    try {
+      target = httpUrl('url', url)
+    } catch {
+      throw new TypeError(`authorizationHeaders: url must be an absolute http(s) URL, got ${JSON.stringify(String(url).slice(0, 100))}`)
+    }
+    const token = await this.token()
+    if (token.tokenType === 'Bearer') return { authorization: `Bearer ${token.accessToken}` }
+    const proof = this.#dpop!.proof({
+      method,
+      url: target,
+      iat: Math.floor(this.#o.clock() / 1000),
+      accessToken: token.accessToken,
+      nonce: this.#nonces.get(target),
+    })
+    return { authorization: `DPoP ${token.accessToken}`, dpop: proof }
+  }
+
+  rememberDpopNonce(url: string, response: { headers: Pick<Headers, 'get'> }): void {
+    this.#nonces.update(url, response.headers)
+  }
+
+  dpopThumbprint(): Promise<string | undefined> {
+    return this.#dpop === undefined ? Promise.resolve(undefined) : this.#dpop.thumbprint()
   }
 
   token(): Promise<AccessToken> {
@@ -234,9 +291,9 @@ class ClientCredentialsClient {
     }
   }
 
-  async #attempt(): Promise<AccessToken> {
+  /** The form and headers of one token request; built anew for each send (assertions and proofs are single-use). */
+  async #tokenRequest(endpoint: string): Promise<{ headers: Record<string, string>; body: URLSearchParams }> {
     const o = this.#o
-    const endpoint = this.#endpoint ?? (await this.#discover())
     const body = new URLSearchParams({ grant_type: 'client_credentials' })
     if (o.scope !== undefined) body.set('scope', o.scope)
     if (o.audience !== undefined) body.set(o.audienceParameter, o.audience)
@@ -259,24 +316,44 @@ class ClientCredentialsClient {
       body.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
       body.set('client_assertion', assertion)
     }
+    if (this.#dpop !== undefined) {
+      // RFC 9449 §5: a proof of the POST to the token endpoint, with the nonce it last sent.
+      headers.dpop = this.#dpop.proof({ method: 'POST', url: endpoint, iat: Math.floor(o.clock() / 1000), nonce: this.#nonces.get(endpoint) })
+    }
+    return { headers, body }
+  }
 
-    const res = await this.#request(endpoint, { method: 'POST', headers, body: body.toString() })
-    const json = await readJson(res)
+  async #attempt(): Promise<AccessToken> {
+    const o = this.#o
+    const endpoint = this.#endpoint ?? (await this.#discover())
+    let res: Response
+    let json: Record<string, unknown> | undefined
+    for (let nonceRetry = false; ; nonceRetry = true) {
+      const { headers, body } = await this.#tokenRequest(endpoint)
+      res = await this.#request(endpoint, { method: 'POST', headers, body: body.toString() })
+      json = await readJson(res)
+      if (this.#dpop !== undefined) this.#nonces.update(endpoint, res.headers)
+      // RFC 9449 §8: the server wants its nonce in the proof. Once, with the nonce it just sent.
+      if (this.#dpop === undefined || nonceRetry || res.status === 200 || json?.error !== 'use_dpop_nonce' || res.headers.get('dpop-nonce') === null) break
+    }
     if (res.status !== 200) throw errorFromResponse(res, json)
     const accessToken = json?.access_token
-    const tokenType = json?.token_type
+    const rawType = json?.token_type
     if (typeof accessToken !== 'string' || accessToken.length === 0) {
       throw new TokenClientError('invalid_response', 'the token response has no access_token', { status: res.status })
     }
-    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
-      throw new TokenClientError('invalid_response', `unsupported token_type ${JSON.stringify(tokenType)}`, { status: res.status })
+    const type = typeof rawType === 'string' ? rawType.toLowerCase() : undefined
+    // A DPoP-bound token is useless without the key; a server that ignores the proof answers Bearer (RFC 9449 §5).
+    const tokenType = type === 'bearer' ? 'Bearer' : type === 'dpop' && this.#dpop !== undefined ? 'DPoP' : undefined
+    if (tokenType === undefined) {
+      throw new TokenClientError('invalid_response', `unsupported token_type ${JSON.stringify(rawType)}`, { status: res.status })
     }
     const now = o.clock()
     const expiresIn = json?.expires_in
     const exp = jwtExp(accessToken)
     const expiresAt =
       typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0 ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now
-    return { accessToken, tokenType: 'Bearer', expiresAt, scope: typeof json?.scope === 'string' ? json.scope : o.scope }
+    return { accessToken, tokenType, expiresAt, scope: typeof json?.scope === 'string' ? json.scope : o.scope }
   }
 
   async #request(url: string, init: RequestInit): Promise<Response> {
@@ -340,6 +417,9 @@ function errorFromResponse(res: Response, json: Record<string, unknown> | undefi
  *   const getToken = createTokenClient({ issuer, clientId, credentials, scope })
  *   await fetch(url, { headers: { authorization: `Bearer ${await getToken()}` } })
  *
+ * With `dpop`, tokens are DPoP-bound (RFC 9449) and resource calls take
+ * `await getToken.authorizationHeaders('GET', url)` instead of a Bearer header.
+ *
  * The token is cached until shortly before it expires; concurrent callers
  * share one request; network errors, 5xx and 429 are retried with capped
  * exponential backoff; other 4xx (e.g. `invalid_client`) throw a
@@ -348,5 +428,11 @@ function errorFromResponse(res: Response, json: Record<string, unknown> | undefi
 export function createTokenClient(options: TokenClientOptions): TokenClient {
   const client = new ClientCredentialsClient(resolve(options))
   const get = async (): Promise<string> => (await client.token()).accessToken
-  return Object.assign(get, { token: () => client.token(), invalidate: () => client.invalidate() })
+  return Object.assign(get, {
+    token: () => client.token(),
+    invalidate: () => client.invalidate(),
+    authorizationHeaders: (method: string, url: string) => client.authorizationHeaders(method, url),
+    rememberDpopNonce: (url: string, response: { headers: Pick<Headers, 'get'> }) => client.rememberDpopNonce(url, response),
+    dpopThumbprint: () => client.dpopThumbprint(),
+  })
 }

@@ -14,6 +14,8 @@ export interface AccessTokenClaims extends JWTPayload {
   roles?: string[]
   sid?: string
   auth_time?: number
+  /** RFC 9449 §6.1: the DPoP key the token is bound to (RFC 7638 SHA-256 thumbprint). */
+  cnf?: { jkt?: string }
 }
 
 /**
@@ -34,6 +36,16 @@ export interface AuthContext {
   readonly kind: PrincipalKind
   /** `exp`, seconds since the epoch. */
   readonly expiresAt: number
+  /**
+   * `cnf.jkt`: the thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1), checked
+   * against the request's proof. Undefined for a bearer token.
+   */
+  readonly jkt: string | undefined
+  /**
+   * How the token was presented: `DPoP` for a key-bound token (it is only ever accepted with a
+   * proof of its key), `Bearer` otherwise. A property of the token, so it can be cached with it.
+   */
+  readonly tokenType: 'Bearer' | 'DPoP'
   readonly claims: Readonly<AccessTokenClaims>
 }
 
@@ -45,13 +57,28 @@ function isStringArray(value: unknown): value is string[] {
   return true
 }
 
+const JKT = /^[A-Za-z0-9_-]{43}$/
+
+/**
+ * RFC 9449 §6.1 / RFC 7800: `cnf.jkt`, a base64url SHA-256 thumbprint. A `cnf` this verifier
+ * cannot honour (another confirmation method, a malformed `jkt`) makes the token invalid rather
+ * than a bearer token: ignoring a confirmation would drop the constraint it states.
+ */
+function confirmationJkt(cnf: unknown): string | undefined {
+  if (cnf === undefined) return undefined
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) throw invalidToken('invalid_claim')
+  const jkt = (cnf as Record<string, unknown>).jkt
+  if (typeof jkt !== 'string' || !JKT.test(jkt)) throw invalidToken('invalid_claim')
+  return jkt
+}
+
 /**
  * Builds the request's auth context from claims whose signature, `iss`,
  * `aud`, `exp`, `nbf` and presence checks already passed; checks the types
  * of the claims the rest of the code relies on.
  */
 export function toAuthContext(payload: JWTPayload): AuthContext {
-  const { sub, client_id: clientId, scope, roles, sid, auth_time: authTime, exp } = payload as Record<string, unknown>
+  const { sub, client_id: clientId, scope, roles, sid, auth_time: authTime, exp, cnf } = payload as Record<string, unknown>
   if (typeof sub !== 'string' || sub.length === 0) throw invalidToken('invalid_claim')
   if (typeof clientId !== 'string' || clientId.length === 0) throw invalidToken('invalid_claim')
   if (typeof exp !== 'number') throw invalidToken('invalid_claim')
@@ -59,6 +86,7 @@ export function toAuthContext(payload: JWTPayload): AuthContext {
   if (roles !== undefined && !isStringArray(roles)) throw invalidToken('invalid_claim')
   if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalidToken('invalid_claim')
   if (authTime !== undefined && typeof authTime !== 'number') throw invalidToken('invalid_claim')
+  const jkt = confirmationJkt(cnf)
 
   const scopes = scope === undefined || scope === '' ? NO_STRINGS : Object.freeze(scope.split(' ').filter((s) => s.length > 0))
   const kind: PrincipalKind =
@@ -73,6 +101,8 @@ export function toAuthContext(payload: JWTPayload): AuthContext {
     sid,
     kind,
     expiresAt: exp,
+    jkt,
+    tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
     claims: Object.freeze(payload as AccessTokenClaims),
   })
 }

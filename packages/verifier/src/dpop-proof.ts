@@ -248,6 +248,8 @@ export function replayKey(proof: Pick<VerifiedDpopProof, 'jkt' | 'jti'>): string
  */
 export class MemoryDpopReplayCache implements DpopReplayCache {
   readonly #seen = new Map<string, number>()
+  /** No entry expires before this (set when a sweep found the cache full of live entries). */
+  #liveUntil = 0
   constructor(
     private readonly clock: () => number = Date.now,
     private readonly maxEntries = 100_000,
@@ -258,8 +260,18 @@ export class MemoryDpopReplayCache implements DpopReplayCache {
     const until = this.#seen.get(key)
     if (until !== undefined && until > now) return false
     if (this.#seen.size >= this.maxEntries) {
-      for (const [k, exp] of this.#seen) if (exp <= now) this.#seen.delete(k)
-      if (this.#seen.size >= this.maxEntries) return false
+      // Full of live entries: refused without scanning again until the earliest of them expires
+      // (a full scan per request would let one busy client make every request cost milliseconds).
+      if (now < this.#liveUntil) return false
+      let earliest = Infinity
+      for (const [k, exp] of this.#seen) {
+        if (exp <= now) this.#seen.delete(k)
+        else if (exp < earliest) earliest = exp
+      }
+      if (this.#seen.size >= this.maxEntries) {
+        this.#liveUntil = earliest
+        return false
+      }
     }
     this.#seen.set(key, expiresAtMs)
     return true

@@ -46,3 +46,14 @@ export class MissingToken extends OAuthError {
     this.name = 'MissingToken'
   }
 }
+
+/**
+ * A bearer token where only a DPoP-bound token with a proof will do (RFC 9449 §7.1; option
+ * `dpop.required`, or a route's `dpop: 'required'`): 401 `invalid_token` with a DPoP challenge only.
+ */
+export class DpopRequired extends OAuthError {
+  constructor() {
+    super('invalid_token', 401, 'this resource requires a DPoP-bound access token and a DPoP proof', { detail: 'dpop_required' })
+    this.name = 'DpopRequired'
+  }
+}

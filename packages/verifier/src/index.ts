@@ -2,7 +2,8 @@ export { Verifier, createVerifier, type VerifierEvents, type VerifierStats, type
 export { gatehouseAuth, peekAuth, type GatehouseAuthOptions, type RouteAuth, type RouteAuthOptions, type AuthGuard } from './plugin.js'
 export type { AuthContext, AccessTokenClaims, PrincipalKind } from './auth-context.js'
 export { compileRequirement, ScopeRequired, type AuthRequirement, type RequirementCheck } from './requirements.js'
-export { authErrorResponse, type AuthErrorResponse } from './challenge.js'
+export { authErrorResponse, type AuthErrorResponse, type ChallengeContext } from './challenge.js'
+export { DpopChecker, type DpopRequestTarget } from './dpop-check.js'
 export { extractBearerToken, assertB64Token } from './bearer.js'
 export {
   AccessTokenRulebook,
@@ -14,13 +15,14 @@ export {
   type AccessTokenRules,
   type VerifiedAccessToken,
 } from './access-token.js'
-export { MissingToken, INVALID_TOKEN_DESCRIPTION, type InvalidTokenReason } from './errors.js'
+export { MissingToken, DpopRequired, INVALID_TOKEN_DESCRIPTION, type InvalidTokenReason } from './errors.js'
 export type { KeysChange, JwksFetchResult } from './jwks-cache.js'
-export type { JwksFetchOutcome, JwksFailureReason } from './metrics.js'
+export type { JwksFetchOutcome, JwksFailureReason, DpopRejectionReason } from './metrics.js'
 export {
   SUPPORTED_ALGORITHMS,
   VerifierOptionError,
   type Clock,
+  type DpopOptions,
   type FetchLike,
   type JwksOptions,
   type VerifierAlgorithm,

@@ -4,6 +4,25 @@ import type { InvalidTokenReason } from './errors.js'
 export type JwksFetchOutcome = 'updated' | 'not_modified' | 'failed'
 export type JwksFailureReason = 'discovery' | 'network' | 'timeout' | 'http_status' | 'invalid_response' | 'no_usable_keys'
 
+/** Why a DPoP request was refused: a closed set (the proof's own values never become labels). */
+export type DpopRejectionReason =
+  | 'downgrade'
+  | 'unbound_token'
+  | 'key_mismatch'
+  | 'required'
+  | 'multiple_proofs'
+  | 'missing_proof'
+  | 'replay'
+  | 'htm'
+  | 'htu'
+  | 'iat'
+  | 'ath'
+  | 'nonce'
+  | 'alg'
+  | 'signature'
+  | 'invalid_proof'
+  | 'replay_cache_unavailable'
+
 /** Values read only when Prometheus scrapes, so the hot path pays nothing for them. */
 export interface MetricSources {
   cacheAgeSeconds(): number
@@ -11,6 +30,7 @@ export interface MetricSources {
   denyListSize(): number
   feedConnected(): number
   verifications(): { cache: number; signature: number }
+  dpopAccepted(): number
 }
 
 /**
@@ -24,6 +44,7 @@ export class VerifierMetrics {
   readonly #failures: Counter<'reason'>
   readonly #rejections: Counter<'reason'>
   readonly #revocations: Counter
+  readonly #dpopRejections: Counter<'reason'>
 
   constructor(registry: Registry | undefined, prefix: string, sources: MetricSources) {
     this.registry = registry ?? new Registry()
@@ -70,6 +91,23 @@ export class VerifierMetrics {
       help: 'Revocation events received from the feed or its catch-up read',
       registers,
     })
+    let dpopReported = 0
+    new Counter({
+      name: `${prefix}dpop_proofs_accepted_total`,
+      help: 'DPoP proofs accepted with their token (RFC 9449 §7)',
+      registers,
+      collect() {
+        const now = sources.dpopAccepted()
+        this.inc(now - dpopReported)
+        dpopReported = now
+      },
+    })
+    this.#dpopRejections = new Counter({
+      name: `${prefix}dpop_rejections_total`,
+      help: 'Requests refused by the DPoP checks (sender constraint, proof, replay), by reason',
+      labelNames: ['reason'],
+      registers,
+    })
     gauge('revocation_denylist_size', 'Revoked sids currently denied', () => sources.denyListSize())
     gauge('revocation_feed_connected', '1 when the revocation subscription is live, 0 when not, -1 when not configured', () => sources.feedConnected())
   }
@@ -85,6 +123,10 @@ export class VerifierMetrics {
 
   rejected(reason: InvalidTokenReason | 'keys_unavailable'): void {
     this.#rejections.inc({ reason })
+  }
+
+  dpopRejected(reason: DpopRejectionReason): void {
+    this.#dpopRejections.inc({ reason })
   }
 
   revocations(n: number): void {

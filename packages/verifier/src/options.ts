@@ -1,5 +1,8 @@
+// Over 300 lines: every option of the verifier (JWKS, cache, revocation, DPoP) is declared,
+// documented and validated here, once, so that a bad one fails up front naming itself.
 import type { RedisOptions } from 'ioredis'
 import type { Registry } from 'prom-client'
+import { DPOP_ALGORITHMS, type DpopReplayCache } from './dpop-proof.js'
 
 /** Milliseconds since the epoch. Injected so that time-dependent rules can be tested without sleeping. */
 export type Clock = () => number
@@ -52,6 +55,55 @@ export interface JwksOptions {
   backgroundRefresh?: boolean
 }
 
+/** DPoP at the resource server (RFC 9449 §7): `Authorization: DPoP <token>` with a `DPoP` proof. */
+export interface DpopOptions {
+  /** Refuse bearer tokens everywhere: only DPoP-bound tokens with a proof (default false; routes can ask for it alone). */
+  required?: boolean
+  /**
+   * The base URL clients reach the service at (`https://api.example.com`, or with the path prefix
+   * a proxy strips), for the proof's `htu`: it is this plus the request's path. Unset: built from
+   * the request's protocol and Host (fastify's `request.protocol` and `request.host`, which follow
+   * `trustProxy`). Set it behind a proxy, and in production: a Host header is the client's to choose.
+   */
+  publicUrl?: string
+  /** How old a proof's `iat` may be, seconds (default 60); `clockTolerance` applies on top, both ways. */
+  maxAgeSeconds?: number
+  /** Accepted proof algorithms, a subset of DPOP_ALGORITHMS (default all of them); advertised in `algs`. */
+  algorithms?: readonly string[]
+  /**
+   * Where used proofs are remembered (RFC 9449 §11.1): default a `MemoryDpopReplayCache` of this
+   * process, so a proof replayed at another replica within its lifetime is not caught; plug a
+   * shared one (e.g. Redis SET NX) to close that.
+   */
+  replayCache?: DpopReplayCache
+  /**
+   * Bound of the default in-memory replay cache (default 500000 proofs, about 60 MB when full).
+   * It must exceed the proofs one process accepts within a proof's life (`maxAgeSeconds` plus
+   * twice `clockTolerance`: 120 s by default, so about 4,000 DPoP requests/s); when it is full
+   * of live proofs, new ones are refused (`invalid_dpop_proof`) rather than a replay let through.
+   */
+  replayMaxEntries?: number
+  /**
+   * Server nonces (RFC 9449 §9): with a secret (≥ 16 bytes, the same on every replica), every
+   * proof must carry a recent `DPoP-Nonce`; otherwise 401 `use_dpop_nonce` with the nonce to use.
+   */
+  nonceSecret?: Buffer | string
+  /** How long one nonce window lasts (default 5 min; a nonce is accepted for one to two windows). */
+  nonceWindowMs?: number
+}
+
+export interface ResolvedDpopOptions {
+  required: boolean
+  /** Without a trailing slash. */
+  publicUrl: string | undefined
+  maxAgeSeconds: number
+  algorithms: readonly string[]
+  replayCache: DpopReplayCache | undefined
+  replayMaxEntries: number
+  nonceSecret: Buffer | undefined
+  nonceWindowMs: number
+}
+
 export interface VerifierOptions {
   /** The trusted issuer: `iss` must equal it exactly; the JWKS is found through its discovery document. */
   issuer: string
@@ -79,6 +131,8 @@ export interface VerifierOptions {
   /** Metric name prefix (default `gatehouse_verifier_`). */
   metricsPrefix?: string
   logger?: VerifierLogger
+  /** DPoP (RFC 9449) is always accepted; these options tune it. */
+  dpop?: DpopOptions
 }
 
 export interface ResolvedJwksOptions {
@@ -109,6 +163,7 @@ export interface ResolvedOptions {
   registry: Registry | undefined
   metricsPrefix: string
   logger: VerifierLogger
+  dpop: ResolvedDpopOptions
 }
 
 const noop = (): void => {}
@@ -142,6 +197,42 @@ function count(option: string, value: number | undefined, fallback: number, min 
     throw new VerifierOptionError(option, `must be a finite number >= ${min}, got ${String(value)}`)
   }
   return value
+}
+
+function resolveDpop(d: DpopOptions | undefined): ResolvedDpopOptions {
+  if (d !== undefined && (typeof d !== 'object' || d === null)) throw new VerifierOptionError('dpop', 'must be an object')
+  const o = d ?? {}
+  let publicUrl: string | undefined
+  if (o.publicUrl !== undefined) {
+    const url = new URL(httpUrl('dpop.publicUrl', o.publicUrl))
+    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+      throw new VerifierOptionError('dpop.publicUrl', 'must have no query, fragment or credentials')
+    }
+    publicUrl = `${url.origin}${url.pathname}`.replace(/\/+$/, '')
+  }
+  const algorithms = o.algorithms ?? DPOP_ALGORITHMS
+  if (!Array.isArray(algorithms) || algorithms.length === 0) throw new VerifierOptionError('dpop.algorithms', 'must be a non-empty array')
+  for (const alg of algorithms) {
+    if (!(DPOP_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new VerifierOptionError('dpop.algorithms', `may only contain ${DPOP_ALGORITHMS.join(', ')}; got ${JSON.stringify(alg)}`)
+    }
+  }
+  if (o.replayCache !== undefined && typeof o.replayCache?.claim !== 'function') throw new VerifierOptionError('dpop.replayCache', 'must have a claim(key, expiresAtMs) method')
+  let nonceSecret: Buffer | undefined
+  if (o.nonceSecret !== undefined) {
+    nonceSecret = typeof o.nonceSecret === 'string' ? Buffer.from(o.nonceSecret, 'utf8') : Buffer.isBuffer(o.nonceSecret) ? Buffer.from(o.nonceSecret) : undefined
+    if (nonceSecret === undefined || nonceSecret.length < 16) throw new VerifierOptionError('dpop.nonceSecret', 'must be at least 16 bytes')
+  }
+  return {
+    required: o.required === true,
+    publicUrl,
+    maxAgeSeconds: Math.floor(count('dpop.maxAgeSeconds', o.maxAgeSeconds, 60, 1)),
+    algorithms: [...algorithms],
+    replayCache: o.replayCache,
+    replayMaxEntries: Math.floor(count('dpop.replayMaxEntries', o.replayMaxEntries, 500_000, 1)),
+    nonceSecret,
+    nonceWindowMs: count('dpop.nonceWindowMs', o.nonceWindowMs, 5 * 60_000, 1000),
+  }
 }
 
 /** Validates every option up front and fills in defaults. */
@@ -209,5 +300,6 @@ export function resolveOptions(options: VerifierOptions): ResolvedOptions {
     registry: options.registry,
     metricsPrefix: options.metricsPrefix ?? 'gatehouse_verifier_',
     logger: options.logger ?? silentLogger,
+    dpop: resolveDpop(options.dpop),
   }
 }

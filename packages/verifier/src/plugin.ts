@@ -1,4 +1,4 @@
-import { AccessDenied, InvalidRequest, LogAggregator, isOAuthError, type OAuthError } from '@gatehouse/service-kit'
+import { AccessDenied, InvalidRequest, LogAggregator, extractAccessToken, isOAuthError, type OAuthError, type PresentedAccessToken } from '@gatehouse/service-kit'
 import type {
   FastifyInstance,
   FastifyReply,
@@ -9,8 +9,9 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AuthContext } from './auth-context.js'
-import { assertB64Token, extractBearerToken } from './bearer.js'
+import { assertB64Token } from './bearer.js'
 import { authErrorResponse } from './challenge.js'
+import type { DpopRequestTarget } from './dpop-check.js'
 import { MissingToken } from './errors.js'
 import type { VerifierOptions } from './options.js'
 import { compileRequirement, type AuthRequirement, type RequirementCheck } from './requirements.js'
@@ -69,6 +70,16 @@ export function peekAuth(request: FastifyRequest): AuthContext | null {
   return (request as unknown as AuthSlot)[kAuth]
 }
 
+/** Whether a route's rule asks for DPoP (its challenges then offer DPoP alone). */
+function routeRequiresDpop(rule: RouteAuth): boolean {
+  return typeof rule === 'object' && rule !== null && rule.dpop === 'required'
+}
+
+/** The DPoP view of a fastify request: `htm`, and `htu` from `request.protocol`/`request.host` (trustProxy-aware) unless `publicUrl` is set. */
+function dpopTarget(request: FastifyRequest): DpopRequestTarget {
+  return { method: request.method, path: request.url, origin: () => `${request.protocol}://${request.host}` }
+}
+
 function compileRouteAuth(rule: RouteAuth): (auth: AuthContext, request: FastifyRequest) => OAuthError | undefined {
   if (rule === true) return () => undefined
   if (typeof rule === 'function') {
@@ -94,10 +105,20 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
   const clock = (options as VerifierOptions).clock ?? Date.now
   const warnings = new LogAggregator({ logger: app.log, clock, intervalMs: options.warningIntervalMs ?? 10_000 })
 
-  /** Writes the RFC 6750 response and logs the internal reason; never sends `detail`. */
-  function fail(request: FastifyRequest, reply: FastifyReply, err: OAuthError): void {
-    const res = authErrorResponse(err, realm)
-    const fields = { error: err.code, reason: err.detail }
+  const dpop = verifier.dpop
+
+  /**
+   * Writes the RFC 6750 / RFC 9449 response and logs the internal reason; never sends `detail`.
+   * `scheme` is how the request presented its token (null: none), which picks the challenge.
+   */
+  function fail(request: FastifyRequest, reply: FastifyReply, err: OAuthError, scheme: PresentedAccessToken['scheme'] | null, dpopOnly: boolean): void {
+    const res = authErrorResponse(err, realm, {
+      scheme,
+      dpopAlgs: dpop.algorithms,
+      dpopOnly: dpopOnly || dpop.required,
+      nonce: err.code === 'use_dpop_nonce' ? dpop.nonce() : undefined,
+    })
+    const fields = { error: err.code, reason: err.detail, ...(scheme === 'DPoP' ? { scheme } : {}) }
     if (res.statusCode === 503) {
       // One per request during an outage: the first in full, then a count per interval.
       warnings.warn(request.log, `verifier.no_key.${err.detail ?? 'unknown'}`, fields, 'access token cannot be checked: no verification key')
@@ -109,8 +130,9 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
 
   function makeHook(rule: RouteAuth): onRequestHookHandler {
     const check = compileRouteAuth(rule)
+    const dpopOnly = routeRequiresDpop(rule)
 
-    function admit(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, auth: AuthContext): void {
+    function admit(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, auth: AuthContext, scheme: PresentedAccessToken['scheme']): void {
       let failure: OAuthError | undefined
       try {
         failure = check(auth, request)
@@ -122,49 +144,77 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
         failure = err
       }
       if (failure !== undefined) {
-        fail(request, reply, failure)
+        fail(request, reply, failure, scheme, dpopOnly)
         return
       }
       ;(request as unknown as AuthSlot)[kAuth] = auth
       done()
     }
 
-    return function gatehouseAuthenticate(request, reply, done) {
-      let token: string | null
+    /** RFC 9449 §7: the token is verified; now how it was presented, with its proof, then the proof's single use. */
+    function constrain(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, auth: AuthContext, presented: PresentedAccessToken): void {
+      let result: ReturnType<typeof dpop.check>
       try {
-        token = extractBearerToken(request.headers.authorization)
+        result = dpop.check(presented, auth, request.headers.dpop, dpopTarget(request))
       } catch (err) {
-        fail(request, reply, err as OAuthError)
+        fail(request, reply, err as OAuthError, presented.scheme, dpopOnly) // check() throws OAuthErrors only
         return
       }
+      if (presented.scheme === 'DPoP') {
+        // §9: the current nonce on every DPoP answer, so a client follows its rotation without a failed request.
+        const nonce = dpop.nonce()
+        if (nonce !== undefined) void reply.header('dpop-nonce', nonce)
+      }
+      if (result === null || !(result instanceof Promise)) {
+        admit(request, reply, done, auth, presented.scheme)
+        return
+      }
+      result.then(
+        () => admit(request, reply, done, auth, presented.scheme),
+        (err: unknown) => fail(request, reply, err as OAuthError, presented.scheme, dpopOnly),
+      )
+    }
+
+    return function gatehouseAuthenticate(request, reply, done) {
+      let presented: PresentedAccessToken | null
+      try {
+        presented = extractAccessToken(request.headers.authorization)
+      } catch (err) {
+        // "DPoP" with no token: answered in the DPoP scheme it named.
+        fail(request, reply, err as OAuthError, (err as OAuthError).detail === 'empty_dpop' ? 'DPoP' : null, dpopOnly)
+        return
+      }
+      const scheme = presented?.scheme ?? null
       // RFC 6750 §3.1: more than one method of sending the token is invalid_request;
       // tokens in URLs (§2.3) end up in logs, so they are not accepted at all.
       if ((request.query as Record<string, unknown> | undefined)?.access_token !== undefined) {
         const err =
-          token === null
+          presented === null
             ? new InvalidRequest('access tokens are not accepted in the query string', { detail: 'query_token' })
             : new InvalidRequest('the access token was sent more than once', { detail: 'duplicate_token' })
-        fail(request, reply, err)
+        fail(request, reply, err, scheme, dpopOnly)
         return
       }
-      if (token === null) {
-        fail(request, reply, new MissingToken())
+      if (presented === null) {
+        fail(request, reply, new MissingToken(), null, dpopOnly)
         return
       }
+      const token = presented.token
+      // The cache holds verified TOKENS: a hit skips the signature and claims, never the proof.
       const cached = verifier.verifyCached(token)
       if (cached !== undefined) {
-        admit(request, reply, done, cached)
+        constrain(request, reply, done, cached, presented)
         return
       }
       try {
         assertB64Token(token)
       } catch (err) {
-        fail(request, reply, err as OAuthError)
+        fail(request, reply, err as OAuthError, presented.scheme, dpopOnly)
         return
       }
       verifier.verify(token).then(
-        (auth) => admit(request, reply, done, auth),
-        (err: unknown) => fail(request, reply, err as OAuthError), // verify() rejects with OAuthErrors only
+        (auth) => constrain(request, reply, done, auth, presented),
+        (err: unknown) => fail(request, reply, err as OAuthError, presented.scheme, dpopOnly), // verify() rejects with OAuthErrors only
       )
     }
   }
@@ -173,7 +223,7 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
   const rejectBodyToken: preValidationHookHandler = function rejectBodyToken(request, reply, done) {
     const body = request.body as Record<string, unknown> | null | undefined
     if (typeof body === 'object' && body !== null && body.access_token !== undefined && isFormBody(request)) {
-      fail(request, reply, new InvalidRequest('the access token was sent more than once', { detail: 'duplicate_token' }))
+      fail(request, reply, new InvalidRequest('the access token was sent more than once', { detail: 'duplicate_token' }), request.auth.tokenType, false)
       return
     }
     done()

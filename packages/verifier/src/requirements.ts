@@ -1,5 +1,6 @@
 import { AccessDenied, InsufficientScope, type OAuthError } from '@gatehouse/service-kit'
 import type { AuthContext, PrincipalKind } from './auth-context.js'
+import { DpopRequired } from './errors.js'
 
 /** What a route demands of a verified token. Every listed scope and every listed role is required. */
 export interface AuthRequirement {
@@ -7,6 +8,8 @@ export interface AuthRequirement {
   roles?: readonly string[]
   /** `service`: a client_credentials token (no user); `user`: a token issued for a user. */
   kind?: PrincipalKind
+  /** `required`: only a DPoP-bound token presented with its proof (RFC 9449); a bearer token is 401 with a DPoP challenge. */
+  dpop?: 'required'
 }
 
 /** 403 `insufficient_scope`, carrying the scope the challenge must name (RFC 6750 §3). */
@@ -28,6 +31,8 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
   const scopes = [...(requirement.scopes ?? [])]
   const roles = [...(requirement.roles ?? [])]
   const kind = requirement.kind
+  if (requirement.dpop !== undefined && requirement.dpop !== 'required') throw new TypeError(`auth requirement: dpop must be "required"`)
+  const dpopRequired = requirement.dpop === 'required'
   for (const s of scopes) {
     // RFC 6749 §3.3 scope-token syntax, so it can be quoted in the challenge.
     if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new TypeError(`auth requirement: invalid scope ${JSON.stringify(s)}`)
@@ -37,6 +42,7 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
   const scopeString = scopes.join(' ')
 
   return (auth) => {
+    if (dpopRequired && auth.tokenType !== 'DPoP') return new DpopRequired()
     if (kind !== undefined && auth.kind !== kind) {
       return new AccessDenied(kind === 'service' ? 'this resource requires a service token' : 'this resource requires a user token', {
         detail: `wrong principal kind: ${auth.kind}`,

@@ -4,6 +4,7 @@ import type { CryptoKey, JWTHeaderParameters } from 'jose'
 import { AccessTokenRulebook, toInvalidToken } from './access-token.js'
 import type { AuthContext } from './auth-context.js'
 import { DenyList } from './deny-list.js'
+import { DpopChecker } from './dpop-check.js'
 import { invalidToken, type InvalidTokenReason } from './errors.js'
 import { JwksCache, type JwksFetchResult, type KeysChange } from './jwks-cache.js'
 import { VerifierMetrics } from './metrics.js'
@@ -45,6 +46,8 @@ export class Verifier {
   readonly audience: string
   readonly events = new EventEmitter<VerifierEvents>()
   readonly metrics: VerifierMetrics
+  /** The DPoP checks of a verified token as presented (RFC 9449 §7), with their replay cache and nonces. */
+  readonly dpop: DpopChecker
   readonly #o: ResolvedOptions
   readonly #jwks: JwksCache
   readonly #cache: VerifiedTokenCache | undefined
@@ -68,7 +71,9 @@ export class Verifier {
       denyListSize: () => this.#deny.size,
       feedConnected: () => (this.#feed === undefined ? -1 : this.#feed.live ? 1 : 0),
       verifications: () => ({ cache: this.#cacheHits, signature: this.#signatureChecks }),
+      dpopAccepted: () => this.dpop.accepted,
     })
+    this.dpop = new DpopChecker(o.dpop, o.clockTolerance, o.clock, this.metrics)
     this.#jwks = new JwksCache({
       issuer: o.issuer,
       jwksUri: o.jwksUri,

@@ -58,12 +58,12 @@ const bearer = (jwt: string): Record<string, string> => ({ authorization: `Beare
 const serviceToken = (claims: Record<string, unknown> = {}): string =>
   rawSign({ alg: 'RS256', typ: 'at+jwt', kid: key.kid }, { ...serviceClaims(issuer.issuer, clock.seconds()), ...claims }, key)
 
-t.test('no token: 401 with a bare challenge', async (t) => {
+t.test('no token: 401 with bare challenges (Bearer, and DPoP: RFC 9449 §7.1)', async (t) => {
   const { app } = await buildApp(t)
-  for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearerish abc' }]) {
+  for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }, { authorization: 'Bearerish abc' }, { authorization: 'DPoPish abc' }]) {
     const res = await app.inject({ method: 'GET', url: '/documents', headers })
     t.equal(res.statusCode, 401, JSON.stringify(headers))
-    t.equal(res.headers['www-authenticate'], REALM)
+    t.equal(res.headers['www-authenticate'], `${REALM}, DPoP algs="ES256 RS256 PS256 EdDSA Ed25519", realm="${AUDIENCE}"`)
     t.same(res.json(), { error: 'invalid_token', error_description: 'an access token is required' })
   }
   const head = await app.inject({ method: 'HEAD', url: '/documents' })

@@ -66,6 +66,8 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
           jwksUri: config.jwksUri,
           clockTolerance: config.clockTolerance,
           redis: config.redisUrl,
+          // DPoP (RFC 9449): replay is remembered per replica, in memory (docs/design.md).
+          dpop: { publicUrl: config.publicUrl, nonceSecret: config.dpopNonceSecret },
           registry,
           fetch: deps.fetch,
           clock: deps.clock,

@@ -14,6 +14,13 @@ export interface ResourceConfig {
   readonly redisUrl: string | undefined
   /** Seconds of clock skew accepted. */
   readonly clockTolerance: number
+  /**
+   * The base URL clients reach the service at, for DPoP proofs' `htu` (RFC 9449 §4.3). Unset: the
+   * request's own scheme and Host header.
+   */
+  readonly publicUrl: string | undefined
+  /** Turns on DPoP server nonces (RFC 9449 §9); the same on every replica. Unset: no nonces. */
+  readonly dpopNonceSecret: string | undefined
   readonly logLevel: LogLevel
   /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
   readonly http?: HttpTimeouts
@@ -30,8 +37,12 @@ export function loadConfig(env: Env): ResourceConfig {
   const jwksUri = r.url('JWKS_URI', undefined)
   const redisUrl = r.url('REDIS_URL', undefined, ['redis:', 'rediss:'])
   const clockTolerance = r.int('CLOCK_TOLERANCE', 30, { min: 0, max: 300 })
+  const publicUrl = r.url('PUBLIC_URL', undefined)
+  if (publicUrl !== undefined && /[?#]/.test(publicUrl)) r.problem('PUBLIC_URL must have no query or fragment')
+  const dpopNonceSecret = r.optional('DPOP_NONCE_SECRET')
+  if (dpopNonceSecret !== undefined && Buffer.byteLength(dpopNonceSecret) < 16) r.problem('DPOP_NONCE_SECRET must be at least 16 bytes')
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
   const http = readHttpTimeouts(r)
   r.done()
-  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, logLevel, http })
+  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, publicUrl, dpopNonceSecret, logLevel, http })
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, loadConfig } from '../src/index.js'
-import { AUDIENCE, startFakeIssuer } from '@gatehouse/test-harness'
+import { AUDIENCE, dpopProof, makeDpopKey, startFakeIssuer } from '@gatehouse/test-harness'
 
 /** The resource service's routes, DESIGN §4, through app.inject. */
 
@@ -62,7 +62,7 @@ t.test('GET /documents: scope documents:read', async (t) => {
   t.same(ok.json(), { documents: [] })
   const none = await a.inject({ method: 'GET', url: '/documents' })
   t.equal(none.statusCode, 401)
-  t.equal(none.headers['www-authenticate'], `Bearer realm="${AUDIENCE}"`)
+  t.equal(none.headers['www-authenticate'], `Bearer realm="${AUDIENCE}", DPoP algs="ES256 RS256 PS256 EdDSA Ed25519", realm="${AUDIENCE}"`)
   const scoped = await a.inject({ method: 'GET', url: '/documents', headers: bearer(auth.userToken({ scope: 'openid' })) })
   t.equal(scoped.statusCode, 403)
   t.match(scoped.headers['www-authenticate'], /error="insufficient_scope".*scope="documents:read"/)
@@ -197,4 +197,27 @@ t.test('no bad request yields a 5xx', async (t) => {
 t.test('JWKS_URI skips discovery', async (t) => {
   const { app: a } = await app(t, { JWKS_URI: auth.jwksUri })
   t.equal((await a.inject({ method: 'GET', url: '/me', headers: bearer(auth.userToken()) })).statusCode, 200)
+})
+
+t.test('DPoP (RFC 9449): PUBLIC_URL names the htu, proofs are single-use, DPOP_NONCE_SECRET turns on nonces', async (t) => {
+  const { app: a } = await app(t, { PUBLIC_URL: 'https://api.example.com/docs', DPOP_NONCE_SECRET: 'resource nonce secret, 16+ bytes' })
+  const key = makeDpopKey('ES256')
+  const token = auth.userToken({ cnf: { jkt: key.jkt } })
+  const now = () => Math.floor(Date.now() / 1000)
+  const proof = (htu: string, nonce?: string) => dpopProof({ key, htm: 'GET', htu, iat: now(), accessToken: token, nonce })
+  const get = async (p: string) => await a.inject({ method: 'GET', url: '/documents', headers: { authorization: `DPoP ${token}`, dpop: p } })
+
+  const first = await get(proof('https://api.example.com/docs/documents'))
+  t.equal(first.statusCode, 401)
+  t.equal(first.json().error, 'use_dpop_nonce')
+  const nonce = first.headers['dpop-nonce'] as string
+  t.ok(nonce, 'DPoP-Nonce sent')
+  const p = proof('https://api.example.com/docs/documents', nonce)
+  const ok = await get(p)
+  t.equal(ok.statusCode, 200, ok.body)
+  const again = await get(p)
+  t.equal(again.statusCode, 401, 'the same proof again')
+  t.match(again.headers['www-authenticate'], /^DPoP algs="[^"]+", realm="[^"]+", error="invalid_dpop_proof"/)
+  t.equal((await get(proof('http://localhost/documents', nonce))).statusCode, 401, 'the Host header does not name the htu')
+  t.equal((await a.inject({ method: 'GET', url: '/documents', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'no downgrade to Bearer')
 })
