@@ -12,6 +12,7 @@ import { jwksRoute } from './routes/jwks.js'
 import { tokenRoute } from './routes/token.js'
 import { createAssertionVerifier } from './directory/assertion.js'
 import { oidcRoutes } from './routes/oidc.js'
+import { deviceAuthorizationRoute } from './routes/device-authorization.js'
 
 export interface BuildOptions {
   /** Where log lines go (tests capture them); default stdout. `false` silences. */
@@ -58,5 +59,6 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   const verifyAssertion = options.verifyAssertion ?? createAssertionVerifier({ issuer: deps.config.issuer, replay: deps.assertionReplay, clock: deps.clock })
   await app.register(tokenRoute, { deps, verifyAssertion })
   await app.register(oidcRoutes, { deps, verifyAssertion })
+  await app.register(deviceAuthorizationRoute, { deps, verifyAssertion })
   return app
 }

@@ -45,6 +45,8 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     // OIDC Back-Channel Logout 1.0 §2.1: logout tokens are POSTed, and always carry `sid`.
     backchannel_logout_supported: true,
     backchannel_logout_session_supported: true,
+    // RFC 8628 §4: where a device starts the device authorization grant.
+    device_authorization_endpoint: `${iss}/device_authorization`,
   }
   for (const ext of extensions) Object.assign(doc, ext(iss))
   return doc

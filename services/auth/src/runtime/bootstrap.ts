@@ -24,6 +24,7 @@ import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
 import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
 import { fileResources } from '../directory/resources.js'
+import { memoryDeviceFlow, redisDeviceFlow } from '../device/device-flow.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -69,6 +70,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       assertionReplay: new MemoryReplayStore({ clock }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
+      device: memoryDeviceFlow(config, loginLimitPolicy(config), clock),
     }
     return {
       deps,
@@ -149,6 +151,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     assertionReplay: new RedisReplayStore({ redis, clock }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
+    device: redisDeviceFlow(config, loginLimitPolicy(config), redis, clock),
   }
   return {
     deps,

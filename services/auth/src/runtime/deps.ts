@@ -13,6 +13,7 @@ import type { AccessTokenIssuer } from '../tokens/access-tokens.js'
 import type { UserDirectory } from '../directory/users.js'
 import type { AuditTrail } from '../audit/trail.js'
 import type { ResourceCatalog } from '../directory/resources.js'
+import type { DeviceFlow } from '../device/device-flow.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -46,4 +47,6 @@ export interface AuthDeps {
   resources: ResourceCatalog
   /** With DATABASE_URL: resolves when PostgreSQL answers; throws StoreUnavailable otherwise. */
   pingDatabase?: () => Promise<void>
+  /** The device authorization grant (RFC 8628): its requests and the user-code guessing limits. */
+  device: DeviceFlow
 }
