@@ -107,7 +107,7 @@ export interface EntryPageInput {
 export function sendEntryPage(reply: FastifyReply, status: number, input: EntryPageInput): FastifyReply {
   const error = input.error !== undefined && html`<p class="error" role="alert" id="code-error">${input.error}</p>`
   const described = input.error !== undefined ? { html: ' aria-describedby="code-error" aria-invalid="true"' } : { html: '' }
-  const body = html`<p>Signed in as <strong>${input.username}</strong>. Enter the code shown on your device.</p>${error}<form method="post" action="device"><input type="hidden" name="form" value="${input.form}"><input type="hidden" name="csrf" value="${input.csrf}"><label for="user_code">Code</label><input id="user_code" name="user_code" type="text" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" required maxlength="64" placeholder="XXXX-XXXX" value="${input.userCode ?? ''}"${described} autofocus><button type="submit">Continue</button></form>`
+  const body = html`<p>Signed in as <strong>${input.username}</strong>. Enter the code shown on your device.</p>${error}<form method="post" action="device"><input type="hidden" name="form" value="${input.form}"><input type="hidden" name="csrf" value="${input.csrf}"><label for="user_code">Code</label><input id="user_code" class="code" name="user_code" type="text" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" required maxlength="64" placeholder="XXXX-XXXX" value="${input.userCode ?? ''}"${described} autofocus><button type="submit">Continue</button></form>`
   return sendPage(reply, { status, title: DEVICE_PAGE_NAME, body })
 }
 
@@ -123,6 +123,6 @@ export interface ConfirmPageInput {
 export function sendConfirmPage(reply: FastifyReply, input: ConfirmPageInput): FastifyReply {
   const scopes = splitScope(input.scope)
   const list: Html = scopes.length === 0 ? html`<p>It asks for no particular permissions.</p>` : html`<p>It asks for:</p><ul id="scopes">${{ html: scopes.map((s) => html`<li>${s}</li>`.html).join('') }}</ul>`
-  const body = html`<p><strong id="client-name">${input.clientName}</strong> on a device asks to use your account.</p><p>Check that your device shows the code <strong id="user-code">${formatUserCode(input.userCode)}</strong>.</p>${list}<form method="post" action="device"><input type="hidden" name="confirm" value="${input.confirm}"><input type="hidden" name="csrf" value="${input.csrf}"><button type="submit" name="action" value="approve">Allow</button><button type="submit" name="action" value="deny">Deny</button></form>`
+  const body = html`<p><strong id="client-name">${input.clientName}</strong> on a device asks to use your account.</p><p>Check that your device shows the code <strong id="user-code" class="code">${formatUserCode(input.userCode)}</strong>.</p>${list}<form method="post" action="device"><input type="hidden" name="confirm" value="${input.confirm}"><input type="hidden" name="csrf" value="${input.csrf}"><button type="submit" name="action" value="approve">Allow</button><button type="submit" name="action" value="deny">Deny</button></form>`
   return sendPage(reply, { status: 200, title: 'Allow access?', body })
 }

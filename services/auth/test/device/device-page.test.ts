@@ -52,7 +52,7 @@ t.test('not signed in: the login form, then back to the page with the code pre-f
   const confirm = await browser.post('/device', { form: field(entry.html, 'form'), csrf: field(entry.html, 'csrf'), user_code: s.user_code.toLowerCase().replace('-', ' ') })
   t.equal(confirm.status, 200, 'the code typed in lower case with a space is the same code')
   t.match(confirm.html, /<strong id="client-name">Gatehouse demo CLI \(public client, device sign-in\)<\/strong>/, 'which client')
-  t.match(confirm.html, new RegExp(`<strong id="user-code">${s.user_code}</strong>`), 'which code, to compare with the device')
+  t.match(confirm.html, new RegExp(`<strong id="user-code" class="code">${s.user_code}</strong>`), 'which code, to compare with the device')
   t.match(confirm.html, /<ul id="scopes"><li>openid<\/li><li>profile<\/li><li>documents:read<\/li><\/ul>/, 'which scopes')
   checkPageHeaders(t, confirm, 'confirmation page')
   h.clock.advance(5_000)
