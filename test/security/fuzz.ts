@@ -142,6 +142,10 @@ export const OAUTH_ERRORS = new Set([
   'unsupported_token_type',
   'access_denied',
   'temporarily_unavailable',
+  // RFC 8628 §3.5: the device grant's polling answers.
+  'authorization_pending',
+  'slow_down',
+  'expired_token',
   'not_found',
 ])
 
