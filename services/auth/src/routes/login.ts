@@ -50,7 +50,9 @@ async function loginTarget(deps: AuthDeps, pending: Interaction): Promise<LoginT
  * POST /login: the login form's target. CSRF-protected by the pending-login cookie (signed,
  * SameSite=Lax) whose token must equal the form's; the pending authorization request comes from
  * that cookie and is checked against the client directory again. On success: a new login
- * session, its cookie, and the redirect to the client with a code.
+ * session, its cookie, and the redirect to the client with a code, or, for a sign-in the device
+ * verification page asked for, back to that page (RFC 8628 §3.3; nothing is approved there
+ * until the user submits the code and allows it).
  */
 export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
