@@ -35,15 +35,15 @@ interface LoginTarget {
  * client changed meanwhile), or the device verification page to return to.
  */
 async function loginTarget(deps: AuthDeps, pending: Interaction): Promise<LoginTarget | null> {
-  if ('device' in pending) {
-    const redirect = devicePageUrl(deps.config, pending.device.userCode)
-    // 303: the browser follows with a GET of the page, where the user submits the code themself.
-    return { name: DEVICE_PAGE_NAME, redirect, finish: async (reply) => reply.code(303).header('cache-control', 'no-store').header('location', redirect).send() }
+  if ('request' in pending) {
+    const req = pending.request
+    const client = await deps.clients.get(req.clientId)
+    if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) return null
+    return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
   }
-  const req = pending.request
-  const client = await deps.clients.get(req.clientId)
-  if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) return null
-  return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
+  const redirect = devicePageUrl(deps.config, pending.device.userCode)
+  // 303: the browser follows with a GET of the page, where the user submits the code themself.
+  return { name: DEVICE_PAGE_NAME, redirect, finish: async (reply) => reply.code(303).header('cache-control', 'no-store').header('location', redirect).send() }
 }
 
 /**
