@@ -263,6 +263,26 @@ t.test(`fuzzing the auth service (seed ${SEED})`, async (t) => {
     pageShape(res, REGISTERED_LOGOUT)
   }, 300)
 
+  // The device flow (RFC 8628): /device_authorization is an OAuth endpoint, /device a page that never redirects away.
+  const device = (await postForm(h, '/device_authorization', { client_id: 'cli-device' }, null)).json() as { device_code: string; user_code: string }
+  const devicePairs = pairs(['client_id', 'client_secret', 'scope', 'grant_type', 'device_code'], {
+    client_id: fc.constantFrom('cli-device', 'cli', 'spa', 'web'),
+    scope: fc.constantFrom('openid', 'openid profile documents:read', 'documents:write'),
+    grant_type: fc.constant('urn:ietf:params:oauth:grant-type:device_code'),
+    device_code: fc.oneof(fc.constant(device.device_code), genuine),
+  })
+  await check(t, 'POST /device_authorization and the device grant at /token', fc.record({ path: fc.constantFrom('/device_authorization', '/token'), body: body(devicePairs), type: contentType, auth: authorization, cookie, ip: address }), async (r) => {
+    oauthShape(await request('POST', r.path, r), true)
+  }, 200)
+  const pagePairs = pairs(['user_code', 'form', 'confirm', 'csrf', 'action'], {
+    user_code: fc.constantFrom(device.user_code, device.user_code.toLowerCase(), 'BCDF-GHJK', '<b>x</b>'),
+    action: fc.constantFrom('approve', 'deny'),
+  })
+  await check(t, 'GET|POST /device', fc.record({ method: fc.constantFrom('GET', 'POST'), body: body(pagePairs), q: query(pagePairs), type: contentType, cookie, ip: address }), async (r) => {
+    const res = r.method === 'GET' ? await request('GET', `/device?${r.q}`, { cookie: r.cookie, ip: r.ip }) : await request('POST', '/device', { body: r.body, type: r.type, cookie: r.cookie, ip: r.ip })
+    pageShape(res, [])
+  }, 200)
+
   const OTHER = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks.json', '/healthz', '/readyz', '/metrics', '/', '/token/', '/TOKEN', '/authorize/..', '/%2e%2e/token', '/login', '/no-such-route']
   await check(
     t,

@@ -144,6 +144,10 @@ export const OAUTH_ERRORS = new Set([
   // RFC 6749 §4.1.2.1, in JSON at the PAR endpoint (RFC 9126 §2.3).
   'unsupported_response_type',
   'temporarily_unavailable',
+  // RFC 8628 §3.5: the device grant's polling answers.
+  'authorization_pending',
+  'slow_down',
+  'expired_token',
   'not_found',
   // RFC 9449 §7.1, §9.
   'invalid_dpop_proof',

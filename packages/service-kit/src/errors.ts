@@ -23,6 +23,10 @@ export type OAuthErrorCode =
   /** RFC 9449 §5, §7.1, §8: a missing or bad DPoP proof; the server requires a nonce. */
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'
+  /** RFC 8628 §3.5: the device authorization grant's polling answers. */
+  | 'authorization_pending'
+  | 'slow_down'
+  | 'expired_token'
   /** 404 for a path no route serves: not an RFC code, but the same JSON shape. */
   | 'not_found'
 
@@ -83,6 +87,12 @@ export const ServerError = errorClass('server_error', 500, 'internal server erro
 export const InvalidDpopProof = errorClass('invalid_dpop_proof', 400, 'the DPoP proof is missing or invalid')
 /** RFC 9449 §8, §9: the proof must carry the nonce the server sends in `DPoP-Nonce`. */
 export const UseDpopNonce = errorClass('use_dpop_nonce', 400, 'the DPoP proof must carry the server nonce')
+/** RFC 8628 §3.5: the user has not yet approved or denied the device's request; keep polling. */
+export const AuthorizationPending = errorClass('authorization_pending', 400, 'the authorization request is still pending')
+/** RFC 8628 §3.5: still pending, and the client polls too fast: the interval goes up by 5 seconds. */
+export const SlowDown = errorClass('slow_down', 400, 'polling too fast: wait longer between requests')
+/** RFC 8628 §3.5: the device code expired; start again with a new device authorization request. */
+export const ExpiredToken = errorClass('expired_token', 400, 'the device code has expired')
 export const NotFound = errorClass('not_found', 404, 'no such route')
 
 export function isOAuthError(err: unknown): err is OAuthError {

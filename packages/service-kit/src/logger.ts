@@ -18,6 +18,9 @@ export const SECRET_FIELDS: ReadonlySet<string> = new Set([
   'id_token',
   'token',
   'code_verifier',
+  // RFC 8628: the polling device's secret, and the code a user types (what a guesser wants).
+  'device_code',
+  'user_code',
   'client_assertion',
   'assertion',
   'cookie',

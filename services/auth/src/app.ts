@@ -13,6 +13,7 @@ import { tokenRoute } from './routes/token.js'
 import { parRoute } from './routes/par.js'
 import { createAssertionVerifier } from './directory/assertion.js'
 import { oidcRoutes } from './routes/oidc.js'
+import { deviceAuthorizationRoute } from './routes/device-authorization.js'
 
 export interface BuildOptions {
   /** Where log lines go (tests capture them); default stdout. `false` silences. */
@@ -60,5 +61,6 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   await app.register(tokenRoute, { deps, verifyAssertion })
   await app.register(parRoute, { deps, verifyAssertion })
   await app.register(oidcRoutes, { deps, verifyAssertion })
+  await app.register(deviceAuthorizationRoute, { deps, verifyAssertion })
   return app
 }

@@ -65,6 +65,15 @@ export interface AuthConfig {
   readonly audit: AuditSettings
   /** DPOP_REQUIRE_NONCE: every DPoP proof must carry a server nonce (RFC 9449 §8); default false. */
   readonly dpopRequireNonce: boolean
+  /** The device authorization grant (RFC 8628; device/). */
+  readonly device: DeviceSettings
+}
+
+export interface DeviceSettings {
+  /** DEVICE_CODE_TTL, seconds: how long a device code and its user code are valid (RFC 8628 §3.2 expires_in). */
+  readonly codeTtl: number
+  /** DEVICE_POLL_INTERVAL, seconds: the least wait between two polls of /token (RFC 8628 §3.2 interval). */
+  readonly pollInterval: number
 }
 
 export interface AuditSettings {
@@ -220,6 +229,12 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     retentionDays: r.int('AUDIT_RETENTION_DAYS', 90, { min: 0, max: 36_500 }),
     bufferSize: r.int('AUDIT_BUFFER_SIZE', 10_000, { min: 100, max: 1_000_000 }),
   })
+  // RFC 8628 §3.2: expires_in and interval. A user code must live long enough to be typed in on
+  // another device, and not so long that guessing has a large set of live codes to hit (§5.1).
+  const device: DeviceSettings = Object.freeze({
+    codeTtl: r.int('DEVICE_CODE_TTL', 600, { min: 60, max: 3600 }),
+    pollInterval: r.int('DEVICE_POLL_INTERVAL', 5, { min: 1, max: 60 }),
+  })
 
   const dpopRequireNonce = r.oneOf('DPOP_REQUIRE_NONCE', 'false', ['true', 'false'] as const) === 'true'
 
@@ -263,6 +278,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     database,
     audit,
     dpopRequireNonce,
+    device,
   })
 }
 

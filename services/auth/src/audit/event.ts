@@ -18,6 +18,9 @@ export const AUDITED_EVENTS = {
   'session.ended': { outcome: 'success', actor: 'none' },
   'token.revocation': { outcome: 'success', actor: 'client' },
   logout: { outcome: 'success', actor: 'user' },
+  'device.approved': { outcome: 'success', actor: 'user' },
+  'device.denied': { outcome: 'success', actor: 'user' },
+  'device.user_code_failed': { outcome: 'failure', actor: 'user' },
 } as const satisfies Record<string, { outcome: AuditOutcome; actor: ActorType | 'none' }>
 
 /** Every operator action is `admin.<verb>` (cli/admin.ts, cli/keys.ts), with the operator as actor. */

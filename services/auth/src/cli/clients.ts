@@ -66,6 +66,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'gatehouse clients add dashboard --grant-type authorization_code --grant-type refresh_token --scope "openid documents:read reports:read" --resource api://reports --redirect-uri https://dash.example.com/cb',
         'gatehouse clients add spa2 --auth-method none --grant-type authorization_code --redirect-uri https://spa.example.com/cb --json',
         'gatehouse clients add web3 --grant-type authorization_code --scope openid --redirect-uri https://app.example.com/cb --backchannel-logout-uri https://app.example.com/backchannel-logout',
+        'gatehouse clients add tv-app --auth-method none --grant-type urn:ietf:params:oauth:grant-type:device_code --grant-type refresh_token --scope "openid profile"',
       ],
       async run(inv) {
         const method = (str(inv.values, 'auth-method') ?? 'client_secret_basic') as TokenEndpointAuthMethod

@@ -10,7 +10,9 @@ import { emailProblem } from './users.js'
  */
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none'
 export const AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']
-export const GRANT_TYPES = ['password', 'refresh_token', 'authorization_code', 'client_credentials'] as const
+export const GRANT_TYPES = ['password', 'refresh_token', 'authorization_code', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const
+/** RFC 8628 §3.4: the device authorization grant's `grant_type`. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code' satisfies GrantType
 export type GrantType = (typeof GRANT_TYPES)[number]
 
 export interface ResourceConfig {
@@ -164,7 +166,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       const grant_types = strList(c.grant_types, `${path}.grant_types`) as GrantType[]
       for (const g of grant_types) if (!(GRANT_TYPES as readonly string[]).includes(g)) p(`${path}.grant_types`, `has unsupported grant ${JSON.stringify(g)}`)
       if (method === 'none' && grant_types.some((g) => g === 'client_credentials' || g === 'password')) {
-        p(`${path}.grant_types`, 'a public client (none) may only use authorization_code and refresh_token')
+        p(`${path}.grant_types`, `a public client (none) may only use authorization_code and refresh_token, and the device grant ${DEVICE_CODE_GRANT}`)
       }
       const scope = typeof c.scope === 'string' ? c.scope : ''
       if (c.scope !== undefined && typeof c.scope !== 'string') p(`${path}.scope`, 'must be a space-separated string')

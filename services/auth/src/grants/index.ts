@@ -1,6 +1,7 @@
 import type { GrantType } from '../directory/config-file.js'
 import { authorizationCodeGrant } from './authorization-code.js'
 import { clientCredentialsGrant } from './client-credentials.js'
+import { deviceCodeGrant } from './device-code.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import type { GrantHandler } from './types.js'
@@ -11,6 +12,7 @@ export const GRANTS: Partial<Record<GrantType, GrantHandler>> = {
   refresh_token: refreshTokenGrant,
   authorization_code: authorizationCodeGrant,
   client_credentials: clientCredentialsGrant,
+  'urn:ietf:params:oauth:grant-type:device_code': deviceCodeGrant,
 }
 
 export type { GrantHandler, GrantContext, TokenResponse } from './types.js'

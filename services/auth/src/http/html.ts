@@ -40,6 +40,7 @@ input{box-sizing:border-box;width:100%;font:inherit;padding:.5rem;margin-top:.25
 button{margin-top:1.5rem;width:100%;font:inherit;font-weight:600;padding:.6rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;cursor:pointer}
 input:focus-visible,button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{padding:.75rem;border-left:4px solid #b91c1c;background:rgba(185,28,28,.1)}
+.code{white-space:nowrap;font-family:ui-monospace,monospace;letter-spacing:.1em}
 `
 
 export interface PageOptions {

@@ -106,3 +106,9 @@ export const LOGOUT_PARAMS = paramsSchema({ id_token_hint: 8192, post_logout_red
 
 /** POST /userinfo (RFC 6750 §2.2 form-encoded body). */
 export const USERINFO_BODY = paramsSchema({ access_token: 8192 }, 1024)
+
+/** POST /device_authorization (RFC 8628 §3.1): the client's authentication and the scope. */
+export const DEVICE_AUTHORIZATION_BODY = paramsSchema({ ...CLIENT_AUTH, scope: 2048 })
+
+/** GET|POST /device: the verification page's fields (device/verification-page.ts: a user code is typed with at most 64 characters). */
+export const DEVICE_PARAMS = paramsSchema({ user_code: 64, form: 64, confirm: 64, csrf: 128, action: 16 }, 256)

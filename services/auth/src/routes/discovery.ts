@@ -54,6 +54,8 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     backchannel_logout_session_supported: true,
     // RFC 9449 §5.1: the algorithms a DPoP proof may use at /token and /userinfo.
     dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
+    // RFC 8628 §4: where a device starts the device authorization grant.
+    device_authorization_endpoint: `${iss}/device_authorization`,
   }
   for (const ext of extensions) Object.assign(doc, ext(iss))
   return doc

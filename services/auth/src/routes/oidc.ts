@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AssertionVerifier } from '../directory/client-auth.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { authorizeRoute } from './authorize.js'
+import { deviceRoute } from './device.js'
 import { introspectRoute } from './introspect.js'
 import { loginRoute } from './login.js'
 import { logoutRoute } from './logout.js'
@@ -11,7 +12,7 @@ import { userinfoRoute } from './userinfo.js'
 
 /**
  * The browser and OIDC surface (DESIGN §3): /authorize, /login, /userinfo, /revoke, /introspect,
- * /logout.
+ * /logout, and the device verification page /device (RFC 8628 §3.3).
  */
 export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
   const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
@@ -25,4 +26,5 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   await app.register(revokeRoute, withAssertion)
   await app.register(introspectRoute, withAssertion)
   await app.register(logoutRoute, { deps })
+  await app.register(deviceRoute, { deps })
 }

@@ -29,6 +29,7 @@ import { fileResources } from '../directory/resources.js'
 import { MemoryDpopReplayCache } from '@gatehouse/verifier'
 import { createDpopDeps } from '../dpop/proofs.js'
 import { RedisDpopReplayCache } from '../dpop/redis-replay.js'
+import { memoryDeviceFlow, redisDeviceFlow } from '../device/device-flow.js'
 
 export interface Runtime {
   deps: AuthDeps
@@ -76,6 +77,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new MemoryDpopReplayCache(clock) }),
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
+      device: memoryDeviceFlow(config, loginLimitPolicy(config), clock),
     }
     return {
       deps,
@@ -159,6 +161,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     dpop: createDpopDeps({ cookieSecret: config.cookieSecret, requireNonce: config.dpopRequireNonce, clock, replay: new RedisDpopReplayCache({ redis, clock }) }),
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
+    device: redisDeviceFlow(config, loginLimitPolicy(config), redis, clock),
   }
   return {
     deps,

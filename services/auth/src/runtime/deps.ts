@@ -15,6 +15,7 @@ import type { AuditTrail } from '../audit/trail.js'
 import type { ResourceCatalog } from '../directory/resources.js'
 import type { PushedRequestStore } from '../par/request-store.js'
 import type { DpopDeps } from '../dpop/proofs.js'
+import type { DeviceFlow } from '../device/device-flow.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -52,4 +53,6 @@ export interface AuthDeps {
   pingDatabase?: () => Promise<void>
   /** DPoP (RFC 9449): the proof replay cache (Redis when configured) and the server nonces (dpop/). */
   dpop: DpopDeps
+  /** The device authorization grant (RFC 8628): its requests and the user-code guessing limits. */
+  device: DeviceFlow
 }

@@ -169,9 +169,21 @@ export function clearPendingForm(reply: FastifyReply, config: AuthConfig, form: 
 
 // --- pending login (interaction) --------------------------------------------------------------
 
-/** A pending login: the validated authorization request the login form continues. */
-export interface Interaction {
-  request: AuthorizationRequest
+/**
+ * A pending login: the validated authorization request the login form continues, or the device
+ * verification page (RFC 8628 §3.3, routes/device.ts) it returns to once the user is signed in.
+ */
+export type Interaction = { request: AuthorizationRequest } | { device: DeviceReturn }
+
+/** Where a sign-in for the device verification page returns: the page, with the user code the user came with (never approved by itself). */
+export interface DeviceReturn {
+  userCode?: string
+}
+
+function isDeviceReturn(v: unknown): v is DeviceReturn {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const code = (v as Record<string, unknown>).userCode
+  return code === undefined || (typeof code === 'string' && code.length <= 64)
 }
 
 const LOGIN_FORM: PendingForm = { prefix: INTERACTION_COOKIE_PREFIX, path: (config) => `${issuerPath(config)}/login`, ttlMs: INTERACTION_TTL_MS }
@@ -181,9 +193,14 @@ export function startInteraction(reply: FastifyReply, deps: AuthDeps, request: A
   return startPendingForm(reply, deps, LOGIN_FORM, { request } satisfies Interaction)
 }
 
+/** Starts a pending login that returns to the device verification page. */
+export function startDeviceInteraction(reply: FastifyReply, deps: AuthDeps, device: DeviceReturn): { id: string; csrf: string } | null {
+  return startPendingForm(reply, deps, LOGIN_FORM, { device } satisfies Interaction)
+}
+
 /** The pending login named by the form, if its cookie is genuine, unexpired and the CSRF token matches. */
 export function readInteraction(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<Interaction> {
-  return readPendingForm<Interaction>(request, deps, LOGIN_FORM, id, csrf, (i) => isAuthorizationRequest(i.request))
+  return readPendingForm<Interaction>(request, deps, LOGIN_FORM, id, csrf, (i) => isAuthorizationRequest(i.request) || (i.request === undefined && isDeviceReturn(i.device)))
 }
 
 export function clearInteraction(reply: FastifyReply, config: AuthConfig, id: string): void {

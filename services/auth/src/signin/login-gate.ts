@@ -53,7 +53,8 @@ export interface LoginInput {
   password: string
   /** The client address (request.ip: the socket, or X-Forwarded-For behind TRUST_PROXY). */
   address: string
-  clientId: string
+  /** The client the user signs in to; none for the device verification page (no client asks yet). */
+  clientId?: string
   log: FastifyBaseLogger
   metrics: AuthMetrics
   /** Failures and lockouts are recorded in the audit trail too. */

@@ -179,3 +179,25 @@ export function logoutQueueKeys(prefix: string = DEFAULT_KEY_PREFIX): LogoutQueu
   if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) throw new TypeError('keyPrefix must be a string without braces or whitespace')
   return Object.freeze({ due: `${prefix}bcl:{queue}:due`, jobs: `${prefix}bcl:{queue}:jobs` })
 }
+
+// Keys of the device authorization grant (device/redis-device-codes.ts, RFC 8628). A request is one
+// hash under its device code's SHA-256; the user code's key only points to it. Every step that
+// changes a request (approve, deny, poll, consume) is one Lua script on the one record key, and
+// the pointer is written and read by single-key commands, so nothing spans two Cluster slots.
+
+/** `<prefix>device:{<deviceCodeHash>}`: one device authorization request (hash), by the SHA-256 of its device code. */
+export function deviceRequestKey(deviceCodeHash: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(deviceCodeHash)) throw new TypeError('invalid device code hash')
+  return `${prefix}device:{${deviceCodeHash}}`
+}
+
+/** `<prefix>device-user:<USERCODE>`: the device code hash of the live request with that (normalised) user code. */
+export function deviceUserCodeKey(userCode: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  if (!/^[A-Z]{8}$/.test(userCode)) throw new TypeError('invalid user code')
+  return `${prefix}device-user:${userCode}`
+}
+
+/** The prefix of the user-code guessing limiter's buckets (a login limiter of its own: `<prefix>device-guess:login:{...}`). */
+export function deviceGuessKeyPrefix(prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}device-guess:`
+}
