@@ -21,6 +21,8 @@ export type OAuthErrorCode =
   /** RFC 9449 §5, §7.1, §8: a missing or bad DPoP proof; the server requires a nonce. */
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'
+  /** RFC 8707 §2, RFC 8693 §2.2.2: the requested resource or audience is unknown or not allowed. */
+  | 'invalid_target'
   /** 404 for a path no route serves: not an RFC code, but the same JSON shape. */
   | 'not_found'
 
@@ -80,6 +82,8 @@ export const ServerError = errorClass('server_error', 500, 'internal server erro
 export const InvalidDpopProof = errorClass('invalid_dpop_proof', 400, 'the DPoP proof is missing or invalid')
 /** RFC 9449 §8, §9: the proof must carry the nonce the server sends in `DPoP-Nonce`. */
 export const UseDpopNonce = errorClass('use_dpop_nonce', 400, 'the DPoP proof must carry the server nonce')
+/** RFC 8707 §2, RFC 8693 §2.2.2: a target (resource or audience) the client may not have a token for. */
+export const InvalidTarget = errorClass('invalid_target', 400, 'the requested target is invalid or not allowed')
 export const NotFound = errorClass('not_found', 404, 'no such route')
 
 export function isOAuthError(err: unknown): err is OAuthError {

@@ -1,7 +1,7 @@
 export { Verifier, createVerifier, type VerifierEvents, type VerifierStats, type RevocationFeedStatus } from './verifier.js'
 export { gatehouseAuth, peekAuth, type GatehouseAuthOptions, type RouteAuth, type RouteAuthOptions, type AuthGuard } from './plugin.js'
-export type { AuthContext, AccessTokenClaims, PrincipalKind } from './auth-context.js'
-export { compileRequirement, ScopeRequired, type AuthRequirement, type RequirementCheck } from './requirements.js'
+export { MAX_ACTOR_CHAIN, type AuthContext, type AccessTokenClaims, type ActorClaim, type PrincipalKind } from './auth-context.js'
+export { compileRequirement, ScopeRequired, type AuthRequirement, type Delegation, type RequirementCheck } from './requirements.js'
 export { authErrorResponse, type AuthErrorResponse } from './challenge.js'
 export { extractBearerToken, assertB64Token } from './bearer.js'
 export {

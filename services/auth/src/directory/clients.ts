@@ -22,6 +22,8 @@ export interface Client {
   introspection: boolean
   /** Its user tokens carry the user's `roles` (metadata `release_roles`, DESIGN §10.1). */
   releaseRoles: boolean
+  /** Metadata `token_exchange` (RFC 8693, DESIGN §10.4): the audiences it may exchange tokens for; empty = none. */
+  tokenExchange: { audiences: readonly string[] }
 }
 
 /**
@@ -106,6 +108,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     introspection: c.introspection === true,
     // First-party clients (trusted with the user's password) get roles unless they opt out.
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
+    tokenExchange: { audiences: [...(c.token_exchange?.audiences ?? [])] },
   }
 }
 

@@ -6,6 +6,8 @@ import type { Params } from '../http/form.js'
 /** RFC 6749 §5.1 (+ OIDC Core §3.1.3.3). */
 export interface TokenResponse {
   access_token: string
+  /** RFC 8693 §2.2.1: token exchange names the type of what it issued. */
+  issued_token_type?: string
   token_type: 'Bearer'
   expires_in: number
   scope: string
