@@ -9,6 +9,9 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { basic, form } from '../helpers.js'
 import { startOidcApp, type OidcApp } from '../oidc/harness.js'
 import { actClaim, exchangeScope, exchangeTarget } from '../../src/exchange/token-exchange.js'
+import { parseAuthFileConfig } from '../../src/directory/config-file.js'
+import { clientFromConfig } from '../../src/directory/clients.js'
+import { storedClient } from '../../src/directory/stored-client.js'
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const AT = 'urn:ietf:params:oauth:token-type:access_token'
@@ -163,4 +166,21 @@ t.test('the small rules', async (t) => {
   t.throws(() => exchangeScope(undefined, 'openid a', ['b']), { code: 'invalid_scope' }, 'nothing in common')
   t.same(actClaim('b', undefined), { sub: 'b' })
   t.same(actClaim('c', { sub: 'b', act: { sub: 'a' } }), { sub: 'c', act: { sub: 'b', act: { sub: 'a' } } })
+})
+
+t.test('client metadata token_exchange: parsed, checked, kept by the stores', async (t) => {
+  const client = (extra: Record<string, unknown>) => ({ client_id: 'c', client_secret: 's', grant_types: [GRANT], audience: 'api://resource', ...extra })
+  const ok = parseAuthFileConfig({ clients: [client({ token_exchange: { audiences: ['api://reports', 'api://reports', 'ledger'] } })] }, 'f')
+  t.same(ok.problems, [])
+  t.same(ok.config.clients[0]!.token_exchange, { audiences: ['api://reports', 'ledger'] }, 'duplicates dropped')
+  t.same(clientFromConfig(ok.config.clients[0]!).tokenExchange.audiences, ['api://reports', 'ledger'])
+  t.same(clientFromConfig(parseAuthFileConfig({ clients: [client({})] }, 'f').config.clients[0]!).tokenExchange.audiences, [], 'absent: no audience')
+  for (const bad of [['api://reports'], { audiences: 'api://reports' }, { audiences: [''] }, { audiences: ['two words'] }, { audiences: [7] }]) {
+    t.match(parseAuthFileConfig({ clients: [client({ token_exchange: bad })] }, 'f').problems, [/clients\[0\]\.token_exchange must be/], JSON.stringify(bad))
+  }
+  const pub = parseAuthFileConfig({ clients: [{ client_id: 'p', token_endpoint_auth_method: 'none', grant_types: [GRANT] }] }, 'f')
+  t.match(pub.problems, [/a public client \(none\) may not use token exchange/])
+  // Redis and PostgreSQL keep the config-file form: the metadata survives a round trip.
+  const { client_secret: _secret, ...stored } = ok.config.clients[0]!
+  t.same(storedClient(stored, 'sha256:' + 'A'.repeat(43), 'test').token_exchange, { audiences: ['api://reports', 'ledger'] })
 })
