@@ -91,8 +91,15 @@ export function allowedTarget(client: Client, resources: readonly ResourceConfig
  */
 export function exchangeScope(requested: string | undefined, subjectScope: string, resourceScopes: readonly string[]): string {
   const allowed = splitScope(subjectScope).filter((s) => resourceScopes.includes(s))
-  if (requested === undefined && allowed.length === 0) throw new InvalidScope('the subject token has no scope of the target')
-  return resolveScope(requested, allowed)
+  if (requested === undefined) {
+    if (allowed.length === 0) throw new InvalidScope('the subject token has no scope of the target')
+    return allowed.join(' ')
+  }
+  // resolveScope against the request itself checks only the RFC 6749 §3.3 syntax (and drops repeats).
+  const asked = splitScope(resolveScope(requested, splitScope(requested)))
+  const beyond = asked.filter((s) => !allowed.includes(s))
+  if (beyond.length > 0) throw new InvalidScope(`scope beyond the subject token's and the target's: ${beyond.join(' ')}`)
+  return asked.join(' ')
 }
 
 /** RFC 8693 §4.1: the caller is the current actor; a subject that was itself delegated keeps its chain inside. */
