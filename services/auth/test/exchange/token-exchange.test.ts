@@ -12,6 +12,7 @@ import { actClaim, exchangeScope, exchangeTarget } from '../../src/exchange/toke
 import { parseAuthFileConfig } from '../../src/directory/config-file.js'
 import { clientFromConfig } from '../../src/directory/clients.js'
 import { storedClient } from '../../src/directory/stored-client.js'
+import { redactSecrets } from '@gatehouse/service-kit'
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const AT = 'urn:ietf:params:oauth:token-type:access_token'
@@ -183,4 +184,9 @@ t.test('client metadata token_exchange: parsed, checked, kept by the stores', as
   // Redis and PostgreSQL keep the config-file form: the metadata survives a round trip.
   const { client_secret: _secret, ...stored } = ok.config.clients[0]!
   t.same(storedClient(stored, 'sha256:' + 'A'.repeat(43), 'test').token_exchange, { audiences: ['api://reports', 'ledger'] })
+})
+
+t.test('the exchange parameters that hold tokens are redacted wherever they reach a log line', async (t) => {
+  t.same(redactSecrets({ subject_token: 'eyJ.a.b', actor_token: 'eyJ.c.d', subject_token_type: AT }), { subject_token: '[redacted]', actor_token: '[redacted]', subject_token_type: AT })
+  t.same(redactSecrets({ body: { subject_token: 'eyJ.a.b' } }), { body: { subject_token: '[redacted]' } })
 })
