@@ -22,6 +22,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     backchannel_logout_session_required: c.backchannelLogoutSessionRequired === true,
     introspection: c.introspection,
     release_roles: c.releaseRoles,
+    token_exchange: c.tokenExchange.audiences.length > 0 ? { audiences: [...c.tokenExchange.audiences] } : null,
   }
 }
 

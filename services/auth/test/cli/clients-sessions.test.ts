@@ -94,8 +94,9 @@ t.test('clients add: public and private_key_jwt clients get no secret; bad input
 t.test('clients list, show, rotate-secret and delete', async (t) => {
   const live = await liveService(t, ENV)
   const list = await cli(['clients', 'list', '--json'])
-  t.same((list.json().clients as { client_id: string }[]).map((c) => c.client_id).sort(), ['cli', 'reporting-service', 'spa', 'web'], 'seeded from the config file')
+  t.same((list.json().clients as { client_id: string }[]).map((c) => c.client_id).sort(), ['cli', 'reporting-service', 'resource-service', 'spa', 'web'], 'seeded from the config file')
   t.match((await cli(['clients', 'show', 'web', '--json'])).json(), { client: { client_id: 'web', redirect_uris: ['http://127.0.0.1:3000/callback', 'http://localhost:3000/callback'] } })
+  t.match((await cli(['clients', 'show', 'resource-service', '--json'])).json(), { client: { grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], token_exchange: { audiences: ['api://reports'] } } }, 'token exchange metadata (RFC 8693)')
   t.equal((await cli(['clients', 'show', 'nope'])).code, 1)
 
   t.equal((await serviceToken(live.app, 'reporting-service', 'reporting-secret')).statusCode, 200)
