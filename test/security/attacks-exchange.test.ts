@@ -116,6 +116,18 @@ t.test('token exchange: an expired or revoked subject or actor is invalid_reques
   refused(t, await exchange(h, later.access_token, { actor_token: own, actor_token_type: AT }), 'invalid_request', 'an expired actor token')
 })
 
+t.test("token exchange: the acting service cannot end the user's sign-in by revoking its exchanged token", async (t) => {
+  const h = await startOidcApp({ clients })
+  t.teardown(h.close)
+  const user = await login(h)
+  const exchanged = (await exchange(h, user.access_token)).json().access_token as string
+  t.equal((await postForm(h, '/revoke', { token: exchanged }, GATEWAY)).statusCode, 200, 'RFC 7009 §2.2: 200 whatever happened')
+  t.equal(h.published().length, 0, 'no family was revoked')
+  const refreshed = await postForm(h, '/token', { grant_type: 'refresh_token', refresh_token: user.refresh_token })
+  t.equal(refreshed.statusCode, 200, "the user's refresh token still works at her own client")
+  t.equal((await exchange(h, refreshed.json().access_token)).statusCode, 200)
+})
+
 t.test('token exchange: no form trick gets around the checks', async (t) => {
   const h = await startOidcApp({ clients })
   t.teardown(h.close)

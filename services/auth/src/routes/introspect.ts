@@ -51,6 +51,8 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
         jti: access.jti,
       }
       if (access.sid !== undefined) out.sid = access.sid
+      // RFC 8693 §4.1: who acts for the subject, in an introspection response too.
+      if (access.act !== undefined) out.act = access.act
       return out
     }
 

@@ -20,7 +20,7 @@ const GATEWAY = basic('gateway', 'gateway-secret')
 
 /** Extra clients: a gateway that may exchange for api://reports (and gets roles), one that may not get roles, a second hop. */
 export const EXCHANGE_CLIENTS = [
-  { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: [GRANT, 'client_credentials'], scope: 'internal:read', audience: 'api://resource', release_roles: true, token_exchange: { audiences: ['api://reports'] } },
+  { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: [GRANT, 'client_credentials'], scope: 'internal:read', audience: 'api://resource', release_roles: true, introspection: true, token_exchange: { audiences: ['api://reports'] } },
   { client_id: 'no-roles', client_secret: 'no-roles-secret', grant_types: [GRANT], audience: 'api://resource', token_exchange: { audiences: ['api://reports'] } },
   { client_id: 'second-hop', client_secret: 'second-hop-secret', grant_types: [GRANT], audience: 'api://reports', token_exchange: { audiences: ['api://reports'] } },
 ]
@@ -65,6 +65,8 @@ t.test('the exchanged token keeps the user, names the caller as actor, and is fo
   t.ok(payload.exp! <= (subject.exp as number), 'never outlives the subject')
   t.equal(body.expires_in, payload.exp! - payload.iat!)
 
+  const introspected = await h.app.inject({ method: 'POST', url: '/introspect', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: GATEWAY }, payload: form({ token: body.access_token }) })
+  t.match(introspected.json(), { active: true, sub: subject.sub, client_id: 'gateway', aud: 'api://reports', sid: subject.sid, act: { sub: 'gateway' } }, 'introspection shows act (RFC 8693 §4.1)')
   const [event] = h.logs.events('token.exchanged')
   t.match(event, { client_id: 'gateway', sub: subject.sub, audience: 'api://reports', family_id: subject.sid, subject_client_id: 'cli' })
   t.notOk(h.logs.text.includes(user.access_token) || h.logs.text.includes(body.access_token), 'no token in the logs')
