@@ -1,3 +1,9 @@
+/**
+ * The token client in one module, over 300 lines because its parts share the resolved options and
+ * one request path: the options and their checks, the cached single-flight client_credentials
+ * token, the one retried token request (which exchange(), in exchange.ts, goes through as well),
+ * discovery of the token endpoint, and the mapping of error answers.
+ */
 import { CLIENT_ASSERTION_TYPE, ClientAssertionSigner, type PrivateKeyJwtCredentials } from './client-assertion.js'
 import { TokenClientError, isOAuthErrorCode, type TokenClientErrorCode } from './errors.js'
 import { ExchangeCache, type ExchangeRequest } from './exchange.js'
