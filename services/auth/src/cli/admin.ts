@@ -84,6 +84,8 @@ export interface NewClientInput {
   backchannel_logout_session_required?: boolean
   introspection?: boolean
   release_roles?: boolean
+  /** RFC 8693 (DESIGN §10.4): the audiences it may exchange users' tokens for. */
+  token_exchange?: { audiences: string[] }
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -54,12 +54,14 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'backchannel-logout-session-required': { type: 'boolean', description: 'the client needs sid in logout tokens (always sent)' },
         introspection: { type: 'boolean', description: 'may call /introspect (for resource servers; default: no)' },
         'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
+        'exchange-audience': { type: 'string', multiple: true, value: 'aud', description: 'an audience it may exchange users\' tokens for (repeat; with the grant urn:ietf:params:oauth:grant-type:token-exchange, RFC 8693)' },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
         'gatehouse clients add web2 --grant-type authorization_code --grant-type refresh_token --scope "openid profile" --redirect-uri https://app.example.com/cb',
         'gatehouse clients add spa2 --auth-method none --grant-type authorization_code --redirect-uri https://spa.example.com/cb --json',
         'gatehouse clients add web3 --grant-type authorization_code --scope openid --redirect-uri https://app.example.com/cb --backchannel-logout-uri https://app.example.com/backchannel-logout',
+        'gatehouse clients add gateway --grant-type urn:ietf:params:oauth:grant-type:token-exchange --exchange-audience api://reports',
       ],
       async run(inv) {
         const method = (str(inv.values, 'auth-method') ?? 'client_secret_basic') as TokenEndpointAuthMethod
@@ -84,6 +86,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         const name = str(inv.values, 'name')
         const audience = str(inv.values, 'audience')
         const backchannelUri = str(inv.values, 'backchannel-logout-uri')
+        const exchangeAudiences = list(inv.values, 'exchange-audience')
         const { client, secret } = await admin.addClient({
           client_id: inv.args[0]!,
           ...(name !== undefined ? { client_name: name } : {}),
@@ -98,6 +101,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           ...(inv.values['backchannel-logout-session-required'] === true ? { backchannel_logout_session_required: true } : {}),
           ...(inv.values.introspection === true ? { introspection: true } : {}),
           ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
+          ...(exchangeAudiences.length > 0 ? { token_exchange: { audiences: exchangeAudiences } } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },
