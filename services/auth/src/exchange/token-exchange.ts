@@ -143,7 +143,7 @@ export async function exchangeToken(deps: AuthDeps, client: Client, params: Para
   // Only a user's token is exchanged on the user's behalf (DESIGN §10.4); a service token has no
   // revocable family (`sid`) that could end the exchanged one.
   if (subject.sid === undefined) throw new InvalidRequest('the subject_token does not stand for a user')
-  const prior = subject.act as ActorClaim | undefined
+  const prior = subject.act
   if (chainLength(prior) >= MAX_ACTOR_CHAIN) throw new InvalidRequest('the subject_token has too long a delegation chain')
   if (req.actorToken !== undefined) {
     const actor = await check(req.actorToken)
