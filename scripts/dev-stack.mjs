@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Runs both services for development (embedded defaults) and stops both on Ctrl-C.
+// Runs the services for development (embedded defaults) and stops them all on Ctrl-C: the auth
+// service, the resource service, and a second resource service as the reports service
+// (api://reports) that the first one calls for its users through token exchange (GET /reports/me).
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
@@ -30,15 +32,25 @@ process.on('SIGINT', () => stop(0))
 process.on('SIGTERM', () => stop(0))
 
 run('auth', 'services/auth/dist/server.js', { PORT: process.env.AUTH_PORT ?? '4000', ISSUER: issuer })
-run('resource', 'services/resource/dist/server.js', { PORT: process.env.RESOURCE_PORT ?? '4001', ISSUER: issuer })
+const reportsPort = process.env.REPORTS_PORT ?? '4002'
+run('resource', 'services/resource/dist/server.js', {
+  PORT: process.env.RESOURCE_PORT ?? '4001',
+  ISSUER: issuer,
+  REPORTS_URL: `http://127.0.0.1:${reportsPort}`,
+  EXCHANGE_CLIENT_ID: 'resource-service',
+  EXCHANGE_CLIENT_SECRET: 'resource-service-secret',
+})
+run('reports', 'services/resource/dist/server.js', { PORT: reportsPort, ISSUER: issuer, AUDIENCE: 'api://reports' })
 
 process.stdout.write(`
 Gatehouse development stack
   auth service:     ${issuer}   (discovery: ${issuer}/.well-known/openid-configuration)
   resource service: http://127.0.0.1:${process.env.RESOURCE_PORT ?? '4001'}
+  reports service:  http://127.0.0.1:${reportsPort}   (audience api://reports; /reports/me on the resource service calls it)
   demo users: alice / alice-password (role admin), bob / bob-password
   demo clients: cli / cli-secret (password grant), web / web-secret (browser login),
-                reporting-service / reporting-secret (client credentials)
-  try it: see "Walk-through" in README.md.   Ctrl-C stops both.
+                reporting-service / reporting-secret (client credentials),
+                resource-service / resource-service-secret (token exchange for api://reports)
+  try it: see "Walk-through" in README.md.   Ctrl-C stops them all.
 
 `)

@@ -16,6 +16,9 @@ export const SECRET_FIELDS: ReadonlySet<string> = new Set([
   'access_token',
   'refresh_token',
   'id_token',
+  // RFC 8693 §2.1: the tokens of a token exchange.
+  'subject_token',
+  'actor_token',
   'token',
   'code_verifier',
   // RFC 8628: the polling device's secret, and the code a user types (what a guesser wants).

@@ -1,9 +1,14 @@
-// Over 300 lines: one client, its option validation, the token request (three client
-// authentication methods, DPoP proofs and the nonce retry), discovery and the response rules
-// belong together; the DPoP key and proofs themselves are in dpop.ts.
+/**
+ * The token client in one module, over 300 lines because its parts share the resolved options and
+ * one request path: the options and their checks, the cached single-flight client_credentials
+ * token, the one retried token request (three client authentication methods, DPoP proofs and the
+ * nonce retry; exchange(), in exchange.ts, goes through it as well), discovery of the token
+ * endpoint, and the mapping of error answers. The DPoP key and proofs themselves are in dpop.ts.
+ */
 import { CLIENT_ASSERTION_TYPE, ClientAssertionSigner, type PrivateKeyJwtCredentials } from './client-assertion.js'
 import { DpopNonceStore, DpopSigner, type DpopOption } from './dpop.js'
 import { TokenClientError, isOAuthErrorCode, type TokenClientErrorCode } from './errors.js'
+import { ExchangeCache, type ExchangeRequest } from './exchange.js'
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
 /** Milliseconds since the epoch. */
@@ -54,6 +59,8 @@ export interface TokenClientOptions {
   sleep?: (ms: number) => Promise<void>
   /** Injected for tests: jitter source in [0, 1). */
   random?: () => number
+  /** How many exchanged tokens `exchange()` keeps (default 1000; the least recently fetched go first). */
+  exchangeCacheSize?: number
 }
 
 export interface AccessToken {
@@ -70,7 +77,7 @@ export interface TokenClient {
   (): Promise<string>
   /** The token with its metadata. */
   token(): Promise<AccessToken>
-  /** Forgets the cached token (e.g. after a resource answered 401 invalid_token). */
+  /** Forgets the cached token and every exchanged one (e.g. after a resource answered 401 invalid_token). */
   invalidate(): void
   /**
    * The headers of a resource call to `method url`: `{ authorization: 'Bearer …' }`, or for a
@@ -82,6 +89,13 @@ export interface TokenClient {
   rememberDpopNonce(url: string, response: { headers: Pick<Headers, 'get'> }): void
   /** The DPoP key's thumbprint (`cnf.jkt`), or undefined without DPoP. */
   dpopThumbprint(): Promise<string | undefined>
+  /**
+   * Token exchange (RFC 8693): a token for `audience` or `resource` that acts for the holder of
+   * `subjectToken` (the user's access token this service received). Cached per subject token,
+   * target, scope and actor token, with the same rules as the client's own token, and never past
+   * the issued token's expiry nor the subject token's.
+   */
+  exchange(request: ExchangeRequest): Promise<AccessToken>
 }
 
 export type AuthorizationHeaders = { authorization: string; dpop?: string }
@@ -105,6 +119,7 @@ interface Resolved {
   dpop: DpopOption | undefined
   sleep: (ms: number) => Promise<void>
   random: () => number
+  exchangeCacheSize: number
 }
 
 function optionError(option: string, requirement: string): TypeError {
@@ -166,6 +181,7 @@ function resolve(o: TokenClientOptions): Resolved {
     dpop: o.dpop,
     sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
     random: o.random ?? Math.random,
+    exchangeCacheSize: Math.floor(nonNegative('exchangeCacheSize', o.exchangeCacheSize, 1000, 1)),
   }
 }
 
@@ -261,9 +277,23 @@ class ClientCredentialsClient {
     this.#cached = undefined
   }
 
+  /** One grant request (parameters besides client authentication), retried as the client's own. */
+  request(grant: URLSearchParams): Promise<AccessToken> {
+    return this.#withRetries(grant)
+  }
+
+  /** RFC 6749 §4.4.2: the client's own token. */
+  #clientCredentials(): URLSearchParams {
+    const o = this.#o
+    const grant = new URLSearchParams({ grant_type: 'client_credentials' })
+    if (o.scope !== undefined) grant.set('scope', o.scope)
+    if (o.audience !== undefined) grant.set(o.audienceParameter, o.audience)
+    return grant
+  }
+
   async #obtain(): Promise<AccessToken> {
     try {
-      const token = await this.#withRetries()
+      const token = await this.#withRetries(this.#clientCredentials())
       const now = this.#o.clock()
       const lifetime = token.expiresAt - now
       if (lifetime > 0) this.#cached = { token, renewAt: now + Math.max(lifetime - this.#o.skewMs, lifetime / 2) }
@@ -276,11 +306,11 @@ class ClientCredentialsClient {
     }
   }
 
-  async #withRetries(): Promise<AccessToken> {
+  async #withRetries(grant: URLSearchParams): Promise<AccessToken> {
     const o = this.#o
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#attempt()
+        return await this.#attempt(grant)
       } catch (err) {
         const e = err instanceof TokenClientError ? err : new TokenClientError('network_error', (err as Error).message, { retryable: true, cause: err })
         if (!e.retryable || attempt >= o.maxAttempts) throw e.withAttempts(attempt)
@@ -292,11 +322,9 @@ class ClientCredentialsClient {
   }
 
   /** The form and headers of one token request; built anew for each send (assertions and proofs are single-use). */
-  async #tokenRequest(endpoint: string): Promise<{ headers: Record<string, string>; body: URLSearchParams }> {
+  async #tokenRequest(endpoint: string, grant: URLSearchParams): Promise<{ headers: Record<string, string>; body: URLSearchParams }> {
     const o = this.#o
-    const body = new URLSearchParams({ grant_type: 'client_credentials' })
-    if (o.scope !== undefined) body.set('scope', o.scope)
-    if (o.audience !== undefined) body.set(o.audienceParameter, o.audience)
+    const body = new URLSearchParams(grant)
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }
     const c = o.credentials
     if (c.type === 'client_secret_basic') {
@@ -323,13 +351,13 @@ class ClientCredentialsClient {
     return { headers, body }
   }
 
-  async #attempt(): Promise<AccessToken> {
+  async #attempt(grant: URLSearchParams): Promise<AccessToken> {
     const o = this.#o
     const endpoint = this.#endpoint ?? (await this.#discover())
     let res: Response
     let json: Record<string, unknown> | undefined
     for (let nonceRetry = false; ; nonceRetry = true) {
-      const { headers, body } = await this.#tokenRequest(endpoint)
+      const { headers, body } = await this.#tokenRequest(endpoint, grant)
       res = await this.#request(endpoint, { method: 'POST', headers, body: body.toString() })
       json = await readJson(res)
       if (this.#dpop !== undefined) this.#nonces.update(endpoint, res.headers)
@@ -353,7 +381,7 @@ class ClientCredentialsClient {
     const exp = jwtExp(accessToken)
     const expiresAt =
       typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0 ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now
-    return { accessToken, tokenType, expiresAt, scope: typeof json?.scope === 'string' ? json.scope : o.scope }
+    return { accessToken, tokenType, expiresAt, scope: typeof json?.scope === 'string' ? json.scope : (grant.get('scope') ?? undefined) }
   }
 
   async #request(url: string, init: RequestInit): Promise<Response> {
@@ -426,13 +454,19 @@ function errorFromResponse(res: Response, json: Record<string, unknown> | undefi
  * `TokenClientError` at once, its `code` the OAuth error.
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  const client = new ClientCredentialsClient(resolve(options))
+  const resolved = resolve(options)
+  const client = new ClientCredentialsClient(resolved)
+  const exchanges = new ExchangeCache((grant) => client.request(grant), { ...resolved, jwtExp })
   const get = async (): Promise<string> => (await client.token()).accessToken
   return Object.assign(get, {
     token: () => client.token(),
-    invalidate: () => client.invalidate(),
     authorizationHeaders: (method: string, url: string) => client.authorizationHeaders(method, url),
     rememberDpopNonce: (url: string, response: { headers: Pick<Headers, 'get'> }) => client.rememberDpopNonce(url, response),
     dpopThumbprint: () => client.dpopThumbprint(),
+    invalidate: () => {
+      client.invalidate()
+      exchanges.clear()
+    },
+    exchange: (request: ExchangeRequest) => exchanges.get(request),
   })
 }

@@ -16,7 +16,18 @@ export interface AccessTokenClaims extends JWTPayload {
   auth_time?: number
   /** RFC 9449 §6.1: the DPoP key the token is bound to (RFC 7638 SHA-256 thumbprint). */
   cnf?: { jkt?: string }
+  /** RFC 8693 §4.1: the party acting for `sub` (an exchanged token), nested for a chain. */
+  act?: ActorClaim
 }
+
+/** RFC 8693 §4.1 `act`: the current actor, and in its own `act` the one before it. */
+export interface ActorClaim {
+  sub: string
+  act?: ActorClaim
+}
+
+/** Longest delegation chain accepted; a deeper `act` nesting is a malformed token. */
+export const MAX_ACTOR_CHAIN = 16
 
 /**
  * `user`: a token issued to a client on behalf of a user. `service`: a
@@ -34,6 +45,12 @@ export interface AuthContext {
   /** The refresh-token family / session the token descends from; absent for service tokens. */
   readonly sid: string | undefined
   readonly kind: PrincipalKind
+  /**
+   * The delegation chain of an exchanged token (RFC 8693 §4.1 `act`), flattened: the current actor
+   * (the outermost `act.sub`, the client that exchanged the token last) first, the earliest last.
+   * Empty when the token is not delegated.
+   */
+  readonly actors: readonly string[]
   /** `exp`, seconds since the epoch. */
   readonly expiresAt: number
   /**
@@ -72,13 +89,28 @@ function confirmationJkt(cnf: unknown): string | undefined {
   return jkt
 }
 
+/** The `act` chain's subjects, outermost first; throws invalid_token for a malformed or too deep chain. */
+function actorChain(act: unknown): readonly string[] {
+  if (act === undefined) return NO_STRINGS
+  const chain: string[] = []
+  let node: unknown = act
+  while (node !== undefined) {
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) throw invalidToken('invalid_claim')
+    const { sub, act: inner } = node as Record<string, unknown>
+    if (typeof sub !== 'string' || sub.length === 0 || chain.length >= MAX_ACTOR_CHAIN) throw invalidToken('invalid_claim')
+    chain.push(sub)
+    node = inner
+  }
+  return Object.freeze(chain)
+}
+
 /**
  * Builds the request's auth context from claims whose signature, `iss`,
  * `aud`, `exp`, `nbf` and presence checks already passed; checks the types
  * of the claims the rest of the code relies on.
  */
 export function toAuthContext(payload: JWTPayload): AuthContext {
-  const { sub, client_id: clientId, scope, roles, sid, auth_time: authTime, exp, cnf } = payload as Record<string, unknown>
+  const { sub, client_id: clientId, scope, roles, sid, auth_time: authTime, exp, cnf, act } = payload as Record<string, unknown>
   if (typeof sub !== 'string' || sub.length === 0) throw invalidToken('invalid_claim')
   if (typeof clientId !== 'string' || clientId.length === 0) throw invalidToken('invalid_claim')
   if (typeof exp !== 'number') throw invalidToken('invalid_claim')
@@ -87,6 +119,7 @@ export function toAuthContext(payload: JWTPayload): AuthContext {
   if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalidToken('invalid_claim')
   if (authTime !== undefined && typeof authTime !== 'number') throw invalidToken('invalid_claim')
   const jkt = confirmationJkt(cnf)
+  const actors = actorChain(act)
 
   const scopes = scope === undefined || scope === '' ? NO_STRINGS : Object.freeze(scope.split(' ').filter((s) => s.length > 0))
   const kind: PrincipalKind =
@@ -100,6 +133,7 @@ export function toAuthContext(payload: JWTPayload): AuthContext {
     roles: roles === undefined ? NO_STRINGS : roles,
     sid,
     kind,
+    actors,
     expiresAt: exp,
     jkt,
     tokenType: jkt === undefined ? 'Bearer' : 'DPoP',

@@ -10,7 +10,14 @@ export interface AuthRequirement {
   kind?: PrincipalKind
   /** `required`: only a DPoP-bound token presented with its proof (RFC 9449); a bearer token is 401 with a DPoP challenge. */
   dpop?: 'required'
+  /**
+   * RFC 8693 delegation: `required` admits only an exchanged token (one with an `act` claim, a
+   * service acting for the subject); `forbidden` refuses one (the subject's own client must call).
+   */
+  delegation?: Delegation
 }
+
+export type Delegation = 'required' | 'forbidden'
 
 /** 403 `insufficient_scope`, carrying the scope the challenge must name (RFC 6750 §3). */
 export class ScopeRequired extends InsufficientScope {
@@ -33,12 +40,14 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
   const kind = requirement.kind
   if (requirement.dpop !== undefined && requirement.dpop !== 'required') throw new TypeError(`auth requirement: dpop must be "required"`)
   const dpopRequired = requirement.dpop === 'required'
+  const delegation = requirement.delegation
   for (const s of scopes) {
     // RFC 6749 §3.3 scope-token syntax, so it can be quoted in the challenge.
     if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new TypeError(`auth requirement: invalid scope ${JSON.stringify(s)}`)
   }
   for (const r of roles) if (typeof r !== 'string' || r.length === 0) throw new TypeError(`auth requirement: invalid role ${JSON.stringify(r)}`)
   if (kind !== undefined && kind !== 'user' && kind !== 'service') throw new TypeError(`auth requirement: kind must be "user" or "service"`)
+  if (delegation !== undefined && delegation !== 'required' && delegation !== 'forbidden') throw new TypeError('auth requirement: delegation must be "required" or "forbidden"')
   const scopeString = scopes.join(' ')
 
   return (auth) => {
@@ -46,6 +55,11 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
     if (kind !== undefined && auth.kind !== kind) {
       return new AccessDenied(kind === 'service' ? 'this resource requires a service token' : 'this resource requires a user token', {
         detail: `wrong principal kind: ${auth.kind}`,
+      })
+    }
+    if (delegation !== undefined && (auth.actors.length > 0) !== (delegation === 'required')) {
+      return new AccessDenied(delegation === 'required' ? 'this resource requires a delegated token' : 'this resource does not accept a delegated token', {
+        detail: `delegation ${delegation}, actors: ${auth.actors.length}`,
       })
     }
     for (let i = 0; i < scopes.length; i++) if (!auth.scopes.includes(scopes[i]!)) return new ScopeRequired(scopeString)

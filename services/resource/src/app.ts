@@ -10,6 +10,8 @@ import { documentRoutes } from './routes/documents.js'
 import { healthRoutes, type HealthState } from './routes/health.js'
 import { internalRoutes } from './routes/internal.js'
 import { meRoutes } from './routes/me.js'
+import { reportsRoutes } from './routes/reports.js'
+import { createTokenClient, type TokenClient } from '@gatehouse/token-client'
 
 export interface ResourceDeps {
   /** A verifier built elsewhere (tests, benchmarks); by default one is built from the config and closed with the app. */
@@ -22,6 +24,8 @@ export interface ResourceDeps {
   documents?: DocumentStore
   /** Shared with server.ts so readiness turns false first on shutdown. */
   health?: HealthState
+  /** With REPORTS_URL: the token client that exchanges users' tokens (default: one built from the config). */
+  tokens?: TokenClient
   /** Where log lines go (tests capture them); default stdout. `false` silences. */
   logStream?: { write(line: string): void } | false
 }
@@ -82,6 +86,13 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
     await scope.register(documentRoutes, { store })
     await scope.register(adminRoutes, { prefix: '/admin', store })
     await scope.register(internalRoutes, { prefix: '/internal', store })
+    const reports = config.reports
+    if (reports !== undefined) {
+      const tokens =
+        deps.tokens ??
+        createTokenClient({ issuer: config.issuer, clientId: reports.clientId, credentials: { type: 'client_secret_basic', secret: reports.clientSecret } })
+      await scope.register(reportsRoutes, { reports, tokens, realm: config.audience })
+    }
   })
   return app
 }

@@ -24,6 +24,17 @@ export interface ResourceConfig {
   readonly logLevel: LogLevel
   /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
   readonly http?: HttpTimeouts
+  /** REPORTS_URL and the EXCHANGE_CLIENT_*: `GET /reports/me` calls the reports service for the user (token exchange); unset = no such route. */
+  readonly reports?: ReportsConfig | undefined
+}
+
+/** The downstream reports service and the client this service exchanges users' tokens as (RFC 8693). */
+export interface ReportsConfig {
+  readonly url: string
+  /** The audience to exchange for (REPORTS_AUDIENCE, default `api://reports`). */
+  readonly audience: string
+  readonly clientId: string
+  readonly clientSecret: string
 }
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
@@ -43,6 +54,25 @@ export function loadConfig(env: Env): ResourceConfig {
   if (dpopNonceSecret !== undefined && Buffer.byteLength(dpopNonceSecret) < 16) r.problem('DPOP_NONCE_SECRET must be at least 16 bytes')
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
   const http = readHttpTimeouts(r)
+  const reports = readReports(r)
   r.done()
-  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, publicUrl, dpopNonceSecret, logLevel, http })
+  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, publicUrl, dpopNonceSecret, logLevel, http, ...(reports === undefined ? {} : { reports }) })
+}
+
+/** The reports call (token exchange): all of it or none of it. */
+function readReports(r: EnvReader): ReportsConfig | undefined {
+  const url = r.url('REPORTS_URL', undefined)
+  const reportsAudience = r.string('REPORTS_AUDIENCE', 'api://reports')
+  const clientId = r.optional('EXCHANGE_CLIENT_ID')
+  const clientSecret = r.optional('EXCHANGE_CLIENT_SECRET')
+  if (url === undefined) {
+    if (clientId !== undefined || clientSecret !== undefined) r.problem('EXCHANGE_CLIENT_ID and EXCHANGE_CLIENT_SECRET are used only with REPORTS_URL')
+    return undefined
+  }
+  if (clientId === undefined || clientSecret === undefined) {
+    r.problem('REPORTS_URL needs EXCHANGE_CLIENT_ID and EXCHANGE_CLIENT_SECRET (the client this service exchanges tokens as)')
+    return undefined
+  }
+  if (/\s/.test(reportsAudience)) r.problem(`REPORTS_AUDIENCE must not contain whitespace, got ${JSON.stringify(reportsAudience)}`)
+  return Object.freeze({ url: url.replace(/\/+$/, ''), audience: reportsAudience, clientId, clientSecret })
 }

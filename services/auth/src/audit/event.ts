@@ -17,6 +17,8 @@ export const AUDITED_EVENTS = {
   'family.revoked': { outcome: 'success', actor: 'none' },
   'session.ended': { outcome: 'success', actor: 'none' },
   'token.revocation': { outcome: 'success', actor: 'client' },
+  /** RFC 8693: a client exchanged a user's token for one to a downstream service (grants/token-exchange.ts). */
+  'token.exchanged': { outcome: 'success', actor: 'client' },
   logout: { outcome: 'success', actor: 'user' },
   'device.approved': { outcome: 'success', actor: 'user' },
   'device.denied': { outcome: 'success', actor: 'user' },

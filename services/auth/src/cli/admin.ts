@@ -88,6 +88,8 @@ export interface NewClientInput {
   release_roles?: boolean
   require_pushed_authorization_requests?: boolean
   dpop_bound_access_tokens?: boolean
+  /** RFC 8693 (DESIGN §10.4): the audiences it may exchange users' tokens for. */
+  token_exchange?: { audiences: string[] }
 }
 
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])

@@ -25,6 +25,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     release_roles: c.releaseRoles,
     require_pushed_authorization_requests: c.requirePushedAuthorizationRequests,
     dpop_bound_access_tokens: c.dpopBoundAccessTokens,
+    token_exchange: c.tokenExchange.audiences.length > 0 ? { audiences: [...c.tokenExchange.audiences] } : null,
   }
 }
 
@@ -59,6 +60,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
         'require-par': { type: 'boolean', description: 'authorization requests only through /par, pushed (RFC 9126 require_pushed_authorization_requests; default: no)' },
         'dpop-bound-access-tokens': { type: 'boolean', description: 'every token request must carry a DPoP proof (RFC 9449 §5.2; default: no)' },
+        'exchange-audience': { type: 'string', multiple: true, value: 'aud', description: 'an audience it may exchange users\' tokens for (repeat; with the grant urn:ietf:params:oauth:grant-type:token-exchange, RFC 8693)' },
       },
       examples: [
         'gatehouse clients add reporting --grant-type client_credentials --scope "internal:read"',
@@ -67,6 +69,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'gatehouse clients add spa2 --auth-method none --grant-type authorization_code --redirect-uri https://spa.example.com/cb --json',
         'gatehouse clients add web3 --grant-type authorization_code --scope openid --redirect-uri https://app.example.com/cb --backchannel-logout-uri https://app.example.com/backchannel-logout',
         'gatehouse clients add tv-app --auth-method none --grant-type urn:ietf:params:oauth:grant-type:device_code --grant-type refresh_token --scope "openid profile"',
+        'gatehouse clients add gateway --grant-type urn:ietf:params:oauth:grant-type:token-exchange --exchange-audience api://reports',
       ],
       async run(inv) {
         const method = (str(inv.values, 'auth-method') ?? 'client_secret_basic') as TokenEndpointAuthMethod
@@ -92,6 +95,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         const audience = str(inv.values, 'audience')
         const resources = list(inv.values, 'resource')
         const backchannelUri = str(inv.values, 'backchannel-logout-uri')
+        const exchangeAudiences = list(inv.values, 'exchange-audience')
         const { client, secret } = await admin.addClient({
           client_id: inv.args[0]!,
           ...(name !== undefined ? { client_name: name } : {}),
@@ -109,6 +113,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
           ...(inv.values['require-par'] === true ? { require_pushed_authorization_requests: true } : {}),
           ...(inv.values['dpop-bound-access-tokens'] === true ? { dpop_bound_access_tokens: true } : {}),
+          ...(exchangeAudiences.length > 0 ? { token_exchange: { audiences: exchangeAudiences } } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })
       },

@@ -29,6 +29,8 @@ export interface Client {
   requirePushedAuthorizationRequests: boolean
   /** Every token request must carry a DPoP proof (metadata `dpop_bound_access_tokens`, RFC 9449 §5.2). */
   dpopBoundAccessTokens: boolean
+  /** Metadata `token_exchange` (RFC 8693, DESIGN §10.4): the audiences it may exchange tokens for; empty = none. */
+  tokenExchange: { audiences: readonly string[] }
 }
 
 /**
@@ -116,6 +118,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
     requirePushedAuthorizationRequests: c.require_pushed_authorization_requests === true,
     dpopBoundAccessTokens: c.dpop_bound_access_tokens === true,
+    tokenExchange: { audiences: [...(c.token_exchange?.audiences ?? [])] },
   }
 }
 

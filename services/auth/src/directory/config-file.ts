@@ -10,7 +10,9 @@ import { emailProblem } from './users.js'
  */
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none'
 export const AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']
-export const GRANT_TYPES = ['password', 'refresh_token', 'authorization_code', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const
+/** RFC 8693 §2.1: the token-exchange grant (DESIGN §10.4). */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
+export const GRANT_TYPES = ['password', 'refresh_token', 'authorization_code', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', TOKEN_EXCHANGE_GRANT] as const
 /** RFC 8628 §3.4: the device authorization grant's `grant_type`. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code' satisfies GrantType
 export type GrantType = (typeof GRANT_TYPES)[number]
@@ -49,6 +51,8 @@ export interface ClientConfig {
   require_pushed_authorization_requests?: boolean
   /** RFC 9449 §5.2: the client always uses DPoP, so a token request without a proof is refused; false when absent. */
   dpop_bound_access_tokens?: boolean
+  /** RFC 8693 (DESIGN §10.4): the audiences this client may exchange a subject token for. */
+  token_exchange?: { audiences: string[] }
 }
 
 export interface UserConfig {
@@ -99,6 +103,16 @@ export function redirectUriProblem(uri: string): string | null {
   // RFC 8252 §7.1: a private-use scheme is a reverse domain name the app owns (at least one dot).
   if (/^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/.test(scheme)) return null
   return `uses the scheme "${scheme}:", which is not allowed: use https, http on a loopback address, or a private-use scheme such as com.example.app: for native apps (RFC 8252 §7, RFC 9700 §2.1)`
+}
+
+/** Client metadata `token_exchange: { audiences: [...] }` (DESIGN §10.4): absent, or non-empty strings without whitespace. */
+function tokenExchangeMetadata(v: unknown, path: string, p: (path: string, msg: string) => void): { audiences: string[] } | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!isObj(v) || !Array.isArray(v.audiences) || v.audiences.some((a) => typeof a !== 'string' || a.length === 0 || /\s/.test(a))) {
+    p(path, 'must be {"audiences": [...]}, a list of audiences without whitespace')
+    return undefined
+  }
+  return { audiences: [...new Set(v.audiences as string[])] }
 }
 
 export function parseAuthFileConfig(doc: unknown, source: string): { config: AuthFileConfig; problems: string[] } {
@@ -205,6 +219,8 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
       }
       if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
+      if (method === 'none' && grant_types.includes(TOKEN_EXCHANGE_GRANT)) p(`${path}.grant_types`, 'a public client (none) may not use token exchange')
+      const token_exchange = tokenExchangeMetadata(c.token_exchange, `${path}.token_exchange`, p)
       if (client_id) {
         const rec: ClientConfig = {
           client_id,
@@ -226,6 +242,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
         if (c.require_pushed_authorization_requests === true) rec.require_pushed_authorization_requests = true
         if (c.dpop_bound_access_tokens === true) rec.dpop_bound_access_tokens = true
+        if (token_exchange !== undefined) rec.token_exchange = token_exchange
         config.clients.push(rec)
       }
     })

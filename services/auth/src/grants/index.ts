@@ -4,6 +4,7 @@ import { clientCredentialsGrant } from './client-credentials.js'
 import { deviceCodeGrant } from './device-code.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
+import { tokenExchangeGrant } from './token-exchange.js'
 import type { GrantHandler } from './types.js'
 
 /** One module per grant type, looked up by `grant_type` (STYLE). */
@@ -13,6 +14,7 @@ export const GRANTS: Partial<Record<GrantType, GrantHandler>> = {
   authorization_code: authorizationCodeGrant,
   client_credentials: clientCredentialsGrant,
   'urn:ietf:params:oauth:grant-type:device_code': deviceCodeGrant,
+  'urn:ietf:params:oauth:grant-type:token-exchange': tokenExchangeGrant,
 }
 
 export type { GrantHandler, GrantContext, TokenResponse } from './types.js'

@@ -7,6 +7,8 @@ import type { BoundKey } from '../dpop/proofs.js'
 /** RFC 6749 §5.1 (+ OIDC Core §3.1.3.3). */
 export interface TokenResponse {
   access_token: string
+  /** RFC 8693 §2.2.1: token exchange names the type of what it issued. */
+  issued_token_type?: string
   token_type: 'Bearer' | 'DPoP'
   expires_in: number
   scope: string

@@ -57,8 +57,15 @@ export const TOKEN_BODY = paramsSchema({
   code: 512,
   code_verifier: 128,
   redirect_uri: 2048,
+  // RFC 8693 §2.1; the subject and actor are access tokens, which live-access-token.ts bounds at 8 KiB.
+  subject_token: 8192,
+  subject_token_type: 128,
+  actor_token: 8192,
+  actor_token_type: 128,
+  requested_token_type: 128,
   // RFC 8707 §2; may repeat (an array, at most 8 values: repeated distinct ones are refused anyway).
   resource: 2048,
+  audience: 2048,
 })
 
 /** POST /revoke and /introspect (RFC 7009 §2.1, RFC 7662 §2.1): an unknown or malformed token is not an error there, so the bound is generous. */

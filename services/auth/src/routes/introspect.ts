@@ -55,6 +55,8 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
       }
       if (access.sid !== undefined) out.sid = access.sid
       if (access.cnf !== undefined) out.cnf = { jkt: access.cnf.jkt }
+      // RFC 8693 §4.1: who acts for the subject, in an introspection response too.
+      if (access.act !== undefined) out.act = access.act
       return out
     }
 

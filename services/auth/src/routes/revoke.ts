@@ -36,7 +36,9 @@ export async function revokeRoute(app: FastifyInstance, { deps, verifyAssertion 
       const access = await checkAccessToken(token)
       if (access !== null) {
         kind = 'access_token'
-        if (access.client_id === callerId && access.sid !== undefined) familyId = access.sid
+        // An exchanged token (RFC 8693, `act`) carries the family of the user's sign-in at another
+        // client: the service acting for the user may not end that sign-in.
+        if (access.client_id === callerId && access.sid !== undefined && access.act === undefined) familyId = access.sid
       }
     }
     const revoked = familyId !== undefined && (await revokeFamily(deps, request.log, familyId, 'revocation'))

@@ -15,6 +15,16 @@ export interface AccessTokenClaims {
   authTime?: number
   /** The DPoP key the token is bound to (RFC 9449 §6.1): its thumbprint, as `cnf.jkt`. */
   jkt?: string
+  /** RFC 8693 §4.1: who acts for the subject (token exchange); nested for a chain, the current actor outermost. */
+  act?: Actor
+  /** Seconds since the epoch: `exp` is never later (an exchanged token outlives not its subject token). */
+  notAfter?: number
+}
+
+/** RFC 8693 §4.1 `act` claim: the acting party, and who acted before it. */
+export interface Actor {
+  sub: string
+  act?: Actor
 }
 
 export interface IssuedAccessToken {
@@ -72,16 +82,17 @@ export class AccessTokenIssuer {
   async issue(c: AccessTokenClaims): Promise<IssuedAccessToken> {
     const { active } = this.keys.current()
     const iat = Math.floor(this.clock() / 1000)
-    const exp = iat + this.ttlSeconds
+    const exp = c.notAfter === undefined ? iat + this.ttlSeconds : Math.min(iat + this.ttlSeconds, c.notAfter)
     const jti = newJti()
     const payload: Record<string, unknown> = { iss: this.issuer, sub: c.sub, aud: c.audience, exp, iat, jti, client_id: c.clientId, scope: c.scope }
     if (c.roles) payload.roles = [...c.roles]
     if (c.sid) payload.sid = c.sid
     if (c.authTime !== undefined) payload.auth_time = c.authTime
     if (c.jkt !== undefined) payload.cnf = { jkt: c.jkt }
+    if (c.act !== undefined) payload.act = c.act
     const input = `${this.#header(active)}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
     const signature = sign('sha256', Buffer.from(input), active.privateKey).toString('base64url')
-    return { token: `${input}.${signature}`, jti, expiresIn: this.ttlSeconds, exp }
+    return { token: `${input}.${signature}`, jti, expiresIn: exp - iat, exp }
   }
 
   #header(key: SigningKey): string {

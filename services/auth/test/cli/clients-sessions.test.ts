@@ -63,6 +63,9 @@ t.test('clients add: public and private_key_jwt clients get no secret; bad input
   const dp = await cli(['clients', 'add', 'dp', '--grant-type', 'client_credentials', '--scope', 'internal:read', '--dpop-bound-access-tokens', '--json'])
   t.equal(dp.code, 0, dp.stderr)
   t.match(dp.json().client, { dpop_bound_access_tokens: true }, 'RFC 9449 §5.2 metadata')
+  const gw = await cli(['clients', 'add', 'gw', '--grant-type', 'urn:ietf:params:oauth:grant-type:token-exchange', '--exchange-audience', 'api://reports', '--json'])
+  t.equal(gw.code, 0, gw.stderr)
+  t.match(gw.json().client, { grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], token_exchange: { audiences: ['api://reports'] } }, 'token exchange metadata (RFC 8693)')
   const badFlag = await cli(['clients', 'add', 'x2', '--grant-type', 'password', '--release-roles', 'maybe'])
   t.equal(badFlag.code, 2)
   t.match(badFlag.stderr, /--release-roles must be true or false/)
@@ -101,8 +104,9 @@ t.test('clients add: public and private_key_jwt clients get no secret; bad input
 t.test('clients list, show, rotate-secret and delete', async (t) => {
   const live = await liveService(t, ENV)
   const list = await cli(['clients', 'list', '--json'])
-  t.same((list.json().clients as { client_id: string }[]).map((c) => c.client_id).sort(), ['cli', 'cli-device', 'reporting-service', 'spa', 'web'], 'seeded from the config file')
+  t.same((list.json().clients as { client_id: string }[]).map((c) => c.client_id).sort(), ['cli', 'cli-device', 'reporting-service', 'resource-service', 'spa', 'web'], 'seeded from the config file')
   t.match((await cli(['clients', 'show', 'web', '--json'])).json(), { client: { client_id: 'web', redirect_uris: ['http://127.0.0.1:3000/callback', 'http://localhost:3000/callback'] } })
+  t.match((await cli(['clients', 'show', 'resource-service', '--json'])).json(), { client: { grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], token_exchange: { audiences: ['api://reports'] } } }, 'token exchange metadata (RFC 8693)')
   t.equal((await cli(['clients', 'show', 'nope'])).code, 1)
 
   t.equal((await serviceToken(live.app, 'reporting-service', 'reporting-secret')).statusCode, 200)

@@ -63,7 +63,7 @@ t.test('PostgreSQL without Redis: migrated at start, seeded once, logins and dis
   const clients = await cli(['clients', 'list', '--json'])
   t.ok(JSON.stringify(clients.json()).includes('reporting-service'), 'clients listed from the database')
   const resources = await cli(['db', 'resources', '--json'])
-  t.match(resources.json(), { source: 'database', resources: [{ audience: 'api://extra' }, { audience: 'api://resource' }] })
+  t.match(resources.json(), { source: 'database', resources: [{ audience: 'api://extra' }, { audience: 'api://reports' }, { audience: 'api://resource' }] })
 
   // A second start seeds nothing again: a user deleted with the CLI stays deleted.
   t.equal((await cli(['users', 'delete', 'bob', '--yes'])).code, 0)

@@ -340,7 +340,7 @@ t.test('discovery lists every supported value', async (t) => {
   const h = await startOidcApp()
   t.teardown(h.close)
   const doc = (await h.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json()
-  t.same([...doc.grant_types_supported].sort(), ['authorization_code', 'client_credentials', 'password', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'])
+  t.same([...doc.grant_types_supported].sort(), ['authorization_code', 'client_credentials', 'password', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange'])
   t.same(doc.response_types_supported, ['code'])
   t.same(doc.code_challenge_methods_supported, ['S256'])
   t.equal(doc.authorization_response_iss_parameter_supported, true)

@@ -11,7 +11,7 @@ t.test('password grant issues an RFC 9068 access token and a refresh token', asy
   const body = res.json()
   t.equal(body.token_type, 'Bearer')
   t.equal(body.expires_in, 900)
-  t.equal(body.scope, 'openid profile email documents:read documents:write')
+  t.equal(body.scope, 'openid profile email documents:read documents:write reports:read')
   t.type(body.refresh_token, 'string')
   t.ok(body.refresh_token.length >= 60, 'refresh token carries ≥ 256 bits')
 

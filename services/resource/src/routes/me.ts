@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 
-/** `GET /me`: any valid user token (DESIGN §4). */
+/** `GET /me`: any valid user token (DESIGN §4); a delegated one (token exchange) also shows who acts (`act`, RFC 8693 §4.1). */
 export async function meRoutes(app: FastifyInstance): Promise<void> {
   app.get(
     '/me',
@@ -15,6 +15,7 @@ export async function meRoutes(app: FastifyInstance): Promise<void> {
               roles: { type: 'array', items: { type: 'string' } },
               scope: { type: 'string' },
               client_id: { type: 'string' },
+              act: { type: 'object', additionalProperties: true },
             },
           },
         },
@@ -22,7 +23,7 @@ export async function meRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const { auth } = request
-      return { sub: auth.subject, roles: auth.roles, scope: auth.scopes.join(' '), client_id: auth.clientId }
+      return { sub: auth.subject, roles: auth.roles, scope: auth.scopes.join(' '), client_id: auth.clientId, act: auth.claims.act }
     },
   )
 }
