@@ -3,6 +3,7 @@ import { revokeFamily } from '../families/family-revocation.js'
 import { required } from '../http/form.js'
 import { isCodeVerifier, verifierMatches } from '../authorize/pkce.js'
 import { startUserTokens } from './user-tokens.js'
+import { checkCodeBinding } from '../dpop/proofs.js'
 import { grantedResources, requestedResource, tokenAudience } from '../tokens/resource-indicators.js'
 import type { GrantHandler } from './types.js'
 import { audit } from '../audit/trail.js'
@@ -48,6 +49,8 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, re
   if (g.clientId !== c.id) throw new InvalidGrant(REJECTED, { detail: 'issued to another client' })
   if (g.redirectUri !== redirectUri) throw new InvalidGrant('redirect_uri does not match the authorization request', { detail: 'redirect_uri mismatch' })
   if (!verifierMatches(verifier, g.codeChallenge)) throw new InvalidGrant('the code_verifier does not match the code_challenge', { detail: 'pkce mismatch' })
+  // RFC 9449 §10: a code requested with dpop_jkt (or pushed with a proof) is exchanged only with a proof of that key.
+  checkCodeBinding(g.dpopJkt, dpop ?? null)
   const granted = grantedResources(g.resources, c)
   const audience = tokenAudience(wanted, granted, c)
   if (audience === undefined) throw new InvalidTarget('none of the granted resources is allowed for this client any more')
