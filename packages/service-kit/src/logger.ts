@@ -77,6 +77,8 @@ export function redactSecrets(fields: Record<string, unknown>): Record<string, u
  * Query parameters whose values never reach a log line. fastify logs every request's URL, and a
  * client may put a token in the query even where it is not accepted (RFC 6750 §2.3 is not
  * offered), or legitimately send one (`id_token_hint` at /logout); `login_hint` is personal data.
+ * A pushed request's `request_uri` (RFC 9126) and a device's `user_code` (RFC 8628
+ * `verification_uri_complete`) stand in for a pending authorization until they are used.
  */
 export const REDACT_QUERY_PARAMS: ReadonlySet<string> = new Set([
   'access_token',
@@ -92,6 +94,9 @@ export const REDACT_QUERY_PARAMS: ReadonlySet<string> = new Set([
   'password',
   'login_hint',
   'logout_hint',
+  'request_uri',
+  'user_code',
+  'device_code',
 ])
 
 /** The URL with the values of secret query parameters replaced (names and the rest kept for debugging). */

@@ -76,3 +76,13 @@ t.test('one line per request, carrying the request; the arrival line at debug on
     t.notMatch(JSON.stringify(lines), /secret-1/)
   }
 })
+
+t.test('redactUrl: pending-authorization handles (PAR request_uri, device user_code) are redacted too', async (t) => {
+  const { redactUrl } = await import('../src/logger.js')
+  t.equal(
+    redactUrl('/authorize?client_id=web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Aabc'),
+    '/authorize?client_id=web&request_uri=[redacted]',
+  )
+  t.equal(redactUrl('/device?user_code=BCDF-GHJK'), '/device?user_code=[redacted]')
+  t.equal(redactUrl('/x?DEVICE_CODE=z&a=1'), '/x?DEVICE_CODE=[redacted]&a=1')
+})
