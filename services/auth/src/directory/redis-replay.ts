@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import { redisCall as call } from '../store/redis-call.js'
+import { claimOnce } from '../store/redis-call.js'
 import { assertionJtiKey, DEFAULT_KEY_PREFIX } from '../store/key-names.js'
 import type { Clock } from '../store/types.js'
 import { digest, type ReplayStore } from './replay.js'
@@ -17,9 +17,6 @@ export class RedisReplayStore implements ReplayStore {
   }
 
   async claim(clientId: string, jti: string, untilMs: number): Promise<boolean> {
-    const ttl = Math.max(1, Math.ceil(untilMs - this.#clock()))
-    const key = assertionJtiKey(digest(clientId, jti), this.#prefix)
-    const reply = await call('jti claim', () => this.#redis.set(key, '1', 'PX', ttl, 'NX'))
-    return reply === 'OK'
+    return await claimOnce(this.#redis, 'jti claim', assertionJtiKey(digest(clientId, jti), this.#prefix), untilMs, this.#clock())
   }
 }

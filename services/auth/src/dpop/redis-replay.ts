@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { DpopReplayCache } from '@gatehouse/verifier'
-import { redisCall } from '../store/redis-call.js'
+import { claimOnce } from '../store/redis-call.js'
 import { DEFAULT_KEY_PREFIX, dpopProofKey } from '../store/key-names.js'
 import type { Clock } from '../store/types.js'
 
@@ -21,8 +21,6 @@ export class RedisDpopReplayCache implements DpopReplayCache {
   }
 
   async claim(key: string, expiresAtMs: number): Promise<boolean> {
-    const ttl = Math.max(1, Math.ceil(expiresAtMs - this.#clock()))
-    const name = dpopProofKey(key, this.#prefix)
-    return (await redisCall('dpop proof claim', () => this.#redis.set(name, '1', 'PX', ttl, 'NX'))) === 'OK'
+    return await claimOnce(this.#redis, 'dpop proof claim', dpopProofKey(key, this.#prefix), expiresAtMs, this.#clock())
   }
 }
