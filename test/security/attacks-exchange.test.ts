@@ -18,6 +18,7 @@ const OTHER = basic('other-gateway', 'other-secret')
 
 const clients = [
   { client_id: 'gateway', client_secret: 'gateway-secret', grant_types: [GRANT, 'client_credentials'], scope: 'internal:read', audience: 'api://resource', token_exchange: { audiences: ['api://reports'] } },
+  { client_id: 'outsider', client_secret: 'outsider-secret', grant_types: [GRANT], scope: 'reports:read', audience: 'api://reports', token_exchange: { audiences: ['api://reports'] } },
   { client_id: 'other-gateway', client_secret: 'other-secret', grant_types: [GRANT, 'client_credentials'], scope: 'internal:read', audience: 'api://resource', token_exchange: { audiences: ['api://reports'] } },
 ]
 
@@ -41,6 +42,10 @@ t.test('token exchange: every attack is refused with the RFC 8693 §2.2.2 error'
   t.teardown(h.close)
   const user = await login(h)
   t.equal((await exchange(h, user.access_token)).statusCode, 200, 'the honest exchange works (so each refusal below is the defence, not a broken set-up)')
+
+  // A token issued for another service: only the service it was meant for may exchange it (a
+  // client that got hold of someone's token, or of a DPoP-bound one without its key).
+  refused(t, await exchange(h, user.access_token, {}, basic('outsider', 'outsider-secret')), 'invalid_request', "a subject token for another client's audience")
 
   // A target outside the client's token_exchange.audiences, even one that exists.
   refused(t, await exchange(h, user.access_token, { audience: 'api://resource' }), 'invalid_target', 'an audience not allowed')

@@ -1,6 +1,6 @@
 import { InvalidDpopProof, TemporarilyUnavailable, isOAuthError, type PresentedAccessToken } from '@gatehouse/service-kit'
 import type { AuthContext } from './auth-context.js'
-import { DpopNonces, MemoryDpopReplayCache, replayKey, type DpopReplayCache, type VerifiedDpopProof } from './dpop-proof.js'
+import { DpopNonces, MemoryDpopReplayCache, replayKey, replayUntil, type DpopReplayCache, type VerifiedDpopProof } from './dpop-proof.js'
 import { checkSenderConstraint } from './dpop-request.js'
 import { DpopRequired } from './errors.js'
 import type { DpopRejectionReason, VerifierMetrics } from './metrics.js'
@@ -122,7 +122,7 @@ export class DpopChecker {
         return null
       }
       // Remembered for as long as the proof could be accepted (its iat window, with the tolerance).
-      const until = (proof.iat + this.#o.maxAgeSeconds + this.#clockTolerance) * 1000
+      const until = replayUntil(proof, this.#o.maxAgeSeconds, this.#clockTolerance)
       const first = this.#replay.claim(replayKey(proof), until)
       if (typeof first === 'boolean') return this.#claimed(first, proof)
       // A shared cache that cannot answer: the proof cannot be checked (503), never a 500.

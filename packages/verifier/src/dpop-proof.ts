@@ -217,7 +217,9 @@ export function verifyDpopProof(proof: string, check: DpopProofCheck): VerifiedD
   if (check.accessToken !== undefined) {
     const ath = claims.ath
     const expected = accessTokenHash(check.accessToken)
-    if (typeof ath !== 'string' || ath.length !== expected.length || !timingSafeEqual(Buffer.from(ath), Buffer.from(expected))) {
+    // Compared as bytes: a string of the right length may hold multi-byte characters.
+    const given = Buffer.from(typeof ath === 'string' ? ath : '')
+    if (typeof ath !== 'string' || given.length !== expected.length || !timingSafeEqual(given, Buffer.from(expected))) {
       fail('the DPoP proof does not match the access token', 'ath')
     }
   }
@@ -233,6 +235,14 @@ export function verifyDpopProof(proof: string, check: DpopProofCheck): VerifiedD
 export interface DpopReplayCache {
   /** `key` names one proof (`replayKey`); remember it until `expiresAtMs`. */
   claim(key: string, expiresAtMs: number): Promise<boolean> | boolean
+}
+
+/**
+ * Until when (ms) a proof must be remembered (§11.1): as long as `verifyDpopProof` could accept it
+ * with the same window, which compares whole seconds, so one second past `iat + maxAge + tolerance`.
+ */
+export function replayUntil(proof: Pick<VerifiedDpopProof, 'iat'>, maxAgeSeconds: number, clockToleranceSeconds: number): number {
+  return (proof.iat + maxAgeSeconds + clockToleranceSeconds + 1) * 1000
 }
 
 /** A fixed-size name for a proof: its key's thumbprint and its jti, hashed (the jti is the client's). */
@@ -306,9 +316,10 @@ export class DpopNonces {
 
   /** True for the current or the previous window's nonce. */
   valid(nonce: string | undefined): boolean {
-    if (nonce === undefined || nonce.length !== 35) return false
+    if (nonce === undefined) return false
     const window = Math.floor(this.clock() / this.windowMs)
     const given = Buffer.from(nonce)
+    if (given.length !== 35) return false
     return [window, window - 1].some((w) => timingSafeEqual(given, Buffer.from(this.#make(w))))
   }
 

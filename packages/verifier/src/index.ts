@@ -4,7 +4,7 @@ export { MAX_ACTOR_CHAIN, type AuthContext, type AccessTokenClaims, type ActorCl
 export { compileRequirement, ScopeRequired, type AuthRequirement, type Delegation, type RequirementCheck } from './requirements.js'
 export { authErrorResponse, type AuthErrorResponse, type ChallengeContext } from './challenge.js'
 export { DpopChecker, type DpopRequestTarget } from './dpop-check.js'
-export { extractBearerToken, assertB64Token } from './bearer.js'
+export { extractBearerToken, extractAccessToken, assertB64Token } from './bearer.js'
 export {
   AccessTokenRulebook,
   ANY_AUDIENCE,
@@ -38,6 +38,7 @@ export {
   jwkThumbprint,
   normalizeHtu,
   replayKey,
+  replayUntil,
   verifyDpopProof,
   type DpopAlgorithm,
   type DpopProofCheck,

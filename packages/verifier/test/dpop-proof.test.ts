@@ -211,3 +211,23 @@ t.test('the replay cache when full: refused until the earliest live entry expire
   t.equal(cache.claim('f', start + 5000), true, 'c expired')
 })
 
+
+t.test('non-ASCII ath and nonce are refused as bad proofs, never a crash (multi-byte characters)', async (t) => {
+  const token = 'eyJhbGciOiJSUzI1NiJ9.e30.sig'
+  const right = proof({ accessToken: token })
+  const ath = JSON.parse(Buffer.from(right.split('.')[1]!, 'base64url').toString()).ath as string
+  const wide = `${ath.slice(0, -1)}é` // the same number of characters, one byte more
+  refused(t, proof({ payload: { ath: wide } }), check({ accessToken: token }), 'ath')
+  const nonces = new DpopNonces(randomBytes(32), () => NOW * 1000)
+  const nonce = `${nonces.current().slice(0, -1)}é`
+  refused(t, proof({ nonce }), check({ nonce: (n) => nonces.valid(n) }), 'nonce', 'use_dpop_nonce')
+})
+
+t.test('replayUntil: as long as the proof could still be accepted, to the last millisecond', async (t) => {
+  const { replayUntil } = await import('../src/index.js')
+  const iat = NOW - 10
+  const until = replayUntil({ iat }, 60, 5)
+  const nowAt = (ms: number) => check({ now: Math.floor(ms / 1000) })
+  t.ok(verifyDpopProof(proof({ iat }), nowAt(until - 1)), 'accepted one ms before')
+  t.throws(() => verifyDpopProof(proof({ iat }), nowAt(until)), { code: 'invalid_dpop_proof', detail: 'iat stale' }, 'refused from then on')
+})

@@ -5,6 +5,7 @@ import {
   DpopNonces,
   checkSenderConstraint,
   replayKey,
+  replayUntil,
   singleDpopHeader,
   verifyDpopProof,
   type DpopProofCheck,
@@ -119,7 +120,7 @@ export function readProof(request: FastifyRequest, deps: AuthDeps, path: string)
 /** Single use of a proof (§11.1): a second presentation is `invalid_dpop_proof`. */
 export async function claimProof(request: FastifyRequest, deps: AuthDeps, proof: VerifiedDpopProof, clientId?: string): Promise<void> {
   // Kept until the proof would be refused as too old anyway (a future iat included).
-  const until = (proof.iat + PROOF_MAX_AGE_S + PROOF_CLOCK_TOLERANCE_S) * 1000 + 1000
+  const until = replayUntil(proof, PROOF_MAX_AGE_S, PROOF_CLOCK_TOLERANCE_S)
   if (!(await deps.dpop.replay.claim(replayKey(proof), until))) {
     throw proofRefused(request, deps, new InvalidDpopProof('the DPoP proof has already been used', { detail: 'replay' }), clientId)
   }

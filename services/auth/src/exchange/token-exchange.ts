@@ -7,6 +7,7 @@ import type { AuthDeps } from '../runtime/deps.js'
 import type { Actor, IssuedAccessToken } from '../tokens/access-tokens.js'
 import { accessTokenChecker, type LiveAccessToken } from '../tokens/live-access-token.js'
 import { resolveScope, splitScope } from '../tokens/scope.js'
+import { allowedResources, resourceUriProblem } from '../tokens/resource-indicators.js'
 
 /** RFC 8693 §3: the one token type this server accepts and issues. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
@@ -63,13 +64,8 @@ export function parseExchangeRequest(params: Params, resources: readonly string[
 export function exchangeTarget(resource: string | undefined, audience: string | undefined): string {
   if (resource === undefined && audience === undefined) throw new InvalidTarget('resource or audience is required')
   if (resource !== undefined) {
-    let url: URL | undefined
-    try {
-      url = new URL(resource)
-    } catch {
-      url = undefined
-    }
-    if (url === undefined || resource.includes('#')) throw new InvalidTarget('resource must be an absolute URI without a fragment')
+    const problem = resourceUriProblem(resource)
+    if (problem !== null) throw new InvalidTarget(`the resource ${problem}`)
     if (audience !== undefined && audience !== resource) throw new InvalidTarget('resource and audience name different targets')
   }
   const target = audience ?? resource!
@@ -146,6 +142,13 @@ export async function exchangeToken(deps: AuthDeps, client: Client, params: Para
   // Only a user's token is exchanged on the user's behalf (DESIGN §10.4); a service token has no
   // revocable family (`sid`) that could end the exchanged one.
   if (subject.sid === undefined) throw new InvalidRequest('the subject_token does not stand for a user')
+  // Only the service a token was issued for may exchange it (RFC 8693 §2.2.2, "unacceptable based
+  // on policy"): its `aud` names one of the caller's own resources, as for /introspect. Another
+  // client that got hold of the token, or of a DPoP-bound one without its key, cannot turn it
+  // into a token of its own.
+  const own = allowedResources(client)
+  const aud = Array.isArray(subject.aud) ? subject.aud : [subject.aud]
+  if (!aud.some((a) => typeof a === 'string' && own.includes(a))) throw new InvalidRequest('the subject_token was not issued for this client\'s audience')
   const prior = subject.act
   if (chainLength(prior) >= MAX_ACTOR_CHAIN) throw new InvalidRequest('the subject_token has too long a delegation chain')
   if (req.actorToken !== undefined) {

@@ -1,6 +1,6 @@
 import { OAuthError, TemporarilyUnavailable } from '@gatehouse/service-kit'
 import { TokenClientError, type TokenClient } from '@gatehouse/token-client'
-import { authErrorResponse, extractBearerToken } from '@gatehouse/verifier'
+import { authErrorResponse, extractAccessToken } from '@gatehouse/verifier'
 import type { FastifyInstance } from 'fastify'
 import type { ReportsConfig } from '../config.js'
 import { sendError } from '../error-handler.js'
@@ -30,8 +30,8 @@ const UPSTREAM_TIMEOUT_MS = 10_000
  */
 export async function reportsRoutes(app: FastifyInstance, { reports, tokens, realm }: ReportsRouteOptions): Promise<void> {
   app.get('/reports/me', { config: { auth: { kind: 'user' } } }, async (request, reply) => {
-    // The verifier admitted exactly this header's token (RFC 6750 §2.1).
-    const subjectToken = extractBearerToken(request.headers.authorization)!
+    // The verifier admitted exactly this header's token (RFC 6750 §2.1, or RFC 9449 §7.1 with DPoP).
+    const subjectToken = extractAccessToken(request.headers.authorization)!.token
     let accessToken: string
     try {
       ;({ accessToken } = await tokens.exchange({ subjectToken, audience: reports.audience }))
