@@ -106,7 +106,17 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       async kill() {
         const p = proc
         proc = null
+        // A SIGKILLed postmaster leaves its backends running until they notice, and one busy with
+        // a client's connection may still answer it: kill them too, as a crashed host would.
+        const backends = postmasterChildren(data)
         if (p) await p.stop('SIGKILL')
+        for (const pid of backends) {
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {
+            // already gone
+          }
+        }
       },
       async restart() {
         const p = proc
@@ -303,4 +313,28 @@ async function launch(bin: string, owner: Owner | null, dir: string, port: numbe
     throw new Error(`postgres on port ${port} did not start: ${(err as Error).message}\n${tail}${file}`)
   }
   return { child, stop }
+}
+
+/** The processes the postmaster of `data` started (its backends and workers), from /proc. */
+function postmasterChildren(data: string): number[] {
+  let postmaster: number
+  try {
+    postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+  } catch {
+    return []
+  }
+  if (!Number.isSafeInteger(postmaster) || postmaster <= 0) return []
+  const children: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ...", comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === postmaster) children.push(Number(entry))
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return children
 }
