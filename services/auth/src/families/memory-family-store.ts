@@ -6,6 +6,7 @@ import type {
   FamilyPolicy,
   FamilyStore,
   RevokeReason,
+  RotateContext,
   RotateOutcome,
 } from './types.js'
 import type { Clock } from '../store/types.js'
@@ -102,7 +103,7 @@ export class MemoryFamilyStore implements FamilyStore {
     return { family: { ...family }, refreshToken: this.#codec.mint(id, 0) }
   }
 
-  async rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome> {
+  async rotate(refreshToken: string, ctx: RotateContext): Promise<RotateOutcome> {
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
     const entry = this.#families.get(parsed.familyId)
@@ -117,6 +118,7 @@ export class MemoryFamilyStore implements FamilyStore {
 
     const presented = parsed.generation
     if (presented === family.generation) {
+      if (family.jkt === undefined && ctx.bind === true && ctx.jkt !== undefined) family.jkt = ctx.jkt
       family.generation += 1
       family.lastUsedAt = now
       entry.rotatedAt = now

@@ -17,6 +17,7 @@ import {
   type FamilyStore,
   type RevokeReason,
   type RotateOutcome,
+  type RotateContext,
 } from './types.js'
 import { StoreUnavailable, type Clock } from '../store/types.js'
 
@@ -152,7 +153,7 @@ export class RedisFamilyStore implements FamilyStore {
     throw new StoreUnavailable('redis: could not allocate a family id')
   }
 
-  async rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome> {
+  async rotate(refreshToken: string, ctx: RotateContext): Promise<RotateOutcome> {
     // A forged token never reaches Redis, so it can neither revoke nor probe a family.
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === null) return { status: 'not_found' }
@@ -168,6 +169,7 @@ export class RedisFamilyStore implements FamilyStore {
         this.#graceClock,
         ...this.#announcement(parsed.familyId, now),
         ctx.jkt ?? '',
+        ctx.bind === true ? '1' : '',
       ),
     )
     if (!Array.isArray(reply) || typeof reply[0] !== 'string' || !ROTATE_STATUSES.has(reply[0])) {

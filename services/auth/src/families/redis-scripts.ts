@@ -49,7 +49,9 @@ end
  * ARGV[1] now (ms), ARGV[2] presented generation, ARGV[3] presenting client id,
  * ARGV[4] idle TTL (ms), ARGV[5] reuse grace (ms), ARGV[6] grace clock ('redis' | 'caller'),
  * ARGV[7..11] the announcement of a revocation (see announce()),
- * ARGV[12] the thumbprint of the DPoP key the request proved ('' when none)
+ * ARGV[12] the thumbprint of the DPoP key the request proved ('' when none),
+ * ARGV[13] '1' when an unbound family is to be bound to that key as it rotates (a public client's
+ * first DPoP proof, RFC 9449 §5), else ''
  * Returns {status} or {status, HGETALL of the family after the step}.
  */
 export const ROTATE_SCRIPT = `${announce(7)}
@@ -91,6 +93,9 @@ if presented == current then
   -- The idle expiry slides, never past the absolute one.
   local ttl = math.min(expiresAt, now + idle) - now
   redis.call('HSET', key, 'generation', string.format('%d', current + 1), 'lastUsedAt', ARGV[1], 'rotatedAt', string.format('%d', stamp))
+  if not f[7] and ARGV[13] == '1' and ARGV[12] ~= '' then
+    redis.call('HSET', key, 'jkt', ARGV[12])
+  end
   redis.call('PEXPIRE', key, string.format('%d', ttl))
   return {'rotated', redis.call('HGETALL', key)}
 end

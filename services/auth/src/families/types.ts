@@ -83,14 +83,23 @@ export type RotateOutcome =
 
 export type RevokeReason = 'reuse' | 'logout' | 'revocation' | 'password_change' | 'user_disabled' | 'admin' | 'code_replay'
 
+/** Who presents a refresh token, and with which DPoP key. */
+export interface RotateContext {
+  clientId: string
+  /** The thumbprint of the DPoP key the request proved, if any; a bound family rotates only with its own key. */
+  jkt?: string
+  /**
+   * Bind an unbound family to `jkt` in the same step as it rotates (RFC 9449 §5: a public
+   * client's refresh token MUST be bound to the key of the proof it presents).
+   */
+  bind?: boolean
+}
+
 export interface FamilyStore {
   /** Starts a family; returns it with its first refresh token (generation 0). */
   create(input: FamilyInput): Promise<{ family: Family; refreshToken: string }>
-  /**
-   * One atomic step (one round trip for Redis). `jkt`: the thumbprint of the DPoP key the
-   * request proved, if any; a bound family rotates only with its own key.
-   */
-  rotate(refreshToken: string, ctx: { clientId: string; jkt?: string }): Promise<RotateOutcome>
+  /** One atomic step (one round trip for Redis). */
+  rotate(refreshToken: string, ctx: RotateContext): Promise<RotateOutcome>
   /** The live or revoked family, or null when unknown or expired. */
   get(familyId: string): Promise<Family | null>
   /**

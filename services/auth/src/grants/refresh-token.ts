@@ -36,7 +36,11 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
     if (found !== null && found.family.clientId === client.client.id) checkNarrowing(found.family, asked, wanted, client.client)
   }
   // A family bound to a DPoP key (RFC 9449 §5) is checked against the proof inside the rotation.
-  const outcome = await deps.families.rotate(presented, { clientId: client.client.id, ...(dpop === undefined ? {} : { jkt: dpop.jkt }) })
+  // A public client's family not yet bound is bound to the key of its first proof, in the same step (§5).
+  const outcome = await deps.families.rotate(presented, {
+    clientId: client.client.id,
+    ...(dpop === undefined ? {} : { jkt: dpop.jkt, bind: client.method === 'none' }),
+  })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
   const log = { client_id: client.client.id, ip: request.ip }
 

@@ -368,15 +368,28 @@ export function familyStoreContract(t: Test, factory: StoreFactory, probe?: Anno
     t.match(await store.rotate(out.refreshToken, { clientId: CLIENT, jkt: KEY_A }), { status: 'rotated', family: { generation: 2 } })
   })
 
-  t.test('an unbound family rotates with or without a key, and stays unbound', async (t) => {
+  t.test('an unbound family stays unbound unless told to bind; told, it binds to the key in the same step', async (t) => {
     const { store } = await setup(t)
     const { family, refreshToken: t0 } = await store.create(input())
     t.notOk('jkt' in family, 'no key without one')
     const out = await store.rotate(t0, { clientId: CLIENT, jkt: 'some-key-thumbprint' })
     t.match(out, { status: 'rotated' })
     if (out.status !== 'rotated') return
-    t.notOk('jkt' in out.family, 'a proof at rotation does not bind the family')
-    t.match(await store.rotate(out.refreshToken, { clientId: CLIENT }), { status: 'rotated' })
+    t.notOk('jkt' in out.family, 'a proof alone (a confidential client) does not bind the family')
+    const plain = await store.rotate(out.refreshToken, { clientId: CLIENT })
+    t.match(plain, { status: 'rotated' })
+    if (plain.status !== 'rotated') return
+
+    // A public client's first proof (RFC 9449 §5): bound as it rotates, then only that key rotates.
+    t.match(await store.rotate(plain.refreshToken, { clientId: CLIENT, bind: true }), { status: 'rotated' }, 'bind without a key binds nothing')
+    const second = await store.create(input())
+    const bound = await store.rotate(second.refreshToken, { clientId: CLIENT, jkt: 'key-a-thumbprint', bind: true })
+    t.match(bound, { status: 'rotated', family: { jkt: 'key-a-thumbprint' } })
+    if (bound.status !== 'rotated') return
+    t.equal((await store.get(second.family.id))?.jkt, 'key-a-thumbprint', 'the binding is kept')
+    t.match(await store.rotate(bound.refreshToken, { clientId: CLIENT }), { status: 'key_mismatch' }, 'no proof: refused')
+    t.match(await store.rotate(bound.refreshToken, { clientId: CLIENT, jkt: 'key-b-thumbprint', bind: true }), { status: 'key_mismatch' }, 'another key cannot rebind it')
+    t.match(await store.rotate(bound.refreshToken, { clientId: CLIENT, jkt: 'key-a-thumbprint', bind: true }), { status: 'rotated', family: { jkt: 'key-a-thumbprint' } })
   })
 
   t.test('idle expiry slides with use; an unused family expires', async (t) => {
