@@ -59,24 +59,24 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
 
   const back = (reply: FastifyReply, notice: AccountNotice): FastifyReply => reply.code(303).header('cache-control', 'no-store').header('location', accountPageUrl(deps.config, notice)).send()
 
-  /** A form's POST: the form genuine and shown to this very sign-in, else refused (nothing done). */
-  const checked = async (request: FastifyRequest, reply: FastifyReply): Promise<{ params: Params; who: { session: LoginSession; user: User } } | FastifyReply> => {
+  /** A form's POST: the form genuine and shown to this very sign-in, else refused (nothing done; the refusal already sent). */
+  const checked = async (request: FastifyRequest, reply: FastifyReply): Promise<{ params: Params; who: { session: LoginSession; user: User } } | { refused: FastifyReply }> => {
     let params: Params
     try {
-      if (request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') !== true) return expiredForm(reply, 400)
+      if (request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') !== true) return { refused: expiredForm(reply, 400) }
       params = singleParams(request.body, 'account')
     } catch {
-      return expiredForm(reply, 400)
+      return { refused: expiredForm(reply, 400) }
     }
     const check = readAccountForm(request, deps, params.form, params.csrf)
     if (!check.ok) {
       request.log.info({ event: 'account.form_rejected', reason: check.reason, ip: request.ip }, 'account form rejected')
-      return expiredForm(reply, check.reason === 'csrf' ? 403 : 400)
+      return { refused: expiredForm(reply, check.reason === 'csrf' ? 403 : 400) }
     }
     const who = await signedIn(request)
     if (who === null || who.session.id !== check.value.sid) {
       request.log.info({ event: 'account.form_rejected', reason: 'session', ip: request.ip }, 'account form rejected')
-      return expiredForm(reply, 403)
+      return { refused: expiredForm(reply, 403) }
     }
     return { params, who }
   }
@@ -85,7 +85,8 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       try {
         const c = await checked(request, reply)
-        if (!('who' in c)) return c
+        // A reply is thenable (it resolves once sent): never the value of an async function, so it rides in an object.
+        if ('refused' in c) return c.refused
         return await handler(request, reply, c.params, c.who)
       } catch (err) {
         return unavailable(request, reply, err)
