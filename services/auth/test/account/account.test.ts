@@ -93,6 +93,8 @@ t.test('CSRF: every form refuses a missing cookie, a wrong token and a form of a
     const res = await h.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header() }, payload: new URLSearchParams({ ...formFields(otherPage), ...fields }).toString() })
     t.equal(res.statusCode, 403, `${path}: a form shown to another sign-in`)
   }
+  t.same(h.logs.lines.map((l) => JSON.parse(l) as { level: number }).filter((l) => l.level >= 50), [], 'refusals are not server errors')
+  t.ok(h.logs.events('account.form_rejected').length >= 12, 'each refusal logged')
   t.ok(await refreshes(h, a.refreshToken), 'nothing was ended')
   t.ok(await refreshes(h, other.refreshToken), 'nothing was ended')
   t.equal((await sessionIds(await a.browser.get('/account'))).length, 2)
