@@ -283,6 +283,15 @@ t.test(`fuzzing the auth service (seed ${SEED})`, async (t) => {
     pageShape(res, [])
   }, 200)
 
+  // The account page (DESIGN §10.5): a page whose forms never redirect away from it.
+  const accountPairs = pairs(['form', 'csrf', 'session', 'current_password', 'new_password', 'new_password_again', 'notice'], {
+    notice: fc.constantFrom('signed-out', 'password-changed', '<b>x</b>', 'constructor'),
+  })
+  await check(t, 'GET /account and POST /account/...', fc.record({ path: fc.constantFrom('/account', '/account/sessions/end', '/account/sessions/end-all', '/account/password'), body: body(accountPairs), q: query(accountPairs), type: contentType, cookie, ip: address }), async (r) => {
+    const res = r.path === '/account' ? await request('GET', `${r.path}?${r.q}`, { cookie: r.cookie, ip: r.ip }) : await request('POST', r.path, { body: r.body, type: r.type, cookie: r.cookie, ip: r.ip })
+    pageShape(res, [`${h.issuer}/account`])
+  }, 200)
+
   const OTHER = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks.json', '/healthz', '/readyz', '/metrics', '/', '/token/', '/TOKEN', '/authorize/..', '/%2e%2e/token', '/login', '/no-such-route']
   await check(
     t,

@@ -23,6 +23,8 @@ export const AUDITED_EVENTS = {
   'device.approved': { outcome: 'success', actor: 'user' },
   'device.denied': { outcome: 'success', actor: 'user' },
   'device.user_code_failed': { outcome: 'failure', actor: 'user' },
+  /** The user changed their own password on the account page (routes/account.ts); never the password. */
+  'user.password_changed': { outcome: 'success', actor: 'user' },
 } as const satisfies Record<string, { outcome: AuditOutcome; actor: ActorType | 'none' }>
 
 /** Every operator action is `admin.<verb>` (cli/admin.ts, cli/keys.ts), with the operator as actor. */

@@ -6,7 +6,7 @@ import { hashClientSecret, newClientSecret, type Client, type ClientDirectory } 
 import { parseAuthFileConfig, type ClientConfig, type GrantType, type ResourceConfig, type TokenEndpointAuthMethod } from '../directory/config-file.js'
 import { endSessions, endUserSessions, type SessionEndDeps, type SessionEndReason } from '../logout/end-sessions.js'
 import type { BackchannelLogout } from '../logout/backchannel.js'
-import { hashPassword } from '../directory/passwords.js'
+import { hashPassword, passwordProblem, replacePassword } from '../directory/passwords.js'
 import { isSessionId, type LoginSession, type LoginSessionStore } from '../signin/sessions.js'
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
 import { emailProblem, roleProblem, usernameProblem, type ListQuery, type NewUser, type User, type UserDirectory, type UserPage } from '../directory/users.js'
@@ -95,12 +95,8 @@ export interface NewClientInput {
 const SECRET_METHODS: ReadonlySet<TokenEndpointAuthMethod> = new Set(['client_secret_basic', 'client_secret_post'])
 const USER_ID = /^u_[A-Za-z0-9_-]{22}$/
 
-export function passwordProblem(password: string): string | null {
-  // NIST SP 800-63B §5.1.1.2: at least 8 characters; a generous upper bound keeps the KDF input sane.
-  if (password.length < 8) return 'a password has at least 8 characters'
-  if (password.length > 1024) return 'a password has at most 1024 characters'
-  return null
-}
+/** The password policy lives with the directory (directory/passwords.ts); re-exported for the CLI. */
+export { passwordProblem }
 
 export class Admin {
   constructor(private readonly d: AdminDeps) {}
@@ -230,7 +226,8 @@ export class Admin {
     const problem = passwordProblem(password)
     if (problem !== null) throw new AdminError('invalid', problem)
     const user = await this.findUser(ref)
-    const updated = await this.d.users.setPassword(user.id, await hashPassword(password))
+    const replaced = await replacePassword(this.d.users, user.id, password)
+    const updated = 'user' in replaced ? replaced.user : null
     if (updated === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
     const ended = await this.#endUser(user.id, 'password_change')
     this.#audit('admin.user_password_set', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'password changed')

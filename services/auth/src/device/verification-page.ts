@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuthConfig } from '../config.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { html, sendPage, type Html } from '../http/html.js'
-import { cookieOptions, issuerPath, readPendingForm, readSigned, startPendingForm, clearPendingForm, type PendingForm, type PendingFormCheck, type PendingFormSeal } from '../signin/browser.js'
+import { dropOldestPendingForms, issuerPath, readPendingForm, startPendingForm, clearPendingForm, type PendingForm, type PendingFormCheck } from '../signin/browser.js'
 import { splitScope } from '../tokens/scope.js'
 import { formatUserCode } from './device-codes.js'
 
@@ -46,7 +46,7 @@ export function devicePageUrl(config: AuthConfig, userCode?: string): string {
 }
 
 export function startEntry(reply: FastifyReply, deps: AuthDeps, entry: PendingEntry): { id: string; csrf: string } | null {
-  return startPendingForm(reply, deps, ENTRY_FORM, entry, () => dropOldest(reply, deps, ENTRY_FORM))
+  return startPendingForm(reply, deps, ENTRY_FORM, entry, () => dropOldestPendingForms(reply, deps, ENTRY_FORM, MAX_PENDING_DEVICE_FORMS))
 }
 
 export function readEntry(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<PendingEntry> {
@@ -54,7 +54,7 @@ export function readEntry(request: FastifyRequest, deps: AuthDeps, id: string | 
 }
 
 export function startConfirmation(reply: FastifyReply, deps: AuthDeps, pending: PendingConfirmation): { id: string; csrf: string } | null {
-  return startPendingForm(reply, deps, CONFIRM_FORM, pending, () => dropOldest(reply, deps, CONFIRM_FORM))
+  return startPendingForm(reply, deps, CONFIRM_FORM, pending, () => dropOldestPendingForms(reply, deps, CONFIRM_FORM, MAX_PENDING_DEVICE_FORMS))
 }
 
 export function readConfirmation(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<PendingConfirmation> {
@@ -63,29 +63,6 @@ export function readConfirmation(request: FastifyRequest, deps: AuthDeps, id: st
 
 export function clearConfirmation(reply: FastifyReply, config: AuthConfig, id: string): void {
   clearPendingForm(reply, config, CONFIRM_FORM, id)
-}
-
-/** Clears the pending forms of one kind beyond MAX_PENDING_DEVICE_FORMS - 1, the oldest (or unreadable) first. */
-function dropOldest(reply: FastifyReply, deps: AuthDeps, form: PendingForm): void {
-  const request = reply.request
-  const held = Object.keys(request.cookies ?? {})
-    .filter((name) => name.startsWith(form.prefix))
-    .map((name) => ({ name, exp: sealExp(readSigned(request, name)) }))
-  if (held.length < MAX_PENDING_DEVICE_FORMS) return
-  held.sort((a, b) => a.exp - b.exp)
-  for (const { name } of held.slice(0, held.length - (MAX_PENDING_DEVICE_FORMS - 1))) {
-    reply.clearCookie(name, { ...cookieOptions(deps.config, form.path(deps.config)), signed: false })
-  }
-}
-
-function sealExp(value: string | null): number {
-  if (value === null) return -1
-  try {
-    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingFormSeal> | null)?.exp
-    return typeof exp === 'number' ? exp : -1
-  } catch {
-    return -1
-  }
 }
 
 // --- pages ----------------------------------------------------------------------------------------

@@ -119,3 +119,9 @@ export const DEVICE_AUTHORIZATION_BODY = paramsSchema({ ...CLIENT_AUTH, scope: 2
 
 /** GET|POST /device: the verification page's fields (device/verification-page.ts: a user code is typed with at most 64 characters). */
 export const DEVICE_PARAMS = paramsSchema({ user_code: 64, form: 64, confirm: 64, csrf: 128, action: 16 }, 256)
+
+/** POST /account/...: the account page's forms (account/account-page.ts: passwords at most 1024 characters). */
+export const ACCOUNT_BODY = paramsSchema({ form: 64, csrf: 128, session: 64, current_password: 1024, new_password: 1024, new_password_again: 1024 }, 256)
+
+/** GET /account: the notice after a form's redirect. */
+export const ACCOUNT_QUERY = paramsSchema({ notice: 32 }, 64)

@@ -84,3 +84,21 @@ async function reportEnded(d: SessionEndDeps, s: LoginSession, families: number,
     d.log.error({ err, event: 'backchannel.not_queued', session_id: s.id, sub: s.userId }, 'back-channel logout could not be queued')
   }
 }
+
+/**
+ * Ends every login session of a user but `keep` (the one that changed the password) and revokes
+ * every family of the user not started from it (those of the password grant included).
+ */
+export async function endOtherUserSessions(d: SessionEndDeps, userId: string, keep: string, reason: SessionEndReason): Promise<SessionsEnded> {
+  const others = (await d.sessions.listByUser(userId)).filter((s) => s.id !== keep).map((s) => s.id)
+  const out = await endSessions(d, others, reason)
+  const loose: Family[] = []
+  for (const f of await d.families.listByUser(userId)) {
+    if (f.revoked || f.sessionId === keep) continue
+    const revoked = await d.families.revoke(f.id, FAMILY_REASON[reason])
+    if (revoked !== null) loose.push(revoked)
+  }
+  await d.announce(loose, FAMILY_REASON[reason])
+  out.families.push(...loose)
+  return out
+}

@@ -9,6 +9,7 @@ import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
 import { DEVICE_PAGE_NAME, devicePageUrl } from '../device/verification-page.js'
 import { audit } from '../audit/trail.js'
+import { ACCOUNT_PAGE_NAME, accountPageUrl } from '../account/account-page.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
 export const LOGIN_FAILED_MESSAGE = 'The username or password is not correct.'
@@ -40,6 +41,10 @@ async function loginTarget(deps: AuthDeps, pending: Interaction): Promise<LoginT
     const client = await deps.clients.get(req.clientId)
     if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) return null
     return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
+  }
+  if ('account' in pending) {
+    const redirect = accountPageUrl(deps.config)
+    return { name: ACCOUNT_PAGE_NAME, redirect, finish: async (reply) => reply.code(303).header('cache-control', 'no-store').header('location', redirect).send() }
   }
   const redirect = devicePageUrl(deps.config, pending.device.userCode)
   // 303: the browser follows with a GET of the page, where the user submits the code themself.

@@ -4,6 +4,7 @@ import type { AssertionVerifier } from '../directory/client-auth.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { authorizeRoute } from './authorize.js'
 import { deviceRoute } from './device.js'
+import { accountRoute } from './account.js'
 import { introspectRoute } from './introspect.js'
 import { loginRoute } from './login.js'
 import { logoutRoute } from './logout.js'
@@ -27,4 +28,5 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   await app.register(introspectRoute, withAssertion)
   await app.register(logoutRoute, { deps })
   await app.register(deviceRoute, { deps })
+  await app.register(accountRoute, { deps })
 }

@@ -167,13 +167,41 @@ export function clearPendingForm(reply: FastifyReply, config: AuthConfig, form: 
   reply.clearCookie(form.prefix + id, { ...cookieOptions(config, form.path(config)), signed: false })
 }
 
+/**
+ * Clears the pending forms of one kind beyond `max - 1`, the oldest (or unreadable) first, so that
+ * a new one can be set without a pile of cookies (one per open tab at most `max`). Pass it as
+ * `makeRoom` to startPendingForm.
+ */
+export function dropOldestPendingForms(reply: FastifyReply, deps: AuthDeps, form: PendingForm, max: number): void {
+  const request = reply.request
+  const held = Object.keys(request.cookies ?? {})
+    .filter((name) => name.startsWith(form.prefix))
+    .map((name) => ({ name, exp: sealExp(readSigned(request, name)) }))
+  if (held.length < max) return
+  held.sort((a, b) => a.exp - b.exp)
+  for (const { name } of held.slice(0, held.length - (max - 1))) {
+    reply.clearCookie(name, { ...cookieOptions(deps.config, form.path(deps.config)), signed: false })
+  }
+}
+
+function sealExp(value: string | null): number {
+  if (value === null) return -1
+  try {
+    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingFormSeal> | null)?.exp
+    return typeof exp === 'number' ? exp : -1
+  } catch {
+    return -1
+  }
+}
+
 // --- pending login (interaction) --------------------------------------------------------------
 
 /**
- * A pending login: the validated authorization request the login form continues, or the device
- * verification page (RFC 8628 §3.3, routes/device.ts) it returns to once the user is signed in.
+ * A pending login: the validated authorization request the login form continues, or the page it
+ * returns to once the user is signed in: the device verification page (RFC 8628 §3.3,
+ * routes/device.ts) or the account page (routes/account.ts).
  */
-export type Interaction = { request: AuthorizationRequest } | { device: DeviceReturn }
+export type Interaction = { request: AuthorizationRequest } | { device: DeviceReturn } | { account: true }
 
 /** Where a sign-in for the device verification page returns: the page, with the user code the user came with (never approved by itself). */
 export interface DeviceReturn {
@@ -198,9 +226,16 @@ export function startDeviceInteraction(reply: FastifyReply, deps: AuthDeps, devi
   return startPendingForm(reply, deps, LOGIN_FORM, { device } satisfies Interaction)
 }
 
+/** Starts a pending login that returns to the account page. */
+export function startAccountInteraction(reply: FastifyReply, deps: AuthDeps): { id: string; csrf: string } | null {
+  return startPendingForm(reply, deps, LOGIN_FORM, { account: true } satisfies Interaction)
+}
+
 /** The pending login named by the form, if its cookie is genuine, unexpired and the CSRF token matches. */
 export function readInteraction(request: FastifyRequest, deps: AuthDeps, id: string | undefined, csrf: string | undefined): PendingFormCheck<Interaction> {
-  return readPendingForm<Interaction>(request, deps, LOGIN_FORM, id, csrf, (i) => isAuthorizationRequest(i.request) || (i.request === undefined && isDeviceReturn(i.device)))
+  return readPendingForm<Interaction>(request, deps, LOGIN_FORM, id, csrf, (i) =>
+    isAuthorizationRequest(i.request) || (i.request === undefined && (isDeviceReturn(i.device) || (i.device === undefined && i.account === true))),
+  )
 }
 
 export function clearInteraction(reply: FastifyReply, config: AuthConfig, id: string): void {
