@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { clearPendingForm, cookieOptions, issuerPath, readPendingForm, readSigned, startPendingForm, type PendingForm, type PendingFormCheck, type PendingFormSeal } from '../signin/browser.js'
+import { clearPendingForm, dropOldestPendingForms, issuerPath, readPendingForm, startPendingForm, type PendingForm, type PendingFormCheck } from '../signin/browser.js'
 import type { AuthConfig } from '../config.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { cspSource, html, sendPage } from '../http/html.js'
@@ -40,30 +40,7 @@ const CONFIRMATION_FORM: PendingForm = { prefix: COOKIE_PREFIX, path, ttlMs: LOG
 
 /** Starts a pending logout; null when what it must carry is too large for a cookie. */
 export function startLogoutConfirmation(reply: FastifyReply, deps: AuthDeps, pending: PendingLogout): { id: string; csrf: string } | null {
-  return startPendingForm(reply, deps, CONFIRMATION_FORM, pending, () => dropOldestPending(reply, deps))
-}
-
-/** Clears the pending confirmations this browser sent beyond MAX_PENDING_LOGOUTS - 1, the oldest (or unreadable) first. */
-function dropOldestPending(reply: FastifyReply, deps: AuthDeps): void {
-  const request = reply.request
-  const held = Object.keys(request.cookies ?? {})
-    .filter((name) => name.startsWith(COOKIE_PREFIX))
-    .map((name) => ({ name, exp: pendingExp(readSigned(request, name)) }))
-  if (held.length < MAX_PENDING_LOGOUTS) return
-  held.sort((a, b) => a.exp - b.exp)
-  for (const { name } of held.slice(0, held.length - (MAX_PENDING_LOGOUTS - 1))) {
-    reply.clearCookie(name, { ...cookieOptions(deps.config, path(deps.config)), signed: false })
-  }
-}
-
-function pendingExp(value: string | null): number {
-  if (value === null) return -1
-  try {
-    const exp = (JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Partial<PendingFormSeal> | null)?.exp
-    return typeof exp === 'number' ? exp : -1
-  } catch {
-    return -1
-  }
+  return startPendingForm(reply, deps, CONFIRMATION_FORM, pending, () => dropOldestPendingForms(reply, deps, CONFIRMATION_FORM, MAX_PENDING_LOGOUTS))
 }
 
 const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string'
