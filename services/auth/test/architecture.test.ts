@@ -10,7 +10,7 @@ import t from 'tap'
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url))
 const ROOT_FILES = ['app.ts', 'config.ts', 'index.ts', 'server.ts']
-const DOMAINS = ['account', 'audit', 'authorize', 'database', 'device', 'directory', 'dpop', 'exchange', 'families', 'keys', 'par', 'signin', 'store', 'tokens']
+const DOMAINS = ['account', 'audit', 'authorize', 'database', 'device', 'directory', 'dpop', 'exchange', 'families', 'keys', 'mfa', 'par', 'signin', 'store', 'tokens']
 const UPPER = ['cli', 'grants', 'routes', 'runtime']
 /** Types domain code may take as parameters from runtime/. */
 const TYPES_FROM_RUNTIME = ['runtime/deps.ts', 'runtime/metrics.ts']

@@ -1,15 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { clearInteraction, currentSession, endSession, readInteraction, redirectWithCode, setSessionCookie, type Interaction } from '../signin/browser.js'
-import type { LoginSession } from '../signin/sessions.js'
+import { readInteraction } from '../signin/browser.js'
+import { completeSignIn, loginTarget } from '../signin/sign-in.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
-import { DEVICE_PAGE_NAME, devicePageUrl } from '../device/verification-page.js'
 import { audit } from '../audit/trail.js'
-import { ACCOUNT_PAGE_NAME, accountPageUrl } from '../account/account-page.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
 export const LOGIN_FAILED_MESSAGE = 'The username or password is not correct.'
@@ -20,35 +18,6 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
     title: 'Sign-in expired',
     body: messagePage('error', 'This sign-in form has expired or is not valid.', 'Go back to the application and sign in again.'),
   })
-}
-
-/** Where a pending login leads: the client it signs in to (if any), the name the form shows, and what follows a sign-in. */
-interface LoginTarget {
-  clientId?: string
-  name: string
-  /** The URL the answer to the form's POST redirects to (the page's CSP form-action must allow it). */
-  redirect: string
-  finish(reply: FastifyReply, session: LoginSession): Promise<FastifyReply>
-}
-
-/**
- * The pending authorization request, checked against the client directory again (null when the
- * client changed meanwhile), or the device verification page to return to.
- */
-async function loginTarget(deps: AuthDeps, pending: Interaction): Promise<LoginTarget | null> {
-  if ('request' in pending) {
-    const req = pending.request
-    const client = await deps.clients.get(req.clientId)
-    if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) return null
-    return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
-  }
-  if ('account' in pending) {
-    const redirect = accountPageUrl(deps.config)
-    return { name: ACCOUNT_PAGE_NAME, redirect, finish: async (reply) => reply.code(303).header('cache-control', 'no-store').header('location', redirect).send() }
-  }
-  const redirect = devicePageUrl(deps.config, pending.device.userCode)
-  // 303: the browser follows with a GET of the page, where the user submits the code themself.
-  return { name: DEVICE_PAGE_NAME, redirect, finish: async (reply) => reply.code(303).header('cache-control', 'no-store').header('location', redirect).send() }
 }
 
 /**
@@ -93,32 +62,8 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       const user = outcome.user
       audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
 
-      // A fresh secret on every login (session fixation); the same public id when the same user
-      // signs in again, so logout still reaches the families started before.
-      const previous = await currentSession(request, deps)
-      let reuseId: string | undefined
-      if (previous !== null && previous.userId === user.id) reuseId = previous.id
-      else if (previous !== null) await endSession(deps, request.log, previous.id, 'replaced')
-      const { session, token } = await deps.sessions.start({
-        userId: user.id,
-        authTime: Math.floor(deps.clock() / 1000),
-        reuseId,
-        // What `gatehouse sessions list` shows to tell the user's devices apart.
-        userAgent: request.headers['user-agent'],
-        address: request.ip,
-      })
-      // A password change or disable that ran after the check above ended the user's sessions
-      // before this one existed: look again (uncached, by name), so no session outlives it.
-      const now = await deps.users.findByUsername(user.username)
-      if (now === null || now.id !== user.id || now.disabled || now.passwordHash !== user.passwordHash) {
-        await endSession(deps, request.log, session.id, now === null ? 'user_deleted' : now.disabled ? 'user_disabled' : 'password_change')
-        request.log.warn({ event: 'login.superseded', client_id: client.id, sub: user.id, ip: request.ip }, 'the user changed during the login: no session')
-        return again(LOGIN_FAILED_MESSAGE)
-      }
-      setSessionCookie(reply, deps.config, token)
-      clearInteraction(reply, deps.config, interactionId)
-      // 303: the browser follows with a GET, never re-posting the password (RFC 9110 §15.4.4).
-      return await target.finish(reply, session)
+      if (await completeSignIn(request, reply, deps, { user, amr: ['pwd'], target, interactionId })) return reply
+      return again(LOGIN_FAILED_MESSAGE)
     } catch (err) {
       return sendServerFailure(request, reply, err, {
         log: 'login failed on the server side',

@@ -11,6 +11,7 @@ import { RedisFamilyStore } from '../families/redis-family-store.js'
 import { shouldLogAnnouncement } from '../families/revocation-outbox.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
 import { AccessTokenIssuer } from '../tokens/access-tokens.js'
+import { MemoryFactorStore } from '../mfa/factors.js'
 import { MemoryUserDirectory, type UserDirectory } from '../directory/users.js'
 import { MemoryAuthorizationCodeStore } from '../authorize/codes.js'
 import { RedisAuthorizationCodeStore } from '../authorize/redis-codes.js'
@@ -78,6 +79,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
       device: memoryDeviceFlow(config, loginLimitPolicy(config), clock),
+      factors: new MemoryFactorStore({ clock }),
     }
     return {
       deps,
@@ -162,6 +164,7 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
     device: redisDeviceFlow(config, loginLimitPolicy(config), redis, clock),
+    factors: new MemoryFactorStore({ clock }),
   }
   return {
     deps,

@@ -16,6 +16,7 @@ import type { ResourceCatalog } from '../directory/resources.js'
 import type { PushedRequestStore } from '../par/request-store.js'
 import type { DpopDeps } from '../dpop/proofs.js'
 import type { DeviceFlow } from '../device/device-flow.js'
+import type { FactorStore } from '../mfa/factors.js'
 
 /** What the auth app is built from; passed explicitly, never looked up. */
 export interface AuthDeps {
@@ -55,4 +56,6 @@ export interface AuthDeps {
   dpop: DpopDeps
   /** The device authorization grant (RFC 8628): its requests and the user-code guessing limits. */
   device: DeviceFlow
+  /** Second factors (TOTP, passkeys, recovery codes; mfa/): PostgreSQL with DATABASE_URL, else Redis, else memory. */
+  factors: FactorStore
 }

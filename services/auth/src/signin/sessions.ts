@@ -16,6 +16,11 @@ export interface LoginSession {
   userId: string
   /** When the user last entered a password, seconds since the epoch (`auth_time`). */
   authTime: number
+  /**
+   * How the user authenticated at `authTime` (RFC 8176 values: `pwd`, `otp`, `hwk`, `user`,
+   * `mfa`...; mfa/assurance.ts); `['pwd']` for sessions started before second factors existed.
+   */
+  amr: string[]
   /** ms epoch */
   createdAt: number
   /** ms epoch; the session is gone after this */
@@ -33,6 +38,8 @@ export interface LoginSession {
 export interface StartSessionInput {
   userId: string
   authTime: number
+  /** How the user authenticated (RFC 8176); `['pwd']` when absent. */
+  amr?: readonly string[]
   /**
    * Re-authentication of the same user in a live session: keep this public id (so logout still
    * finds the families started under it) but replace the secret, so a cookie known before the
@@ -77,6 +84,8 @@ const SECRET = /^[A-Za-z0-9_-]{43}$/
 /** What is kept of a User-Agent and an address: enough to recognise a device, bounded. */
 const MAX_USER_AGENT = 256
 const MAX_ADDRESS = 64
+/** An `amr` value: a short token (RFC 8176 §2), no spaces. */
+const AMR_VALUE = /^[a-z0-9_-]{1,16}$/
 /** Client ids are visible ASCII without spaces (directory/config-file.ts), so a space-separated list holds them. */
 export const CLIENT_ID = /^[\x21-\x7e]{1,128}$/
 /** A session records at most this many clients (a browser signs in to a handful). */
@@ -89,6 +98,8 @@ export function isSessionId(value: unknown): value is string {
 export interface Stored {
   userId: string
   authTime: number
+  /** Space-separated RFC 8176 values; absent: `pwd`. */
+  amr?: string
   createdAt: number
   expiresAt: number
   lastUsedAt?: number
@@ -134,6 +145,8 @@ export function newRecord(input: StartSessionInput, now: number, ttlMs: number, 
   const address = clean(input.address, MAX_ADDRESS)
   if (userAgent !== undefined) stored.userAgent = userAgent
   if (address !== undefined) stored.address = address
+  const amr = (input.amr ?? []).filter((v) => AMR_VALUE.test(v))
+  if (amr.length > 0 && !(amr.length === 1 && amr[0] === 'pwd')) stored.amr = [...new Set(amr)].join(' ')
   // Re-keying keeps the clients of the session: they still hold tokens of its id.
   if (previous !== null && previous.userId === input.userId && previous.clients) stored.clients = previous.clients
   return { id, secret, stored }
@@ -144,7 +157,8 @@ function clientList(s: Stored): string[] {
 }
 
 export function toSession(id: string, s: Stored): LoginSession {
-  const out: LoginSession = { id, userId: s.userId, authTime: s.authTime, createdAt: s.createdAt, expiresAt: s.expiresAt, lastUsedAt: s.lastUsedAt ?? s.createdAt, clientIds: clientList(s) }
+  const amr = typeof s.amr === 'string' && s.amr !== '' ? s.amr.split(' ') : ['pwd']
+  const out: LoginSession = { id, userId: s.userId, authTime: s.authTime, amr, createdAt: s.createdAt, expiresAt: s.expiresAt, lastUsedAt: s.lastUsedAt ?? s.createdAt, clientIds: clientList(s) }
   if (s.userAgent !== undefined) out.userAgent = s.userAgent
   if (s.address !== undefined) out.address = s.address
   return out
