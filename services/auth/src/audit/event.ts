@@ -25,6 +25,14 @@ export const AUDITED_EVENTS = {
   'device.user_code_failed': { outcome: 'failure', actor: 'user' },
   /** The user changed their own password on the account page (routes/account.ts); never the password. */
   'user.password_changed': { outcome: 'success', actor: 'user' },
+  /** Second factors (mfa/, DESIGN §10.5): the kind and the factor id, never a secret, code or key. */
+  'mfa.enrolled': { outcome: 'success', actor: 'user' },
+  'mfa.removed': { outcome: 'success', actor: 'user' },
+  'mfa.recovery_codes_generated': { outcome: 'success', actor: 'user' },
+  /** A wrong, reused or replayed second factor (TOTP code, recovery code, passkey assertion). */
+  'mfa.failed': { outcome: 'failure', actor: 'none' },
+  /** Second-factor attempts locked out for a while (as login.locked for passwords). */
+  'mfa.locked': { outcome: 'failure', actor: 'none' },
 } as const satisfies Record<string, { outcome: AuditOutcome; actor: ActorType | 'none' }>
 
 /** Every operator action is `admin.<verb>` (cli/admin.ts, cli/keys.ts), with the operator as actor. */
