@@ -41,7 +41,7 @@ async function httpMetricsPlugin(app: FastifyInstance, options: HttpMetricsOptio
   })
   const path = options.path ?? '/metrics'
   if (path !== false) {
-    app.get(path, async (_request, reply) => {
+    app.get(path, { config: { overload: 'exempt' } }, async (_request, reply) => {
       void reply.header('content-type', registry.contentType).header('cache-control', 'no-store')
       return await registry.metrics()
     })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
-import { RequestLogController, httpMetrics, httpServerOptions, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
+import { RequestLogController, httpMetrics, httpServerOptions, overloadShedding, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import type { DestinationStream } from 'pino'
 import type { AssertionVerifier } from './directory/client-auth.js'
 import type { AuthDeps } from './runtime/deps.js'
@@ -52,6 +52,8 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   installErrorHandler(app, () => deps.metrics.storeErrors.inc())
   // Request durations by route and status on the service's registry; /metrics is in routes/health.ts.
   await app.register(httpMetrics, { registry: deps.metrics.registry, defaultMetrics: false, path: false })
+  // Past saturation, 503 + Retry-After at once rather than an ever longer queue (OVERLOAD_*); never /healthz, /readyz, /metrics.
+  await app.register(overloadShedding, { limits: deps.config.overload, registry: deps.metrics.registry })
   await app.register(formbody, { bodyLimit: options.bodyLimit ?? 64 * 1024 })
   await app.register(healthRoutes, { deps, state: health })
   await app.register(discoveryRoutes, { deps, extensions: options.metadata ?? [] })

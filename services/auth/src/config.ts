@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
+import { ConfigError, EnvReader, LOG_LEVELS, readHttpTimeouts, readOverloadLimits, type Env, type OverloadLimits, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
 import { readAuthFileConfig, type AuthFileConfig } from './directory/config-file.js'
 
 /** The auth service's whole configuration: one typed, frozen object (STYLE: Config). */
@@ -59,6 +59,8 @@ export interface AuthConfig {
   readonly backchannelLogout: BackchannelLogoutSettings
   /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
   readonly http?: HttpTimeouts
+  /** OVERLOAD_* (service-kit overload.ts): when to shed load with 503 + Retry-After; defaults when absent. */
+  readonly overload?: OverloadLimits
   /** PostgreSQL (DATABASE_URL, DESIGN §10.2): users, clients, resources and the audit trail; null = the config file. */
   readonly database: DatabaseSettings | null
   /** The audit trail (audit/): PostgreSQL with DATABASE_URL, else this process's memory. */
@@ -224,6 +226,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     retries: r.int('BACKCHANNEL_LOGOUT_RETRIES', 5, { min: 0, max: 10 }),
   })
   const http = readHttpTimeouts(r)
+  const overload = readOverloadLimits(r, production)
   const database = readDatabase(r)
   const audit: AuditSettings = Object.freeze({
     retentionDays: r.int('AUDIT_RETENTION_DAYS', 90, { min: 0, max: 36_500 }),
@@ -275,6 +278,7 @@ export async function loadConfig(env: Env): Promise<AuthConfig> {
     trustProxy,
     backchannelLogout,
     http,
+    overload,
     database,
     audit,
     dpopRequireNonce,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Registry, RequestLogController, httpMetrics, httpServerOptions, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
+import { Registry, RequestLogController, httpMetrics, httpServerOptions, overloadShedding, loggerOptions, stdoutDestination } from '@gatehouse/service-kit'
 import { Verifier, gatehouseAuth, type Clock, type FetchLike, type GatehouseAuthOptions } from '@gatehouse/verifier'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { ResourceConfig } from './config.js'
@@ -79,6 +79,8 @@ export function buildApp(config: ResourceConfig, deps: ResourceDeps = {}): Fasti
 
   // Order matters: the verifier's onRoute hook must see every route registered after it.
   void app.register(httpMetrics, { registry })
+  // Past saturation, 503 + Retry-After at once rather than an ever longer queue (OVERLOAD_*); never /healthz, /readyz, /metrics.
+  void app.register(overloadShedding, { limits: config.overload, registry })
   void app.register(gatehouseAuth, auth)
   void app.register(async (scope) => {
     await scope.register(healthRoutes, { verifier: scope.verifier, state: health })

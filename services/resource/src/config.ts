@@ -1,4 +1,4 @@
-import { EnvReader, LOG_LEVELS, readHttpTimeouts, type Env, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
+import { EnvReader, LOG_LEVELS, readHttpTimeouts, readOverloadLimits, type Env, type OverloadLimits, type HttpTimeouts, type LogLevel } from '@gatehouse/service-kit'
 
 /** The resource service's configuration (DESIGN §4). Only this module reads the environment. */
 export interface ResourceConfig {
@@ -24,6 +24,8 @@ export interface ResourceConfig {
   readonly logLevel: LogLevel
   /** HTTP_REQUEST_TIMEOUT, HTTP_HEADERS_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT (service-kit; defaults when absent). */
   readonly http?: HttpTimeouts
+  /** OVERLOAD_* (service-kit overload.ts): when to shed load with 503 + Retry-After; defaults when absent. */
+  readonly overload?: OverloadLimits
   /** REPORTS_URL and the EXCHANGE_CLIENT_*: `GET /reports/me` calls the reports service for the user (token exchange); unset = no such route. */
   readonly reports?: ReportsConfig | undefined
 }
@@ -54,9 +56,10 @@ export function loadConfig(env: Env): ResourceConfig {
   if (dpopNonceSecret !== undefined && Buffer.byteLength(dpopNonceSecret) < 16) r.problem('DPOP_NONCE_SECRET must be at least 16 bytes')
   const logLevel = r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
   const http = readHttpTimeouts(r)
+  const overload = readOverloadLimits(r, env.NODE_ENV === 'production')
   const reports = readReports(r)
   r.done()
-  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, publicUrl, dpopNonceSecret, logLevel, http, ...(reports === undefined ? {} : { reports }) })
+  return Object.freeze({ host, port, issuer, audience, jwksUri, redisUrl, clockTolerance, publicUrl, dpopNonceSecret, logLevel, http, overload, ...(reports === undefined ? {} : { reports }) })
 }
 
 /** The reports call (token exchange): all of it or none of it. */

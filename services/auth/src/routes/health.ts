@@ -7,8 +7,8 @@ export interface HealthState {
 }
 
 export async function healthRoutes(app: FastifyInstance, { deps, state }: { deps: AuthDeps; state: HealthState }): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (request, reply) => {
+  app.get('/healthz', { config: { overload: 'exempt' } }, async () => ({ status: 'ok' }))
+  app.get('/readyz', { config: { overload: 'exempt' } }, async (request, reply) => {
     const checks: Record<string, string> = {}
     /** 'ok' when `ping` resolves; 'unavailable' (and a warning) when it throws. */
     const probe = async (name: string, ping: () => Promise<void>): Promise<void> => {
@@ -35,7 +35,7 @@ export async function healthRoutes(app: FastifyInstance, { deps, state }: { deps
     const ready = Object.values(checks).every((v) => v === 'ok')
     return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'unavailable', checks })
   })
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { config: { overload: 'exempt' } }, async (_request, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType)
     return await deps.metrics.registry.metrics()
   })

@@ -8,8 +8,8 @@ export interface HealthState {
 
 /** `/healthz` (alive) and `/readyz` (keys loaded, not shutting down). They need no token. */
 export async function healthRoutes(app: FastifyInstance, { verifier, state }: { verifier: Verifier; state: HealthState }): Promise<void> {
-  app.get('/healthz', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }))
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/healthz', { config: { overload: 'exempt' } }, async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }))
+  app.get('/readyz', { config: { overload: 'exempt' } }, async (_request, reply) => {
     const checks = {
       keys: verifier.isReady() ? 'ok' : 'missing',
       shutdown: state.accepting ? 'ok' : 'draining',

@@ -1,0 +1,101 @@
+import { getHeapStatistics } from 'node:v8'
+import fp from 'fastify-plugin'
+import { Counter, type Registry } from 'prom-client'
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { EnvReader } from './config.js'
+import { TemporarilyUnavailable } from './errors.js'
+
+/**
+ * Load shedding (both services read and apply it the same way): past the point where the process
+ * can keep up, a request is answered at once with `503` and `Retry-After` instead of joining a
+ * queue that only grows, so the requests that are accepted keep their latency and the process
+ * recovers as soon as the load drops. Measured by @fastify/under-pressure every SAMPLE_INTERVAL_MS:
+ * the mean event-loop delay of the last interval and the V8 heap in use.
+ *
+ * Health, readiness and metrics routes are never shed (`config: { overload: 'exempt' }` on a
+ * route): an orchestrator must not restart, nor a balancer drop, a replica for being busy.
+ *
+ * Shedding starts only once a limit has been exceeded for SUSTAINED_SAMPLES samples in a row, so
+ * one blocking moment (start-up, a long GC pause, the host descheduling the process) never sheds.
+ * On by default only in production (NODE_ENV=production): a development machine or a test run is
+ * often starved of CPU by other work, which is not this process's overload.
+ */
+export interface OverloadLimits {
+  /** OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: shed while the event loop lags more than this (ms); 0 = never. */
+  readonly maxEventLoopDelayMs: number
+  /** OVERLOAD_MAX_HEAP_MB: shed while the V8 heap in use exceeds this (MiB); 0 = never. Default: 90% of the heap limit. */
+  readonly maxHeapUsedMb: number
+  /** OVERLOAD_RETRY_AFTER: the `Retry-After` of a shed request (seconds). */
+  readonly retryAfter: number
+}
+
+/** How often the event-loop delay and the heap are sampled. */
+export const OVERLOAD_SAMPLE_INTERVAL_MS = 250
+/** Samples in a row over a limit before shedding starts (it stops at the first sample under). */
+export const SUSTAINED_SAMPLES = 2
+
+/** 90% of the V8 heap limit (node --max-old-space-size), in MiB: past it, garbage collection would take over anyway. */
+export function defaultMaxHeapMb(): number {
+  return Math.floor((getHeapStatistics().heap_size_limit * 0.9) / 2 ** 20)
+}
+
+/** The production defaults; elsewhere both limits default to 0 (off). */
+export const DEFAULT_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 100, maxHeapUsedMb: defaultMaxHeapMb(), retryAfter: 1 })
+export const NO_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, retryAfter: 1 })
+
+/** Reads OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, OVERLOAD_MAX_HEAP_MB and OVERLOAD_RETRY_AFTER, remembering problems; the defaults are on only in production. */
+export function readOverloadLimits(r: EnvReader, production: boolean): OverloadLimits {
+  const d = production ? DEFAULT_OVERLOAD_LIMITS : NO_OVERLOAD_LIMITS
+  return Object.freeze({
+    maxEventLoopDelayMs: r.int('OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', d.maxEventLoopDelayMs, { min: 0, max: 60_000 }),
+    maxHeapUsedMb: r.int('OVERLOAD_MAX_HEAP_MB', d.maxHeapUsedMb, { min: 0, max: 1_048_576 }),
+    retryAfter: r.int('OVERLOAD_RETRY_AFTER', d.retryAfter, { min: 1, max: 3600 }),
+  })
+}
+
+export interface OverloadOptions {
+  /** Absent: off. */
+  limits?: OverloadLimits | undefined
+  /** Where `gatehouse_overload_shed_total{reason}` is registered (reason: `eventLoopDelay`, `heapUsedBytes`). */
+  registry?: Registry
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `exempt`: never shed (health, readiness, metrics). */
+    overload?: 'exempt'
+  }
+}
+
+/**
+ * Registers the shedding for the whole app (register it before the routes). A shed request
+ * fails with TemporarilyUnavailable, so each service's own error handler answers it in its own
+ * format (RFC 6749 §5.2 JSON at the auth service), with `Retry-After`.
+ */
+export const overloadShedding = fp(
+  async (app: FastifyInstance, options: OverloadOptions) => {
+    const limits = options.limits ?? NO_OVERLOAD_LIMITS
+    if (limits.maxEventLoopDelayMs === 0 && limits.maxHeapUsedMb === 0) return
+    const shed = new Counter({ name: 'gatehouse_overload_shed_total', help: 'Requests answered 503 at once because the process was overloaded, by what tripped', labelNames: ['reason'], registers: options.registry ? [options.registry] : [] })
+    await app.register(underPressure, {
+      maxEventLoopDelay: limits.maxEventLoopDelayMs,
+      maxHeapUsedBytes: limits.maxHeapUsedMb * 2 ** 20,
+      sampleInterval: OVERLOAD_SAMPLE_INTERVAL_MS,
+      pressureHandler: async (request: FastifyRequest, reply: FastifyReply, type: string) => {
+        if (request.routeOptions.config?.overload === 'exempt' || streak < SUSTAINED_SAMPLES) return
+        shed.inc({ reason: type })
+        reply.header('retry-after', String(limits.retryAfter))
+        throw new TemporarilyUnavailable('the server is overloaded; retry later')
+      },
+    })
+    // Counts the samples in a row that found a limit exceeded (under-pressure samples on the same period).
+    let streak = 0
+    const timer = setInterval(() => {
+      streak = app.isUnderPressure() ? streak + 1 : 0
+    }, OVERLOAD_SAMPLE_INTERVAL_MS)
+    timer.unref()
+    app.addHook('onClose', async () => clearInterval(timer))
+  },
+  { name: 'gatehouse-overload', fastify: '5.x' },
+)
