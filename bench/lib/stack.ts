@@ -26,6 +26,9 @@ export function basic(id: string, secret: string): string {
 
 export const FORM = 'application/x-www-form-urlencoded'
 
+/** Load shedding off (it is on by default in production): the scenarios drive the services at saturation on purpose. */
+export const NO_SHEDDING = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0' } as const
+
 /** Where servers and CPU references run, and where load generators run (see children.ts). */
 export interface Placement {
   server: number | undefined
@@ -131,6 +134,8 @@ export async function startAuth(scope: Scope, opts: AuthOptions): Promise<Server
       COOKIE_SECRET: randomBytes(32).toString('base64url'),
       REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
       LOG_LEVEL: 'info',
+      // The scenarios measure capacity at saturation: no load shedding, but where a scenario asks for it (overload).
+      ...NO_SHEDDING,
       ...opts.env,
     },
   })
@@ -147,7 +152,7 @@ export async function startResource(scope: Scope, opts: { issuer: string; cache:
     args: ['--cache', opts.cache ? 'on' : 'off'],
     cpu: opts.cpu,
     ...(opts.nodeFlags ? { nodeFlags: opts.nodeFlags } : {}),
-    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ISSUER: opts.issuer, AUDIENCE, LOG_LEVEL: 'info', ...opts.env },
+    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ISSUER: opts.issuer, AUDIENCE, LOG_LEVEL: 'info', ...NO_SHEDDING, ...opts.env },
   })
   scope.add(() => child.stop())
   await child.waitFor((m) => m.type === 'ready', 60_000)
