@@ -6,8 +6,9 @@ import { SCENARIOS, runScenarios } from './lib/runner.js'
  * `pnpm bench [-- options]`: runs the benchmark scenarios, prints a table of every measurement
  * and target, then ONE line of JSON (medians, ratios, facts, checks). See docs/performance.md.
  *
- *   --scenario NAME   only this scenario (repeatable): verify, dpop, cc, refresh, password, memory, and
- *                     directory-scale (issue 13: 1,000,000 users in PostgreSQL; only when named)
+ *   --scenario NAME   only this scenario (repeatable): verify, dpop, cc, refresh, password, memory,
+ *                     overload (3 × capacity, load shedding on and off), and directory-scale
+ *                     (issue 13: 1,000,000 users in PostgreSQL; only when named)
  *   --quick           a smoke test (~1 s per variant): the scenarios run and their counts hold
  *   --rounds N --seconds S --warmup S --connections C --memory-seconds S
  *   --profile         profile each subject once more (--cpu-prof) and summarize what bounds it

@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto'
 import autocannon, { type Client, type Request, type Result } from 'autocannon'
 import { dpopProof, type DpopKey } from '../../packages/test-harness/src/index.js'
 import { serveRuns } from './children.js'
-import type { LoadResult, LoadSpec } from './load.js'
+import { WINDOW_MS, type LatencySummary, type LoadResult, type LoadSpec } from './load.js'
 
 /**
  * The load generator: a child process of its own (pinned to the other CPU where possible) that
@@ -45,6 +45,38 @@ function summarize(r: Result, extra: Partial<LoadResult> = {}): LoadResult {
   }
 }
 
+function latencySummary(xs: number[]): LatencySummary {
+  if (xs.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 }
+  const sorted = [...xs].sort((a, b) => a - b)
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! }
+}
+
+/**
+ * Every response's status and latency (autocannon's per-client `response` event), so the 2xx
+ * latency of an overloaded run is not mixed with the instant 503s, and a timeline of windows.
+ */
+function timeline(): { setupClient: (client: Client) => void; result: () => Pick<LoadResult, 'byStatus' | 'windows'> } {
+  const started = Date.now()
+  const ok: number[] = []
+  const shed: number[] = []
+  const windows: { ok: number; shed: number }[] = []
+  const setupClient = (client: Client): void => {
+    client.on('response', (status: number, _bytes: number, latency: number) => {
+      const w = Math.floor((Date.now() - started) / WINDOW_MS)
+      while (windows.length <= w) windows.push({ ok: 0, shed: 0 })
+      if (status >= 200 && status < 300) {
+        ok.push(latency)
+        windows[w]!.ok++
+      } else if (status === 503) {
+        shed.push(latency)
+        windows[w]!.shed++
+      }
+    })
+  }
+  return { setupClient, result: () => ({ byStatus: { ok: latencySummary(ok), shed: latencySummary(shed) }, windows }) }
+}
+
 async function run(spec: LoadSpec): Promise<LoadResult> {
   const base = {
     url: spec.url,
@@ -55,8 +87,9 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   }
   switch (spec.kind) {
     case 'static': {
-      const r = await autocannon({ ...base, method: spec.method, headers: spec.headers, ...(spec.body === undefined ? {} : { body: spec.body }), requests: [{ path: spec.path }] })
-      return summarize(r)
+      const line = spec.timeline === true ? timeline() : undefined
+      const r = await autocannon({ ...base, method: spec.method, headers: spec.headers, ...(spec.body === undefined ? {} : { body: spec.body }), requests: [{ path: spec.path }], ...(line ? { setupClient: line.setupClient } : {}) })
+      return summarize(r, line?.result() ?? {})
     }
     case 'pool': {
       // Connection i cycles through its own slice of the pool: every token is in use, and the

@@ -7,6 +7,8 @@ interface Target {
   amount?: number
   /** Requests per second over all connections (default: as fast as the server answers). */
   overallRate?: number
+  /** `static` only: record every response's status and latency (`byStatus`, `windows`). */
+  timeline?: boolean
 }
 
 /** What to send, to whom (the request shapes are described in load-worker.ts). */
@@ -52,7 +54,21 @@ export interface LoadResult {
   /** `dpop`: proofs made before the run (outside the measured loop), and made during it when those ran out. */
   proofsBefore?: number
   proofsDuring?: number
+  /** With `timeline`: the 2xx responses' latency (ms) and the shed ones' (503). */
+  byStatus?: { ok: LatencySummary; shed: LatencySummary }
+  /** With `timeline`: responses per WINDOW_MS window from the start, 2xx and 503. */
+  windows?: { ok: number; shed: number }[]
 }
+
+export interface LatencySummary {
+  count: number
+  p50: number
+  p99: number
+  max: number
+}
+
+/** The timeline's window. */
+export const WINDOW_MS = 250
 
 /** A load-generator process (load-worker.ts) on its own CPU. */
 export class Loader {

@@ -6,11 +6,12 @@ import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
 import { directoryScaleScenario } from '../scenarios/directory-scale.js'
 import { dpopScenario } from '../scenarios/dpop.js'
 import { memoryScenario } from '../scenarios/memory.js'
+import { overloadScenario } from '../scenarios/overload.js'
 import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario]
 
 export interface RunOptions {
   quick?: boolean

@@ -16,13 +16,13 @@ const { report, results } = await runScenarios({ quick: true, scenarios: SCENARI
 t.same(report.failures, {}, 'every scenario ran to the end')
 t.same(
   results.map((r) => r.name),
-  ['verify', 'dpop', 'cc', 'refresh', 'password', 'memory', 'directory-scale'],
+  ['verify', 'dpop', 'cc', 'refresh', 'password', 'memory', 'directory-scale', 'overload'],
 )
 t.ok(report.checks.length >= 20, `${report.checks.length} checks`)
 for (const c of report.checks) t.ok(c.ok, `${c.name}: ${c.detail}`)
 t.equal(report.facts.refresh?.redis_commands_per_rotation, 1, 'one Redis command per rotation')
 t.equal(report.facts.refresh?.evalsha_calls, report.facts.refresh?.measured_rotations, 'commandstats: EVALSHA calls = rotations')
-t.same(Object.keys(report.ratios).sort(), ['13a', '13b', '14', '1a', '1b', '1c', '2a', '2b', '3', '4', '5a', '5b'], 'every target is reported')
+t.same(Object.keys(report.ratios).sort(), ['13a', '13b', '14', '18a', '18b', '1a', '1b', '1c', '2a', '2b', '3', '4', '5a', '5b'], 'every target is reported')
 for (const [id, r] of Object.entries(report.ratios)) t.ok(Number.isFinite(r.value) && r.value > 0, `target ${id}: a ratio was measured (${r.value})`)
 t.equal(report.facts.dpop?.proofs_made_during_runs, 0, 'every DPoP proof was made before its run (outside the measured loop)')
 t.equal(report.facts['directory-scale']?.users_big, 10_008, 'the filled database: 10,000 users and the 8 seeded')
