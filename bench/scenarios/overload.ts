@@ -14,7 +14,7 @@ import { ccRequest } from './client-credentials.js'
  *
  * Per target and per service (shedding on, then off), one after the other:
  *  1. capacity: as fast as it answers (settings.connections) → R;
- *  2. unloaded: 0.5 R → p99 of the 200s;
+ *  2. unloaded: two connections, each waiting for its answer → p99 of the 200s;
  *  3. overload: 3 R offered over 4 × the connections (so the offered rate is not capped by the
  *     responses the connections wait for) → p99 and max of the 200s, the 503s, timeouts;
  *  4. recovery: 0.5 R again at once → the first WINDOW_MS window from which every window has no
@@ -44,7 +44,8 @@ function recoveredAfter(r: LoadResult, expectedPerWindow: number): number {
 async function phases(loader: Loader, request: LoadRequest, settings: BenchSettings, seconds: number): Promise<Phase> {
   const c = settings.connections
   const capacity = (await loader.run({ ...request, connections: c, seconds })).rps
-  const unloaded = await loader.run({ ...request, connections: c, seconds, overallRate: Math.max(1, Math.round(capacity / 2)), timeline: true })
+  // Unloaded: two connections, each waiting for its answer (autocannon's overallRate sends each second's requests in a burst).
+  const unloaded = await loader.run({ ...request, connections: 2, seconds, timeline: true })
   const overload = await loader.run({ ...request, connections: 4 * c, seconds, overallRate: Math.round(capacity * 3), timeline: true })
   const recoverySeconds = Math.max(2, Math.min(seconds, 3))
   const recovery = await loader.run({ ...request, connections: c, seconds: recoverySeconds, overallRate: Math.max(1, Math.round(capacity / 2)), timeline: true })

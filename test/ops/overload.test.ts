@@ -22,7 +22,7 @@ async function resource(t: Test, env: Record<string, string>): Promise<FastifyIn
   return app
 }
 
-/** Asks until the sampler (every 250 ms) has seen the heap over the limit; bounded. */
+/** Asks until the sampler (every 100 ms, twice in a row) has seen the heap over the limit; bounded. */
 async function shedding(app: FastifyInstance, request: () => Promise<{ statusCode: number }>): Promise<void> {
   await eventually('the service sheds', request, (res) => res.statusCode === 503, 5000, 20)
   t.ok(app)

@@ -31,7 +31,7 @@ export interface OverloadLimits {
 }
 
 /** How often the event-loop delay and the heap are sampled. */
-export const OVERLOAD_SAMPLE_INTERVAL_MS = 250
+export const OVERLOAD_SAMPLE_INTERVAL_MS = 100
 /** Samples in a row over a limit before shedding starts (it stops at the first sample under). */
 export const SUSTAINED_SAMPLES = 2
 
