@@ -1,3 +1,5 @@
+// Over 300 lines: each verb's Lua script sits beside the class that runs it, with the rule it
+// enforces; split apart, a script would be read without its caller, or the reverse.
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { redisCall as call } from '../store/redis-call.js'

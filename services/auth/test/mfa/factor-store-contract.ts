@@ -1,5 +1,3 @@
-// Over 300 lines: one contract for the three factor stores (memory, Redis standalone and Cluster,
-// PostgreSQL); its fixtures and its cases read best together.
 import { createHash, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import {
