@@ -68,7 +68,7 @@ export type AddFactorResult = 'added' | 'exists'
 export type PasskeyUse = { status: 'ok'; factor: PasskeyFactor } | { status: 'replayed' } | { status: 'not_found' }
 
 export interface FactorStore {
-  /** The user's factors, oldest first. */
+  /** The user's factors, oldest first (by createdAt; ties in the order added). */
   list(userId: string): Promise<Factor[]>
   add(factor: Factor): Promise<AddFactorResult>
   /** Replaces (or creates) the user's recovery code set in one step. */
@@ -120,8 +120,8 @@ export function isFactorNumber(n: number): boolean {
  * Text (a label) as every store keeps it: a lone UTF-16 surrogate or a NUL (which neither PostgreSQL's
  * jsonb nor Redis's cjson accepts) becomes U+FFFD, so a pasted label is never a 503.
  */
-export function storedText(label: string): string {
-  return label.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g, '\ufffd')
+export function storedText(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g, '\ufffd')
 }
 
 /** The user's factors in list order: by createdAt, ties in the order they were added (a stable sort). */

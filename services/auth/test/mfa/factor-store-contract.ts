@@ -268,6 +268,8 @@ export function factorStoreContract(t: Test, make: MakeFactorStore): void {
       const k = passkey(user, { label })
       t.equal(await store.add(k), 'added', JSON.stringify(label))
       t.equal((await store.findPasskey(k.credentialId))?.label, stored, `kept as ${JSON.stringify(stored)}`)
+      t.match(await store.usePasskey(k.credentialId, 1, T0), { status: 'ok', factor: { label: stored } }, 'and after a use rewrote the record')
+      t.equal((await store.findPasskey(k.credentialId))?.label, stored)
     }
     const slashy = passkey(user, { credentialId: 'a/b+c=d\\e' })
     t.equal(await store.add(slashy), 'added', 'a credential id of any characters')
