@@ -87,6 +87,7 @@ export function adminOf(h: OidcApp): Admin {
     clients: h.deps.clients,
     families: h.deps.families,
     sessions: h.deps.sessions,
+    factors: h.deps.factors,
     backchannel: h.deps.backchannel,
     clock: h.deps.clock,
     accessTokenTtl: h.config.accessTokenTtl,

@@ -11,6 +11,7 @@ import { isSessionId, type LoginSession, type LoginSessionStore } from '../signi
 import type { Family, FamilyStore, RevokeReason } from '../families/types.js'
 import { emailProblem, roleProblem, usernameProblem, type ListQuery, type NewUser, type User, type UserDirectory, type UserPage } from '../directory/users.js'
 import { audit, type AuditTrail } from '../audit/trail.js'
+import type { Factor, FactorStore } from '../mfa/factors.js'
 
 /**
  * The administrative verbs behind `gatehouse users|clients|sessions` (DESIGN §5, §8, §9): the same
@@ -30,6 +31,8 @@ export interface AdminDeps {
   families: FamilyStore
   /** Login sessions: ended with the user's families (DESIGN §10.1). */
   sessions: LoginSessionStore
+  /** Second factors (DESIGN §10.5): listed and removed by the operator, removed with their user. */
+  factors: FactorStore
   /** ms since the epoch */
   clock: () => number
   /** seconds: how long a revoked family's access tokens could still live (ACCESS_TOKEN_TTL) */
@@ -245,13 +248,41 @@ export class Admin {
     return updated
   }
 
-  async deleteUser(ref: string): Promise<{ user: User } & UserSessionsEnded> {
+  /**
+   * Deletes the user, its second factors first (PostgreSQL would cascade; Redis and memory would
+   * keep them for a user id that an import with `sub` could bring back), then ends its sessions.
+   */
+  async deleteUser(ref: string): Promise<{ user: User; factors: Factor[] } & UserSessionsEnded> {
     const user = await this.findUser(ref)
+    const factors = await this.d.factors.removeAll(user.id)
     const removed = await this.d.users.delete(user.id)
     if (removed === null) throw new AdminError('not_found', `no user ${JSON.stringify(ref)}`)
     const ended = await this.#endUser(user.id, 'user_deleted')
-    this.#audit('admin.user_deleted', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length }, 'user deleted')
-    return { user: removed, ...ended }
+    this.#audit('admin.user_deleted', { user_id: user.id, username: user.username, sessions_ended: ended.sessions.length, families_revoked: ended.revoked.length, factors_removed: factors.length }, 'user deleted')
+    return { user: removed, factors, ...ended }
+  }
+
+  /** The user's second factors, oldest first (the CLI shows no secret, key or digest of them). */
+  async listFactors(ref: string): Promise<{ user: User; factors: Factor[] }> {
+    const user = await this.findUser(ref)
+    return { user, factors: await this.d.factors.list(user.id) }
+  }
+
+  /** Removes one second factor of the user (a lost authenticator), audited with its kind and id. */
+  async removeFactor(ref: string, factorId: string): Promise<{ user: User; factor: Factor }> {
+    const user = await this.findUser(ref)
+    const factor = await this.d.factors.remove(user.id, factorId)
+    if (factor === null) throw new AdminError('not_found', `${user.username} has no second factor ${JSON.stringify(factorId)}`)
+    this.#audit('admin.factor_removed', { user_id: user.id, username: user.username, factor_id: factor.id, kind: factor.kind }, 'second factor removed')
+    return { user, factor }
+  }
+
+  /** Removes every second factor of the user (an operator resetting a lost phone): the password alone signs in again. */
+  async removeAllFactors(ref: string): Promise<{ user: User; factors: Factor[] }> {
+    const user = await this.findUser(ref)
+    const factors = await this.d.factors.removeAll(user.id)
+    this.#audit('admin.factors_removed', { user_id: user.id, username: user.username, removed: factors.length, factors: factors.map((f) => ({ factor_id: f.id, kind: f.kind })) }, 'every second factor removed')
+    return { user, factors }
   }
 
   async addClient(input: NewClientInput): Promise<{ client: Client; secret: string | undefined }> {

@@ -19,7 +19,7 @@ import { MemoryLogoutQueue } from '../logout/queue.js'
 import { LOGIN_SESSION_TTL_MS, MemoryLoginSessionStore } from '../signin/sessions.js'
 import { createRedis, waitForRedis } from '../store/redis-connection.js'
 import { StoreUnavailable } from '../store/types.js'
-import { familyStoreOptions, openDatabase, redisLoginSessionStore, type Database } from '../runtime/build.js'
+import { familyStoreOptions, openDatabase, redisFactorStore, redisLoginSessionStore, type Database } from '../runtime/build.js'
 import { CliError, UsageError, type CliIO } from './framework.js'
 import { cliAuditTrail, type CliAuditTrail } from '../audit/cli-trail.js'
 
@@ -142,7 +142,7 @@ export class CliContext {
       const families = new MemoryFamilyStore(familyStoreOptions(config, clock))
       const sessions = new MemoryLoginSessionStore({ ttlMs: LOGIN_SESSION_TTL_MS, clock })
       const backchannel = new QueuedBackchannelLogout({ queue: new MemoryLogoutQueue({ clock }), clients, clock, log: { info: this.audit.info, warn: this.audit.info } })
-      return new Admin({ ...common, families, sessions, backchannel })
+      return new Admin({ ...common, families, sessions, backchannel, factors: db.factors })
     }
     const redis = await this.redis()
     return new Admin({
@@ -155,6 +155,8 @@ export class CliContext {
         ownsConnection: false,
       }),
       sessions: redisLoginSessionStore(redis, clock),
+      // Second factors where the service keeps them: PostgreSQL with DATABASE_URL, else Redis.
+      factors: db?.factors ?? redisFactorStore(redis),
       backchannel: this.#backchannel(redis, clients),
     })
   }

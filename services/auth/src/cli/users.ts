@@ -1,4 +1,7 @@
+// A little over 300 lines: the `users` group is one list of command specs (their --help is made
+// from it); the factor commands belong with the other verbs on a user.
 import type { Family } from '../families/types.js'
+import type { Factor } from '../mfa/factors.js'
 import type { LoginSession } from '../signin/sessions.js'
 import type { ListQuery, User } from '../directory/users.js'
 import type { CliContext } from './context.js'
@@ -12,6 +15,26 @@ export function userJson(u: User): Record<string, unknown> {
 
 function userLine(u: User): string {
   return `${u.username}  ${u.id}${u.email !== undefined ? `  <${u.email}>` : ''}  roles=${u.roles.join(',') || '-'}${u.disabled ? '  DISABLED' : ''}`
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+/** A second factor as the CLI shows it: never its secret, public key, counter or code digests. */
+export function factorJson(f: Factor): Record<string, unknown> {
+  return {
+    id: f.id,
+    kind: f.kind,
+    label: f.label,
+    created_at: iso(f.createdAt),
+    last_used_at: f.lastUsedAt === undefined ? null : iso(f.lastUsedAt),
+    ...(f.kind === 'recovery' ? { codes_left: f.codeHashes.length, codes_total: f.total } : {}),
+  }
+}
+
+/** The label is the user's text: quoted (JSON), so no control character reaches the terminal. */
+function factorLine(f: Factor): string {
+  const left = f.kind === 'recovery' ? `  left=${f.codeHashes.length}/${f.total}` : ''
+  return `${f.id}  ${f.kind.padEnd(8)}  ${JSON.stringify(f.label)}  created=${iso(f.createdAt)}  last_used=${f.lastUsedAt === undefined ? 'never' : iso(f.lastUsedAt)}${left}`
 }
 
 const USER_ARG = { name: 'user', description: 'a username (case-insensitive), an email, or a user id (u_...)' }
@@ -235,8 +258,48 @@ export function usersGroup(ctx: CliContext): GroupSpec {
       },
     },
     {
+      name: 'factors',
+      summary: "list a user's second factors (id, kind, label, created, last used; recovery codes left)",
+      args: [USER_ARG],
+      details: 'Kinds: totp (an authenticator app), passkey, recovery (a set of single-use recovery codes). Never shows a secret, key or code.',
+      examples: ['gatehouse users factors alice', 'gatehouse users factors alice --json'],
+      async run(inv) {
+        const admin = await ctx.admin()
+        const { user, factors } = await admin.listFactors(inv.args[0]!)
+        inv.print(factors.length === 0 ? `${user.username} has no second factors` : factors.map(factorLine).join('\n'), { user_id: user.id, username: user.username, factors: factors.map(factorJson) })
+      },
+    },
+    {
+      name: 'remove-factor',
+      summary: "remove one of a user's second factors, or all of them (--all: a lost phone; the password alone signs in again)",
+      args: [USER_ARG, { name: 'factor-id', description: 'the id `users factors` shows (omit with --all)', optional: true }],
+      options: { all: { type: 'boolean', description: 'remove every second factor of the user' } },
+      destructive: true,
+      details: 'Recorded in the audit trail as admin.factor_removed (or admin.factors_removed with --all), with each factor\'s kind and id. An id that starts with - is taken as the id (or put it after --).',
+      examples: ['gatehouse users remove-factor alice 0QvJ5kQ2xq7vZ3m1a9LbRw --yes', 'gatehouse users remove-factor alice --all --yes'],
+      async run(inv) {
+        const factorId = inv.args[1]
+        const all = inv.values.all === true
+        if (factorId === undefined && !all) throw new UsageError('give the factor id, or --all')
+        if (factorId !== undefined && all) throw new UsageError('give the factor id or --all, not both')
+        const admin = await ctx.admin()
+        const { user, factors } = await admin.listFactors(inv.args[0]!)
+        if (all) {
+          await inv.confirm(`Remove every second factor of ${user.username} (${factors.length})?`)
+          const removed = await admin.removeAllFactors(inv.args[0]!)
+          inv.print(`removed ${removed.factors.length} second factor(s) of ${user.username}`, { user_id: user.id, removed: removed.factors.map(factorJson) })
+          return
+        }
+        const target = factors.find((f) => f.id === factorId)
+        if (target === undefined) throw new CliError(`${user.username} has no second factor ${JSON.stringify(factorId)}`, EXIT_FAILURE, 'not_found')
+        await inv.confirm(`Remove the ${target.kind} ${JSON.stringify(target.label)} (${target.id}) of ${user.username}?`)
+        const { factor } = await admin.removeFactor(inv.args[0]!, target.id)
+        inv.print(`removed ${factor.kind} ${factor.id} of ${user.username}`, { user_id: user.id, removed: [factorJson(factor)] })
+      },
+    },
+    {
       name: 'delete',
-      summary: 'delete a user; its login sessions end and its tokens are revoked',
+      summary: 'delete a user; its login sessions end, its tokens are revoked and its second factors removed',
       args: [USER_ARG],
       destructive: true,
       examples: ['gatehouse users delete alice --yes'],
@@ -244,10 +307,11 @@ export function usersGroup(ctx: CliContext): GroupSpec {
         const admin = await ctx.admin()
         const target = await admin.findUser(inv.args[0]!)
         await inv.confirm(`Delete user ${target.username} (${target.id})?`)
-        const { user, sessions, revoked } = await admin.deleteUser(target.id)
-        inv.print(`deleted ${user.username}; ${revokedNote(sessions, revoked)}`, { user: userJson(user), ended_sessions: sessions.map((x) => x.id), revoked_families: revoked.map((f) => f.id) })
+        const { user, sessions, revoked, factors } = await admin.deleteUser(target.id)
+        const removed = factors.length === 0 ? '' : `; ${factors.length} second factor(s) removed`
+        inv.print(`deleted ${user.username}; ${revokedNote(sessions, revoked)}${removed}`, { user: userJson(user), ended_sessions: sessions.map((x) => x.id), revoked_families: revoked.map((f) => f.id), removed_factors: factors.map((f) => f.id) })
       },
     },
   ]
-  return { name: 'users', summary: 'users: add, list, show, disable, enable, set-password, set-email, set-roles, delete, import, export', commands }
+  return { name: 'users', summary: 'users: add, list, show, disable, enable, set-password, set-email, set-roles, factors, remove-factor, delete, import, export', commands }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Clock } from '../store/types.js'
 
 /**
@@ -67,7 +68,7 @@ export type AddFactorResult = 'added' | 'exists'
 export type PasskeyUse = { status: 'ok'; factor: PasskeyFactor } | { status: 'replayed' } | { status: 'not_found' }
 
 export interface FactorStore {
-  /** The user's factors, oldest first. */
+  /** The user's factors, oldest first (by createdAt; ties in the order added). */
   list(userId: string): Promise<Factor[]>
   add(factor: Factor): Promise<AddFactorResult>
   /** Replaces (or creates) the user's recovery code set in one step. */
@@ -92,6 +93,42 @@ export interface FactorStore {
   useRecoveryCode(userId: string, codeHash: string, at: number): Promise<number | null>
 }
 
+/** What a factor id looks like: url-safe, 1 to 64 characters (newFactorId makes 22). Every store refuses another with a TypeError. */
+const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+export function isFactorId(value: unknown): value is string {
+  return typeof value === 'string' && FACTOR_ID.test(value)
+}
+
+/** A new factor id: 128 random bits, base64url. */
+export function newFactorId(): string {
+  return randomBytes(16).toString('base64url')
+}
+
+/**
+ * A TOTP step or signature counter a store accepts is a whole number below 10^14: the most Redis's
+ * cjson writes back exactly (14 significant digits). Real ones are far below: a WebAuthn counter is
+ * 32-bit, a TOTP step of 30 s is about 6·10^7. Anything else is refused, by every store alike.
+ */
+export const FACTOR_NUMBER_LIMIT = 1e14
+
+export function isFactorNumber(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0 && n < FACTOR_NUMBER_LIMIT
+}
+
+/**
+ * Text (a label) as every store keeps it: a lone UTF-16 surrogate or a NUL (which neither PostgreSQL's
+ * jsonb nor Redis's cjson accepts) becomes U+FFFD, so a pasted label is never a 503.
+ */
+export function storedText(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g, '\ufffd')
+}
+
+/** The user's factors in list order: by createdAt, ties in the order they were added (a stable sort). */
+export function inListOrder<T extends Factor>(factors: readonly T[]): T[] {
+  return [...factors].sort((a, b) => a.createdAt - b.createdAt)
+}
+
 /** Every factor a user holds at most once. */
 export function isSingleton(kind: FactorKind): boolean {
   return kind !== 'passkey'
@@ -111,23 +148,25 @@ export class MemoryFactorStore implements FactorStore {
   constructor(_options: { clock?: Clock } = {}) {}
 
   async list(userId: string): Promise<Factor[]> {
-    return (this.#byUser.get(userId) ?? []).map(copy)
+    return inListOrder(this.#byUser.get(userId) ?? []).map(copy)
   }
 
   async add(factor: Factor): Promise<AddFactorResult> {
+    if (!isFactorId(factor.id)) throw new TypeError('invalid factor id')
     const held = this.#byUser.get(factor.userId) ?? []
     if (isSingleton(factor.kind) && held.some((f) => f.kind === factor.kind)) return 'exists'
     if (held.some((f) => f.id === factor.id)) return 'exists'
     if (factor.kind === 'passkey' && this.#passkeys.has(factor.credentialId)) return 'exists'
-    const stored = copy(factor)
+    const stored = { ...copy(factor), label: storedText(factor.label) }
     this.#byUser.set(factor.userId, [...held, stored])
     if (stored.kind === 'passkey') this.#passkeys.set(stored.credentialId, stored)
     return 'added'
   }
 
   async replaceRecoveryCodes(factor: RecoveryCodesFactor): Promise<void> {
+    if (!isFactorId(factor.id)) throw new TypeError('invalid factor id')
     const held = (this.#byUser.get(factor.userId) ?? []).filter((f) => f.kind !== 'recovery')
-    this.#byUser.set(factor.userId, [...held, copy(factor)])
+    this.#byUser.set(factor.userId, [...held, { ...copy(factor), label: storedText(factor.label) }])
   }
 
   async remove(userId: string, factorId: string): Promise<Factor | null> {
@@ -143,7 +182,7 @@ export class MemoryFactorStore implements FactorStore {
     const held = this.#byUser.get(userId) ?? []
     this.#byUser.delete(userId)
     for (const f of held) if (f.kind === 'passkey') this.#passkeys.delete(f.credentialId)
-    return held.map(copy)
+    return inListOrder(held).map(copy)
   }
 
   async findPasskey(credentialId: string): Promise<PasskeyFactor | null> {
@@ -153,7 +192,7 @@ export class MemoryFactorStore implements FactorStore {
 
   async useTotpStep(userId: string, factorId: string, step: number, at: number): Promise<boolean> {
     const f = (this.#byUser.get(userId) ?? []).find((x) => x.id === factorId)
-    if (f === undefined || f.kind !== 'totp' || !Number.isSafeInteger(step) || step <= f.lastStep) return false
+    if (f === undefined || f.kind !== 'totp' || !isFactorNumber(step) || step <= f.lastStep) return false
     f.lastStep = step
     f.lastUsedAt = at
     return true
@@ -162,7 +201,7 @@ export class MemoryFactorStore implements FactorStore {
   async usePasskey(credentialId: string, counter: number, at: number): Promise<PasskeyUse> {
     const f = this.#passkeys.get(credentialId)
     if (f === undefined) return { status: 'not_found' }
-    if (!Number.isSafeInteger(counter) || counter < 0) return { status: 'replayed' }
+    if (!isFactorNumber(counter)) return { status: 'replayed' }
     if (!(counter > f.counter || (counter === 0 && f.counter === 0))) return { status: 'replayed' }
     f.counter = counter
     f.lastUsedAt = at

@@ -25,7 +25,7 @@ import { DirectoryCache, RedisChangeAnnouncer } from '../directory/directory-cac
 import { MemoryLoginLimiter } from '../signin/login-limiter.js'
 import { RedisLoginLimiter } from '../signin/redis-login-limiter.js'
 import { openAuditTrail } from '../audit/open.js'
-import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisLoginSessionStore, type Database } from './build.js'
+import { familyStoreOptions, loginGateFor, loginLimitPolicy, openDatabase, redisFactorStore, redisLoginSessionStore, type Database } from './build.js'
 import { fileResources } from '../directory/resources.js'
 import { MemoryDpopReplayCache } from '@gatehouse/verifier'
 import { createDpopDeps } from '../dpop/proofs.js'
@@ -79,7 +79,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
       loginGate: loginGateFor(config, new MemoryLoginLimiter({ policy: loginLimitPolicy(config), clock })),
       backchannel: backchannel.logout,
       device: memoryDeviceFlow(config, loginLimitPolicy(config), clock),
-      factors: new MemoryFactorStore({ clock }),
+      // Second factors where the users are: PostgreSQL with DATABASE_URL, else this process.
+      factors: db?.factors ?? new MemoryFactorStore({ clock }),
     }
     return {
       deps,
@@ -164,7 +165,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
     loginGate: loginGateFor(config, new RedisLoginLimiter({ redis, policy: loginLimitPolicy(config), clock })),
     backchannel: backchannel.logout,
     device: redisDeviceFlow(config, loginLimitPolicy(config), redis, clock),
-    factors: new MemoryFactorStore({ clock }),
+    // Second factors: PostgreSQL with DATABASE_URL, else Redis (durable: no TTL; mfa/redis-factors.ts).
+    factors: database?.factors ?? redisFactorStore(redis),
   }
   return {
     deps,

@@ -10,6 +10,8 @@ import { PgResources } from '../directory/pg-resources.js'
 import { seedWith } from '../directory/seed.js'
 import { RefreshTokenCodec } from '../families/refresh-token-codec.js'
 import type { FamilyPolicy } from '../families/types.js'
+import { PgFactorStore } from '../mfa/pg-factors.js'
+import { RedisFactorStore } from '../mfa/redis-factors.js'
 import { LoginGate } from '../signin/login-gate.js'
 import { KNOWN_ADDRESS_TTL_MS, type LoginLimiter, type LoginLimitPolicy } from '../signin/login-limiter.js'
 import { LOGIN_SESSION_TTL_MS } from '../signin/sessions.js'
@@ -46,6 +48,11 @@ export function redisLoginSessionStore(redis: Redis | Cluster, clock: Clock): Re
   return new RedisLoginSessionStore({ redis, ttlMs: LOGIN_SESSION_TTL_MS, clock })
 }
 
+/** Second factors in Redis (without DATABASE_URL), on the given connection (which the caller closes). */
+export function redisFactorStore(redis: Redis | Cluster): RedisFactorStore {
+  return new RedisFactorStore({ redis })
+}
+
 /** The login gate of a configuration, around the given limiter. */
 export function loginGateFor(config: AuthConfig, limiter: LoginLimiter): LoginGate {
   const l = config.loginLimits
@@ -57,12 +64,14 @@ export function loginLimitPolicy(config: AuthConfig): LoginLimitPolicy {
   return { maxPerUser: l.maxAttempts, maxPerAddress: l.maxAttemptsPerAddress, windowMs: l.window * 1000, lockoutMs: l.lockout * 1000, knownAddressTtlMs: KNOWN_ADDRESS_TTL_MS }
 }
 
-/** PostgreSQL's users, clients and resources (DESIGN §10.2), on one bounded pool. */
+/** PostgreSQL's users, clients, resources (DESIGN §10.2) and second factors (§10.5), on one bounded pool. */
 export interface Database {
   pool: Pool
   users: PgUserDirectory
   clients: PgClientDirectory
   resources: PgResources
+  /** Deleted with their user (ON DELETE CASCADE). */
+  factors: PgFactorStore
   /** Resolves when the database answers; throws StoreUnavailable otherwise (/readyz). */
   ping(): Promise<void>
   close(): Promise<void>
@@ -125,6 +134,7 @@ export async function openDatabase(settings: DatabaseSettings, o: OpenDatabaseOp
     users,
     clients,
     resources,
+    factors: new PgFactorStore({ pool }),
     ping: async () => void (await pgCall('ping', () => pool.query('SELECT 1'))),
     close: async () => {
       resources.close()

@@ -201,3 +201,19 @@ export function deviceUserCodeKey(userCode: string, prefix: string = DEFAULT_KEY
 export function deviceGuessKeyPrefix(prefix: string = DEFAULT_KEY_PREFIX): string {
   return `${prefix}device-guess:`
 }
+
+// Keys of the second factors (mfa/redis-factors.ts, DESIGN §10.5). Durable: no TTL. A user's
+// factors are one hash under the `{<userId>}` hash tag, so every step on them (add, use, remove)
+// is one Lua script on one key, in one Cluster slot. A passkey's credential id points to its
+// holder from a key of its own (another slot), claimed with SET NX and read with GET.
+
+/** `<prefix>factors:{<userId>}`: hash of the user's factors, field = factor id, value = the factor (JSON). */
+export function userFactorsKey(userId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}factors:{${userId}}`
+}
+
+/** `<prefix>passkey:<digest>`: `<userId> <factorId>` of the passkey whose credential id has this SHA-256 (base64url). */
+export function passkeyCredentialKey(credentialDigest: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(credentialDigest)) throw new TypeError('invalid credential digest')
+  return `${prefix}passkey:${credentialDigest}`
+}

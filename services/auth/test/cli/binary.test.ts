@@ -11,7 +11,7 @@ import { cliRunner } from './harness.js'
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 const GROUPS: Record<string, string[]> = {
   keys: ['generate', 'list', 'add-next', 'activate', 'retire', 'rotate'],
-  users: ['add', 'list', 'show', 'disable', 'enable', 'set-password', 'set-roles', 'delete'],
+  users: ['add', 'list', 'show', 'disable', 'enable', 'set-password', 'set-roles', 'factors', 'remove-factor', 'delete'],
   clients: ['add', 'list', 'show', 'rotate-secret', 'delete'],
   sessions: ['list', 'revoke'],
   audit: ['search', 'prune'],
