@@ -62,6 +62,10 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, re
 
   const { response, familyId } = await startUserTokens({
     request, deps, client: c, user, scope: g.scope, audience, resources: granted, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce, dpop,
+    // A code from before amr was recorded came from a password sign-in.
+    amr: g.amr ?? ['pwd'],
+    // RFC 9068 §2.2.1: acr in the access tokens when the authorization asked for an assurance.
+    acrInAccessTokens: g.acrValues !== undefined || c.requireMfa,
   })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.
