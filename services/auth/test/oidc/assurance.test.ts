@@ -131,6 +131,25 @@ t.test('acr_values: the most preferred supported value must be met by the sessio
   t.notOk('acr' in decodeJwt(ignored.access_token), 'only unknown values asked: as if none')
 })
 
+t.test('acr_values in a pushed request (PAR, RFC 9126) count as in a plain one', async (t) => {
+  const h = await app(t)
+  const push = async () => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/par',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('web:web-secret').toString('base64')}` },
+      payload: new URLSearchParams({ client_id: 'web', response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'openid', state: 'st-1', code_challenge: s256(VERIFIER), code_challenge_method: 'S256', acr_values: `urn:example:unknown ${ACR_MFA}` }).toString(),
+    })
+    t.equal(res.statusCode, 201, res.body)
+    return (res.json() as { request_uri: string }).request_uri
+  }
+  const pushed = async (cookies: Record<string, string>) => await h.app.inject({ method: 'GET', url: `/authorize?${new URLSearchParams({ client_id: 'web', request_uri: await push() }).toString()}`, cookies })
+  t.same(outcome(await pushed(await session(h, ['pwd']))), { form: true }, 'a password session steps up')
+  const answered = outcome(await pushed(await session(h, TOTP_AMR)))
+  t.ok(answered.code, 'an MFA session answers')
+  t.equal(decodeJwt((await exchange(h, 'web', answered.code!)).access_token).acr, ACR_MFA, 'acr asked through PAR: in the access token')
+})
+
 t.test('max_age and prompt=login decide whether a live session may answer', async (t) => {
   const h = await app(t)
   const fresh = await session(h, ['pwd'], 30)
