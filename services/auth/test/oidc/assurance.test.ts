@@ -201,6 +201,33 @@ t.test('a refresh issues an ID token about the original authentication (OIDC Cor
   t.notOk('acr' in decodeJwt(again.body.access_token))
 })
 
+t.test('require_mfa backstop: a code from a sign-in without a second factor never yields tokens for the client', async (t) => {
+  const h = await app(t)
+  const alice = await h.deps.users.findByUsername('alice')
+  const { session: s } = await h.deps.sessions.start({ userId: alice!.id, authTime: h.clock.seconds(), amr: ['pwd'] })
+  const grant = { clientId: 'mfa-web', redirectUri: REDIRECT_URI, codeChallenge: s256(VERIFIER), scope: 'openid', userId: alice!.id, sessionId: s.id, authTime: s.authTime }
+  for (const [name, amr] of [['pwd', ['pwd']], ['a code from before amr was recorded', undefined]] as const) {
+    const code = await h.deps.codes.issue({ ...grant, ...(amr === undefined ? {} : { amr: [...amr] }) })
+    const res = await token(h, 'mfa-web', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: VERIFIER })
+    t.equal(res.status, 400, name)
+    t.equal(res.body.error, 'invalid_grant', name)
+  }
+  const ok = await token(h, 'mfa-web', { grant_type: 'authorization_code', code: await h.deps.codes.issue({ ...grant, amr: TOTP_AMR }), redirect_uri: REDIRECT_URI, code_verifier: VERIFIER })
+  t.equal(ok.status, 200, 'with a second factor it does')
+})
+
+t.test('introspection says acr and auth_time (RFC 9470 §6.2)', async (t) => {
+  const h = await app(t)
+  const tokens = await exchange(h, 'web', outcome(await authorize(h, { acr_values: ACR_MFA }, await session(h, TOTP_AMR, 5))).code!)
+  const info = await h.app.inject({
+    method: 'POST',
+    url: '/introspect',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('web:web-secret').toString('base64')}` },
+    payload: new URLSearchParams({ token: tokens.access_token }).toString(),
+  })
+  t.match(info.json(), { active: true, acr: ACR_MFA, auth_time: h.clock.seconds() - 5 })
+})
+
 t.test('the password grant: amr pwd and acr password in its ID token', async (t) => {
   const h = await app(t)
   const res = await token(h, 'cli', { grant_type: 'password', username: 'alice', password: 'alice-password', scope: 'openid profile' })
