@@ -65,6 +65,8 @@ export interface BearerChallengeParams {
   errorDescription?: string
   /** §3: the scope the resource needs (space-separated scope-tokens). */
   scope?: string
+  /** RFC 9470 §3: the acr values the resource accepts (space-separated), with `insufficient_user_authentication`. */
+  acrValues?: string
 }
 
 /**
@@ -88,6 +90,7 @@ export function bearerChallenge(params: BearerChallengeParams): string {
   if (params.error !== undefined) value += `, error=${restricted(params.error)}`
   if (params.errorDescription !== undefined) value += `, error_description=${restricted(params.errorDescription)}`
   if (params.scope !== undefined) value += `, scope=${restricted(params.scope)}`
+  if (params.acrValues !== undefined) value += `, acr_values=${restricted(params.acrValues)}`
   return value
 }
 
@@ -98,6 +101,8 @@ export interface DpopChallengeParams {
   error?: string
   errorDescription?: string
   scope?: string
+  /** RFC 9470 §3 (see BearerChallengeParams). */
+  acrValues?: string
 }
 
 /** RFC 9449 §7.1: `DPoP algs="…"[, realm=…][, error="…", error_description="…"][, scope="…"]`. */
@@ -107,5 +112,6 @@ export function dpopChallenge(params: DpopChallengeParams): string {
   if (params.error !== undefined) value += `, error=${restricted(params.error)}`
   if (params.errorDescription !== undefined) value += `, error_description=${restricted(params.errorDescription)}`
   if (params.scope !== undefined) value += `, scope=${restricted(params.scope)}`
+  if (params.acrValues !== undefined) value += `, acr_values=${restricted(params.acrValues)}`
   return value
 }

@@ -15,6 +15,8 @@ export type OAuthErrorCode =
   | 'login_required'
   | 'invalid_token'
   | 'insufficient_scope'
+  /** RFC 9470 §3: the token's authentication (acr, auth_time) does not meet the resource's needs. */
+  | 'insufficient_user_authentication'
   | 'unsupported_token_type'
   /** RFC 8707 §2: a `resource` that is malformed, unknown or not allowed. */
   | 'invalid_target'
@@ -79,6 +81,8 @@ export const UnsupportedResponseType = errorClass('unsupported_response_type', 4
 export const LoginRequired = errorClass('login_required', 400, 'the user must log in')
 export const InvalidToken = errorClass('invalid_token', 401, 'the access token is invalid')
 export const InsufficientScope = errorClass('insufficient_scope', 403, 'the token lacks the required scope')
+/** RFC 9470 §3: 401; the challenge names the `acr_values` the client should ask for. */
+export const InsufficientUserAuthentication = errorClass('insufficient_user_authentication', 401, 'a stronger authentication of the user is required')
 export const UnsupportedTokenType = errorClass('unsupported_token_type', 400, 'the token type is not supported')
 export const InvalidTarget = errorClass('invalid_target', 400, 'the requested resource is invalid, unknown or not allowed')
 export const TemporarilyUnavailable = errorClass('temporarily_unavailable', 503, 'the service is temporarily unavailable')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { assertB64Token, bearerChallenge, extractBearerToken } from '../src/index.js'
+import { assertB64Token, bearerChallenge, dpopChallenge, extractBearerToken } from '../src/index.js'
 
 /** RFC 6750 in one place: the Bearer header parser (§2.1) and the challenge builder (§3). */
 
@@ -52,6 +52,12 @@ t.test('bearerChallenge: RFC 6750 §3 parameters, quoted', async (t) => {
   t.equal(bearerChallenge({ realm: 'say "hi" \\ bye\u00e9' }), 'Bearer realm="say \\"hi\\" \\\\ bye"', 'realm is a quoted-string: quote and backslash escaped (RFC 7230 §3.2.6)')
   t.equal(bearerChallenge({ realm: 'r', error: 'invalid_token', errorDescription: '' }), 'Bearer realm="r", error="invalid_token", error_description=""')
   t.equal(bearerChallenge({ realm: 'r', scope: 'a"b\\c' }), 'Bearer realm="r", scope="abc"')
+  t.equal(
+    bearerChallenge({ realm: 'r', error: 'insufficient_user_authentication', acrValues: 'urn:a urn:b' }),
+    'Bearer realm="r", error="insufficient_user_authentication", acr_values="urn:a urn:b"',
+    'RFC 9470 §3: acr_values in the challenge',
+  )
+  t.equal(dpopChallenge({ algs: ['ES256'], error: 'insufficient_user_authentication', acrValues: 'urn:"a' }), 'DPoP algs="ES256", error="insufficient_user_authentication", acr_values="urn:a"')
 })
 
 t.test('every challenge is a header value Node accepts', async (t) => {

@@ -14,6 +14,8 @@ export interface AccessTokenClaims extends JWTPayload {
   roles?: string[]
   sid?: string
   auth_time?: number
+  /** RFC 9068 §2.2.1: how the user authenticated, when the authorization asked for it. */
+  acr?: string
   /** RFC 9449 §6.1: the DPoP key the token is bound to (RFC 7638 SHA-256 thumbprint). */
   cnf?: { jkt?: string }
   /** RFC 8693 §4.1: the party acting for `sub` (an exchanged token), nested for a chain. */

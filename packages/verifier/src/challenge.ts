@@ -1,6 +1,6 @@
 import { bearerChallenge, dpopChallenge, type OAuthError, type OAuthErrorCode } from '@gatehouse/service-kit'
 import { DpopRequired, MissingToken } from './errors.js'
-import { ScopeRequired } from './requirements.js'
+import { AcrRequired, ScopeRequired } from './requirements.js'
 
 export interface AuthErrorResponse {
   statusCode: number
@@ -35,8 +35,8 @@ const BEARER_ONLY: ChallengeContext = { scheme: 'Bearer', dpopAlgs: [], dpopOnly
  */
 export function authErrorResponse(err: OAuthError, realm: string, ctx: ChallengeContext = BEARER_ONLY): AuthErrorResponse {
   const body = { error: err.code, error_description: err.description }
-  const dpop = (error?: { code: string; description: string; scope?: string }): string =>
-    dpopChallenge({ algs: ctx.dpopAlgs, realm, error: error?.code, errorDescription: error?.description, scope: error?.scope })
+  const dpop = (error?: { code: string; description: string; scope?: string; acrValues?: string }): string =>
+    dpopChallenge({ algs: ctx.dpopAlgs, realm, error: error?.code, errorDescription: error?.description, scope: error?.scope, acrValues: error?.acrValues })
   if (err instanceof MissingToken) {
     // RFC 6750 §3.1: a request without any authentication information gets no error code.
     const challenges = ctx.dpopOnly ? [dpop()] : ctx.dpopAlgs.length === 0 ? [bearerChallenge({ realm })] : [bearerChallenge({ realm }), dpop()]
@@ -47,13 +47,15 @@ export function authErrorResponse(err: OAuthError, realm: string, ctx: Challenge
     if (err.code === 'use_dpop_nonce' && ctx.nonce !== undefined) headers['dpop-nonce'] = ctx.nonce
     return { statusCode: 401, headers, body }
   }
-  if (err.code === 'invalid_token' || err.code === 'invalid_request' || err.code === 'insufficient_scope') {
+  if (err.code === 'invalid_token' || err.code === 'invalid_request' || err.code === 'insufficient_scope' || err.code === 'insufficient_user_authentication') {
     const scope = err instanceof ScopeRequired ? err.scope : undefined
-    const error = { code: err.code, description: err.description, scope }
+    // RFC 9470 §3: the challenge names the acr values that would do.
+    const acrValues = err instanceof AcrRequired ? err.acrValues : undefined
+    const error = { code: err.code, description: err.description, scope, acrValues }
     let challenge: string
     if (ctx.scheme === 'DPoP' || ctx.dpopOnly || err instanceof DpopRequired) challenge = dpop(error)
     else {
-      challenge = bearerChallenge({ realm, error: err.code, errorDescription: err.description, scope })
+      challenge = bearerChallenge({ realm, error: err.code, errorDescription: err.description, scope, acrValues })
       // A DPoP-bound token sent as Bearer: say how it must be sent (RFC 9449 §7.2).
       if (err.detail === 'dpop_downgrade') challenge += `, ${dpop()}`
     }

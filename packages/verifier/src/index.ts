@@ -1,7 +1,7 @@
 export { Verifier, createVerifier, type VerifierEvents, type VerifierStats, type RevocationFeedStatus } from './verifier.js'
 export { gatehouseAuth, peekAuth, type GatehouseAuthOptions, type RouteAuth, type RouteAuthOptions, type AuthGuard } from './plugin.js'
 export { MAX_ACTOR_CHAIN, type AuthContext, type AccessTokenClaims, type ActorClaim, type PrincipalKind } from './auth-context.js'
-export { compileRequirement, ScopeRequired, type AuthRequirement, type Delegation, type RequirementCheck } from './requirements.js'
+export { AcrRequired, compileRequirement, ScopeRequired, type AuthRequirement, type Delegation, type RequirementCheck } from './requirements.js'
 export { authErrorResponse, type AuthErrorResponse, type ChallengeContext } from './challenge.js'
 export { DpopChecker, type DpopRequestTarget } from './dpop-check.js'
 export { extractBearerToken, extractAccessToken, assertB64Token } from './bearer.js'

@@ -1,4 +1,4 @@
-import { AccessDenied, InsufficientScope, type OAuthError } from '@gatehouse/service-kit'
+import { AccessDenied, InsufficientScope, InsufficientUserAuthentication, type OAuthError } from '@gatehouse/service-kit'
 import type { AuthContext, PrincipalKind } from './auth-context.js'
 import { DpopRequired } from './errors.js'
 
@@ -15,6 +15,13 @@ export interface AuthRequirement {
    * service acting for the subject); `forbidden` refuses one (the subject's own client must call).
    */
   delegation?: Delegation
+  /**
+   * RFC 9470: the token's `acr` must be this value, or one of these (list every value that is good
+   * enough: the verifier knows no order among them). Otherwise 401 `insufficient_user_authentication`
+   * whose challenge names them as `acr_values`, in the order given, for the client to ask for at
+   * the authorization server (RFC 9470 §3, §4).
+   */
+  acr?: string | readonly string[]
 }
 
 export type Delegation = 'required' | 'forbidden'
@@ -26,6 +33,16 @@ export class ScopeRequired extends InsufficientScope {
     super('the access token lacks the required scope', { detail: `missing scope: ${scope}` })
     this.name = 'ScopeRequired'
     this.scope = scope
+  }
+}
+
+/** 401 `insufficient_user_authentication`, carrying the acr values the challenge must name (RFC 9470 §3). */
+export class AcrRequired extends InsufficientUserAuthentication {
+  readonly acrValues: string
+  constructor(acrValues: string, found: unknown) {
+    super('a stronger authentication of the user is required', { detail: `acr ${typeof found === 'string' ? found.slice(0, 128) : 'absent'}, required one of: ${acrValues}` })
+    this.name = 'AcrRequired'
+    this.acrValues = acrValues
   }
 }
 
@@ -49,6 +66,11 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
   if (kind !== undefined && kind !== 'user' && kind !== 'service') throw new TypeError(`auth requirement: kind must be "user" or "service"`)
   if (delegation !== undefined && delegation !== 'required' && delegation !== 'forbidden') throw new TypeError('auth requirement: delegation must be "required" or "forbidden"')
   const scopeString = scopes.join(' ')
+  const acrs = requirement.acr === undefined ? [] : typeof requirement.acr === 'string' ? [requirement.acr] : [...requirement.acr]
+  if (requirement.acr !== undefined && acrs.length === 0) throw new TypeError('auth requirement: acr names no value')
+  // An acr value is a string without spaces (acr_values is space-separated), quotable in the challenge.
+  for (const a of acrs) if (typeof a !== 'string' || !SCOPE_TOKEN.test(a)) throw new TypeError(`auth requirement: invalid acr ${JSON.stringify(a)}`)
+  const acrString = acrs.join(' ')
 
   return (auth) => {
     if (dpopRequired && auth.tokenType !== 'DPoP') return new DpopRequired()
@@ -63,6 +85,10 @@ export function compileRequirement(requirement: AuthRequirement): RequirementChe
       })
     }
     for (let i = 0; i < scopes.length; i++) if (!auth.scopes.includes(scopes[i]!)) return new ScopeRequired(scopeString)
+    if (acrs.length > 0) {
+      const acr = auth.claims.acr
+      if (typeof acr !== 'string' || !acrs.includes(acr)) return new AcrRequired(acrString, acr)
+    }
     for (let i = 0; i < roles.length; i++) {
       if (!auth.roles.includes(roles[i]!)) return new AccessDenied('the access token lacks a required role', { detail: `missing role: ${roles[i]}` })
     }

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { gatehouseAuth, peekAuth, type VerifierOptions } from '../src/index.js'
+import { compileRequirement, gatehouseAuth, peekAuth, type VerifierOptions } from '../src/index.js'
 import { AUDIENCE, makeKey, ManualClock, rawSign, serviceClaims, startFakeIssuer, token, type SigningKey } from '@gatehouse/test-harness'
 
 /** The fastify adapter: one register call, route options, RFC 6750 responses. */
@@ -10,6 +10,8 @@ const issuer = await startFakeIssuer({ keys: [key] })
 t.teardown(() => issuer.close())
 const clock = new ManualClock(Date.now())
 const REALM = `Bearer realm="${AUDIENCE}"`
+const MFA = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor'
+const PHISHING_RESISTANT = 'http://schemas.openid.net/pape/policies/2007/06/phishing-resistant'
 
 async function buildApp(t: Test, options: Partial<VerifierOptions> = {}): Promise<{ app: FastifyInstance; logs: Record<string, unknown>[] }> {
   const logs: Record<string, unknown>[] = []
@@ -31,6 +33,7 @@ async function buildApp(t: Test, options: Partial<VerifierOptions> = {}): Promis
   app.get('/guarded', { config: { auth: (auth) => auth.subject === 'user-alice' } }, async () => ({ ok: true }))
   app.get('/both', { config: { auth: { scopes: ['documents:read'], guard: (auth) => auth.roles.includes('editor') } } }, async () => ({ ok: true }))
   app.get('/any', { config: { auth: true } }, async (request) => ({ kind: request.auth.kind }))
+  app.get('/strong', { config: { auth: { scopes: ['documents:read'], acr: [MFA, PHISHING_RESISTANT] } } }, async (request) => ({ acr: request.auth.claims.acr }))
   app.get('/open', async (request) => {
     let thrown = ''
     try {
@@ -147,6 +150,33 @@ t.test('a missing scope: 403 insufficient_scope naming the scope', async (t) => 
     `${REALM}, error="insufficient_scope", error_description="the access token lacks the required scope", scope="documents:write"`,
   )
   t.same(res.json(), { error: 'insufficient_scope', error_description: 'the access token lacks the required scope' })
+})
+
+t.test('acr (RFC 9470): a token without an accepted acr is 401 insufficient_user_authentication naming acr_values', async (t) => {
+  const { app } = await buildApp(t)
+  for (const [name, claims] of [
+    ['no acr', { scope: 'documents:read' }],
+    ['a weaker acr', { scope: 'documents:read', acr: 'urn:gatehouse:acr:password' }],
+    ['a non-string acr', { scope: 'documents:read', acr: [MFA] }],
+  ] as const) {
+    const res = await app.inject({ method: 'GET', url: '/strong', headers: bearer(sign(claims)) })
+    t.equal(res.statusCode, 401, name)
+    t.equal(
+      res.headers['www-authenticate'],
+      `${REALM}, error="insufficient_user_authentication", error_description="a stronger authentication of the user is required", acr_values="${MFA} ${PHISHING_RESISTANT}"`,
+      `${name}: the challenge names the acceptable acr values, in order`,
+    )
+    t.same(res.json(), { error: 'insufficient_user_authentication', error_description: 'a stronger authentication of the user is required' })
+  }
+  for (const acr of [MFA, PHISHING_RESISTANT]) {
+    const ok = await app.inject({ method: 'GET', url: '/strong', headers: bearer(sign({ scope: 'documents:read', acr })) })
+    t.equal(ok.statusCode, 200, acr)
+    t.same(ok.json(), { acr })
+  }
+  const scopeFirst = await app.inject({ method: 'GET', url: '/strong', headers: bearer(sign({ scope: 'openid', acr: MFA })) })
+  t.equal(scopeFirst.statusCode, 403, 'the scope is checked first')
+  t.throws(() => compileRequirement({ acr: 'two values' }), /invalid acr/, 'an acr with a space is refused when the route is registered')
+  t.throws(() => compileRequirement({ acr: [] }), /acr names no value/)
 })
 
 t.test('a missing role: 403', async (t) => {

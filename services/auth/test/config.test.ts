@@ -223,6 +223,23 @@ t.test('pushed authorization requests (RFC 9126): PAR_TTL (seconds, 60 by defaul
   t.ok((await problems({ PAR_TTL: '1.5' })).some((x) => x.startsWith('PAR_TTL')), 'PAR_TTL not whole')
 })
 
+t.test('client metadata require_mfa (DESIGN §10.5): a boolean, false when absent; only for the code flow', async (t) => {
+  const client = { client_id: 'c', client_secret: 's', grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['https://app.example/cb'] }
+  const dir = t.testdir({
+    'bad.json': JSON.stringify({ clients: [{ ...client, require_mfa: 'yes' }] }),
+    'password.json': JSON.stringify({ clients: [{ ...client, grant_types: ['authorization_code', 'password'], require_mfa: true }] }),
+    'device.json': JSON.stringify({ clients: [{ ...client, grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], require_mfa: true }] }),
+    'good.json': JSON.stringify({ clients: [{ ...client, require_mfa: true }, { ...client, client_id: 'd', require_mfa: false }, { ...client, client_id: 'e' }] }),
+  })
+  t.ok((await problems({ AUTH_CONFIG_FILE: `${dir}/bad.json` })).some((x) => x.includes('clients[0].require_mfa must be true or false')))
+  t.ok((await problems({ AUTH_CONFIG_FILE: `${dir}/password.json` })).some((x) => x.includes('clients[0].require_mfa cannot be met by the password grant')), 'a password at /token never has a second factor')
+  t.ok((await problems({ AUTH_CONFIG_FILE: `${dir}/device.json` })).some((x) => x.includes('clients[0].require_mfa cannot be met by the urn:ietf:params:oauth:grant-type:device_code grant')))
+  const { file } = await loadConfig({ AUTH_CONFIG_FILE: `${dir}/good.json` })
+  t.equal(file.clients[0]!.require_mfa, true)
+  t.notOk('require_mfa' in file.clients[1]!, 'false is stored as absent')
+  t.notOk('require_mfa' in file.clients[2]!)
+})
+
 t.test('client metadata require_pushed_authorization_requests (RFC 9126 §6): a boolean, false when absent', async (t) => {
   const client = { client_id: 'c', client_secret: 's', grant_types: ['authorization_code'], redirect_uris: ['https://app.example/cb'] }
   const dir = t.testdir({

@@ -3,6 +3,7 @@ import type { Client, ClientDirectory } from '../directory/clients.js'
 import { isS256Challenge } from './pkce.js'
 import { resolveScope } from '../tokens/scope.js'
 import { authorizedResources } from '../tokens/resource-indicators.js'
+import { isAcr, parseAcrValues } from '../mfa/assurance.js'
 
 /** A validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1). */
 export interface AuthorizationRequest {
@@ -22,6 +23,11 @@ export interface AuthorizationRequest {
   dpopJkt?: string
   /** The granted resources (RFC 8707 §2): the requested ones, or the client's audience. */
   resources?: string[]
+  /**
+   * OIDC Core §3.1.2.1 `acr_values`: the ones we support (mfa/assurance.ts ACR_VALUES), in the
+   * client's order of preference; absent when none was asked or none of those asked is ours.
+   */
+  acrValues?: string[]
 }
 
 /**
@@ -131,6 +137,9 @@ export async function parseAuthorizationRequest(raw: unknown, clients: ClientDir
   const dpopJkt = params.get('dpop_jkt')
   if (dpopJkt !== undefined && !JKT.test(dpopJkt)) return fail(new InvalidRequest('dpop_jkt must be the base64url SHA-256 thumbprint of a JWK (RFC 9449 §10)'))
 
+  // OIDC Core §3.1.2.1: voluntary; values we do not know are ignored (and only those: as if none).
+  const acrValues = parseAcrValues(params.get('acr_values') ?? '')
+
   const loginHint = params.get('login_hint')
   const request: AuthorizationRequest = { clientId: client.id, redirectUri, scope, codeChallenge: challenge, prompt, resources: granted }
   if (state !== undefined) request.state = state
@@ -138,6 +147,7 @@ export async function parseAuthorizationRequest(raw: unknown, clients: ClientDir
   if (maxAgeRaw !== undefined) request.maxAge = Number(maxAgeRaw)
   if (loginHint !== undefined && loginHint.length <= MAX_LOGIN_HINT) request.loginHint = loginHint
   if (dpopJkt !== undefined) request.dpopJkt = dpopJkt
+  if (acrValues.length > 0) request.acrValues = acrValues
   return { kind: 'ok', client, request }
 }
 
@@ -159,6 +169,7 @@ export function isAuthorizationRequest(v: unknown): v is AuthorizationRequest {
     optionalString(r.loginHint) &&
     (r.dpopJkt === undefined || (typeof r.dpopJkt === 'string' && JKT.test(r.dpopJkt))) &&
     (r.resources === undefined || (Array.isArray(r.resources) && r.resources.every((x) => typeof x === 'string'))) &&
+    (r.acrValues === undefined || (Array.isArray(r.acrValues) && r.acrValues.length > 0 && r.acrValues.every((x) => typeof x === 'string' && isAcr(x)))) &&
     (r.maxAge === undefined || (typeof r.maxAge === 'number' && Number.isSafeInteger(r.maxAge) && r.maxAge >= 0))
   )
 }

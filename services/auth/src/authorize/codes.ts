@@ -27,6 +27,10 @@ export interface CodeGrant {
   dpopJkt?: string
   /** The resources the authorization request granted (RFC 8707); absent on older codes: the client's audience. */
   resources?: string[]
+  /** How the user authenticated (the session's amr, RFC 8176): the ID token's `amr` and `acr`; absent on older codes: `['pwd']`. */
+  amr?: string[]
+  /** The supported `acr_values` the request asked for (OIDC Core §3.1.2.1): the access tokens then carry `acr` (RFC 9068 §2.2.1). */
+  acrValues?: string[]
 }
 
 export type ConsumeOutcome =

@@ -116,6 +116,8 @@ function decodeGrant(raw: unknown): CodeGrant | null {
     if (g.nonce !== undefined && typeof g.nonce !== 'string') return null
     if (g.dpopJkt !== undefined && typeof g.dpopJkt !== 'string') return null
     if (g.resources !== undefined && (!Array.isArray(g.resources) || g.resources.some((r) => typeof r !== 'string'))) return null
+    if (g.amr !== undefined && (!Array.isArray(g.amr) || g.amr.some((r) => typeof r !== 'string'))) return null
+    if (g.acrValues !== undefined && (!Array.isArray(g.acrValues) || g.acrValues.some((r) => typeof r !== 'string'))) return null
     return g as CodeGrant
   } catch {
     return null

@@ -91,6 +91,8 @@ export interface NewClientInput {
   release_roles?: boolean
   require_pushed_authorization_requests?: boolean
   dpop_bound_access_tokens?: boolean
+  /** DESIGN §10.5: every sign-in to it needs a second factor. */
+  require_mfa?: boolean
   /** RFC 8693 (DESIGN §10.4): the audiences it may exchange users' tokens for. */
   token_exchange?: { audiences: string[] }
 }

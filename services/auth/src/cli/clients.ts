@@ -25,6 +25,7 @@ export function clientJson(c: Client): Record<string, unknown> {
     release_roles: c.releaseRoles,
     require_pushed_authorization_requests: c.requirePushedAuthorizationRequests,
     dpop_bound_access_tokens: c.dpopBoundAccessTokens,
+    require_mfa: c.requireMfa,
     token_exchange: c.tokenExchange.audiences.length > 0 ? { audiences: [...c.tokenExchange.audiences] } : null,
   }
 }
@@ -60,6 +61,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
         'release-roles': { type: 'string', value: 'true|false', description: "put users' roles in its tokens (default: true only with the password grant)" },
         'require-par': { type: 'boolean', description: 'authorization requests only through /par, pushed (RFC 9126 require_pushed_authorization_requests; default: no)' },
         'dpop-bound-access-tokens': { type: 'boolean', description: 'every token request must carry a DPoP proof (RFC 9449 §5.2; default: no)' },
+        'require-mfa': { type: 'boolean', description: 'every sign-in to it needs a second factor, also from an existing session (acr multi-factor; default: no)' },
         'exchange-audience': { type: 'string', multiple: true, value: 'aud', description: 'an audience it may exchange users\' tokens for (repeat; with the grant urn:ietf:params:oauth:grant-type:token-exchange, RFC 8693)' },
       },
       examples: [
@@ -113,6 +115,7 @@ export function clientsGroup(ctx: CliContext): GroupSpec {
           ...(releaseRoles !== undefined ? { release_roles: releaseRoles === 'true' } : {}),
           ...(inv.values['require-par'] === true ? { require_pushed_authorization_requests: true } : {}),
           ...(inv.values['dpop-bound-access-tokens'] === true ? { dpop_bound_access_tokens: true } : {}),
+          ...(inv.values['require-mfa'] === true ? { require_mfa: true } : {}),
           ...(exchangeAudiences.length > 0 ? { token_exchange: { audiences: exchangeAudiences } } : {}),
         })
         inv.print(`added ${clientLine(client)}${secret ? `\n${secretNote(secret)}` : ''}`, { client: clientJson(client), ...(secret ? { client_secret: secret } : {}) })

@@ -29,6 +29,8 @@ export interface Client {
   requirePushedAuthorizationRequests: boolean
   /** Every token request must carry a DPoP proof (metadata `dpop_bound_access_tokens`, RFC 9449 §5.2). */
   dpopBoundAccessTokens: boolean
+  /** Every sign-in needs a second factor (metadata `require_mfa`, DESIGN §10.5; mfa/assurance.ts requiredAcr). */
+  requireMfa: boolean
   /** Metadata `token_exchange` (RFC 8693, DESIGN §10.4): the audiences it may exchange tokens for; empty = none. */
   tokenExchange: { audiences: readonly string[] }
 }
@@ -118,6 +120,7 @@ export function clientFromConfig(c: ClientConfig): Client {
     releaseRoles: c.release_roles ?? c.grant_types.includes('password'),
     requirePushedAuthorizationRequests: c.require_pushed_authorization_requests === true,
     dpopBoundAccessTokens: c.dpop_bound_access_tokens === true,
+    requireMfa: c.require_mfa === true,
     tokenExchange: { audiences: [...(c.token_exchange?.audiences ?? [])] },
   }
 }

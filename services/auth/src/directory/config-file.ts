@@ -51,6 +51,11 @@ export interface ClientConfig {
   require_pushed_authorization_requests?: boolean
   /** RFC 9449 §5.2: the client always uses DPoP, so a token request without a proof is refused; false when absent. */
   dpop_bound_access_tokens?: boolean
+  /**
+   * DESIGN §10.5: every sign-in to this client needs a second factor (acr ACR_MFA or stronger,
+   * mfa/assurance.ts), also when answered from an existing login session; false when absent.
+   */
+  require_mfa?: boolean
   /** RFC 8693 (DESIGN §10.4): the audiences this client may exchange a subject token for. */
   token_exchange?: { audiences: string[] }
 }
@@ -215,8 +220,15 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
       if (bclProblem !== null) p(`${path}.backchannel_logout_uri`, bclProblem)
       const bclSession = c.backchannel_logout_session_required
       if (bclSession !== undefined && bclSession !== null && typeof bclSession !== 'boolean') p(`${path}.backchannel_logout_session_required`, 'must be true or false')
-      for (const flag of ['introspection', 'release_roles', 'require_pushed_authorization_requests', 'dpop_bound_access_tokens'] as const) {
+      for (const flag of ['introspection', 'release_roles', 'require_pushed_authorization_requests', 'dpop_bound_access_tokens', 'require_mfa'] as const) {
         if (c[flag] !== undefined && typeof c[flag] !== 'boolean') p(`${path}.${flag}`, 'must be true or false')
+      }
+      // A second factor is asked for only in the browser's sign-in (the code flow): a grant that
+      // signs the user in elsewhere (a password at /token, a sign-in for the device page) cannot meet it.
+      if (c.require_mfa === true) {
+        for (const g of ['password', DEVICE_CODE_GRANT] as const) {
+          if (grant_types.includes(g)) p(`${path}.require_mfa`, `cannot be met by the ${g} grant: a second factor is asked only in the code flow`)
+        }
       }
       if (c.introspection === true && method === 'none') p(`${path}.introspection`, 'needs an authenticated client (RFC 7662 §2.1), not a public one')
       if (method === 'none' && grant_types.includes(TOKEN_EXCHANGE_GRANT)) p(`${path}.grant_types`, 'a public client (none) may not use token exchange')
@@ -242,6 +254,7 @@ export function parseAuthFileConfig(doc: unknown, source: string): { config: Aut
         if (typeof c.release_roles === 'boolean') rec.release_roles = c.release_roles
         if (c.require_pushed_authorization_requests === true) rec.require_pushed_authorization_requests = true
         if (c.dpop_bound_access_tokens === true) rec.dpop_bound_access_tokens = true
+        if (c.require_mfa === true) rec.require_mfa = true
         if (token_exchange !== undefined) rec.token_exchange = token_exchange
         config.clients.push(rec)
       }

@@ -345,6 +345,9 @@ function toFields(family: Family): string[] {
   // Resource indicators are absolute URIs without spaces (tokens/resource-indicators.ts).
   if (family.resources !== undefined) fields.push('resources', family.resources.join(' '))
   if (family.jkt !== undefined) fields.push('jkt', family.jkt)
+  // amr values are short tokens without spaces (RFC 8176 §2; signin/sessions.ts AMR_VALUE).
+  if (family.amr !== undefined) fields.push('amr', family.amr.join(' '))
+  if (family.acrInAccessTokens === true) fields.push('atAcr', '1')
   return fields
 }
 
@@ -382,6 +385,8 @@ function hashToFamily(id: string, hash: Record<string, string>): Family | null {
     authTime: num('authTime'),
     ...(hash.resources === undefined ? {} : { resources: hash.resources.split(' ').filter(Boolean) }),
     ...(hash.jkt === undefined ? {} : { jkt: hash.jkt }),
+    ...(hash.amr === undefined ? {} : { amr: hash.amr.split(' ').filter(Boolean) }),
+    ...(hash.atAcr === '1' ? { acrInAccessTokens: true } : {}),
     createdAt: num('createdAt'),
     expiresAt: num('expiresAt'),
     lastUsedAt: num('lastUsedAt'),

@@ -5,7 +5,8 @@
  *
  * The family hash's fields: userId, clientId, scope, sessionId (optional), authTime, resources
  * (optional, space-separated; no script reads it), jkt (optional: the DPoP key of a bound
- * family), createdAt, expiresAt, lastUsedAt, generation,
+ * family), amr (optional, space-separated; no script reads it), atAcr (optional, '1': access
+ * tokens carry acr), createdAt, expiresAt, lastUsedAt, generation,
  * rotatedAt, revoked ('0' | '1'). Times are ms from the
  * injected clock, passed in as ARGV (tests run the clock ahead), with ONE exception: on the real
  * clock the reuse-grace window is measured on Redis's own clock at execution (TIME), so a command

@@ -29,6 +29,14 @@ export interface FamilyInput {
   resources?: readonly string[]
   /** A public client's family is bound to the DPoP key of its first proof (RFC 9449 §5): its thumbprint. */
   jkt?: string
+  /**
+   * How the user authenticated (RFC 8176 values, mfa/assurance.ts): the `amr` and `acr` of the ID
+   * tokens issued at refresh, the same as the first one's (OIDC Core §12.2). Absent when unknown
+   * (families made before, or without a sign-in: token exchange).
+   */
+  amr?: readonly string[]
+  /** The access tokens carry `acr` (RFC 9068 §2.2.1): the authorization asked for one (acr_values, require_mfa). */
+  acrInAccessTokens?: boolean
 }
 
 export interface Family {
@@ -43,6 +51,10 @@ export interface Family {
   resources?: readonly string[]
   /** The DPoP key every rotation must prove (RFC 9449 §5); absent for an unbound family. */
   jkt?: string
+  /** How the user authenticated (see FamilyInput); absent when unknown. */
+  amr?: readonly string[]
+  /** See FamilyInput; absent: false. */
+  acrInAccessTokens?: boolean
   /** ms epoch */
   createdAt: number
   /** ms epoch; absolute expiry, never extended */

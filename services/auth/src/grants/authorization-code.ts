@@ -7,6 +7,7 @@ import { checkCodeBinding } from '../dpop/proofs.js'
 import { grantedResources, requestedResource, tokenAudience } from '../tokens/resource-indicators.js'
 import type { GrantHandler } from './types.js'
 import { audit } from '../audit/trail.js'
+import { mandatoryAcr, signInMeets } from '../mfa/assurance.js'
 
 const REJECTED = 'the authorization code is invalid, expired or was already used'
 
@@ -55,6 +56,9 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, re
   const audience = tokenAudience(wanted, granted, c)
   if (audience === undefined) throw new InvalidTarget('none of the granted resources is allowed for this client any more')
 
+  // require_mfa (DESIGN §10.5): whatever path produced the code, a sign-in without a second factor
+  // never yields tokens for such a client (the /authorize and /login decisions are the first line).
+  if (!signInMeets(g.amr ?? ['pwd'], mandatoryAcr(c))) throw new InvalidGrant(REJECTED, { detail: 'the sign-in does not meet require_mfa' })
   const user = await deps.users.findById(g.userId)
   if (user === null || user.disabled) throw new InvalidGrant(REJECTED, { detail: 'user gone or disabled' })
   // A logout between the redirect and the exchange ends what the code would start.
@@ -62,6 +66,10 @@ export const authorizationCodeGrant: GrantHandler = async ({ request, params, re
 
   const { response, familyId } = await startUserTokens({
     request, deps, client: c, user, scope: g.scope, audience, resources: granted, authTime: g.authTime, grantType: 'authorization_code', sessionId: g.sessionId, nonce: g.nonce, dpop,
+    // A code from before amr was recorded came from a password sign-in.
+    amr: g.amr ?? ['pwd'],
+    // RFC 9068 §2.2.1: acr in the access tokens when the authorization asked for an assurance.
+    acrInAccessTokens: g.acrValues !== undefined || c.requireMfa,
   })
   if ((await deps.codes.recordFamily(code, familyId)) === 'replayed') {
     // A second use arrived while this one was issuing: it could not name the family, so revoke it here.

@@ -5,6 +5,7 @@ import { allowedResources, requestedResource, tokenAudience } from '../tokens/re
 import { issueUserTokens } from './user-tokens.js'
 import { audit } from '../audit/trail.js'
 import type { GrantHandler } from './types.js'
+import { AMR_PASSWORD } from '../mfa/assurance.js'
 
 /**
  * RFC 6749 §4.3: first-party clients only (the client must enable `password`). §4.3.2: "the
@@ -33,5 +34,5 @@ export const passwordGrant: GrantHandler = async ({ request, params, resources, 
   const user = outcome.user
   const authTime = Math.floor(deps.clock() / 1000)
   audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.client.id, sub: user.id, ip: request.ip }, 'login succeeded')
-  return await issueUserTokens({ request, deps, client: client.client, user, scope, audience, resources: granted, authTime, grantType: 'password', dpop })
+  return await issueUserTokens({ request, deps, client: client.client, user, scope, audience, resources: granted, authTime, grantType: 'password', dpop, amr: AMR_PASSWORD })
 }

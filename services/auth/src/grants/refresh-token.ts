@@ -5,7 +5,9 @@ import { required } from '../http/form.js'
 import { splitScope } from '../tokens/scope.js'
 import { grantedResources, requestedResource, scopeForAudience, tokenAudience, type ResourceHolder } from '../tokens/resource-indicators.js'
 import { audit } from '../audit/trail.js'
-import type { GrantHandler } from './types.js'
+import type { GrantHandler, TokenResponse } from './types.js'
+import { signIdToken } from '../tokens/id-token.js'
+import { acrOf } from '../mfa/assurance.js'
 import { proofRefused, tokenType } from '../dpop/proofs.js'
 
 /**
@@ -98,11 +100,22 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
     sid: family.id,
     authTime: family.authTime,
     jkt: dpop?.jkt,
+    // RFC 9068 §2.2.1: kept from the authorization that asked for it.
+    ...(family.acrInAccessTokens === true && family.amr !== undefined ? { acr: acrOf(family.amr) } : {}),
   })
   deps.metrics.tokensIssued.inc({ grant_type: 'refresh_token' })
   request.log.info(
     { event: 'refresh_token.rotated', family_id: family.id, client_id: family.clientId, sub: user.id, generation: family.generation, retried: outcome.status === 'retried', aud: audience },
     'refresh token rotated',
   )
-  return { access_token: at.token, token_type: tokenType(dpop), expires_in: at.expiresIn, scope, refresh_token: refreshToken }
+  const res: TokenResponse = { access_token: at.token, token_type: tokenType(dpop), expires_in: at.expiresIn, scope, refresh_token: refreshToken }
+  // OIDC Core §12.2: with openid, a new ID token about the same authentication: the original
+  // auth_time, amr and acr, the login session's sid; no nonce (it belongs to the first one).
+  if (splitScope(scope).includes('openid')) {
+    res.id_token = await signIdToken(
+      { issuer: deps.config.issuer, keys: deps.keys, ttlSeconds: deps.tokens.ttl, clock: deps.clock },
+      { sub: user.id, clientId: client.client.id, authTime: family.authTime, accessToken: at.token, sid: family.sessionId, amr: family.amr },
+    )
+  }
+  return res
 }

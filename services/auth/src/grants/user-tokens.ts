@@ -7,6 +7,7 @@ import { scopeForAudience } from '../tokens/resource-indicators.js'
 import type { User } from '../directory/users.js'
 import type { TokenResponse } from './types.js'
 import { tokenType, type BoundKey } from '../dpop/proofs.js'
+import { acrOf } from '../mfa/assurance.js'
 
 export interface UserTokenInput {
   request: FastifyRequest
@@ -27,6 +28,13 @@ export interface UserTokenInput {
   nonce?: string
   /** The request's DPoP key: the access token is bound to it, and a public client's family too (RFC 9449 §5). */
   dpop?: BoundKey | undefined
+  /**
+   * How the user authenticated (RFC 8176): the ID token's `amr` and `acr`, kept in the family for
+   * the ID tokens of its refreshes (OIDC Core §12.2); absent when unknown (no amr, no acr).
+   */
+  amr?: readonly string[] | undefined
+  /** The access tokens carry `acr` (RFC 9068 §2.2.1): the authorization asked for one (acr_values, require_mfa). */
+  acrInAccessTokens?: boolean
 }
 
 /**
@@ -49,15 +57,18 @@ export async function startUserTokens(input: UserTokenInput): Promise<{ response
   const jkt = input.dpop?.jkt
   // A confidential client's refresh token is bound to its authentication; a public client's to its DPoP key.
   const familyJkt = client.authMethod === 'none' ? jkt : undefined
+  const { amr } = input
+  const acrInAccessTokens = input.acrInAccessTokens === true && amr !== undefined
   const { family, refreshToken: rt } = await deps.families.create({
     userId: user.id, clientId: client.id, scope, authTime, sessionId: input.sessionId, resources: [...input.resources], ...(familyJkt === undefined ? {} : { jkt: familyJkt }),
+    ...(amr === undefined ? {} : { amr }), ...(acrInAccessTokens ? { acrInAccessTokens } : {}),
   })
   const refreshToken = client.grantTypes.has('refresh_token') ? rt : undefined
   const sid = family.id
   const roles = releasedRoles(client, user.roles)
   // RFC 6749 §5.1: the response's scope is the access token's.
   const tokenScope = scopeForAudience(scope, audience, client, deps.resources.list())
-  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience, scope: tokenScope, authTime, sid, roles, jkt })
+  const at = await deps.tokens.issue({ sub: user.id, clientId: client.id, audience, scope: tokenScope, authTime, sid, roles, jkt, ...(acrInAccessTokens && amr !== undefined ? { acr: acrOf(amr) } : {}) })
   deps.metrics.tokensIssued.inc({ grant_type: grantType })
   request.log.info({ event: 'token.issued', grant_type: grantType, client_id: client.id, sub: user.id, jti: at.jti, family_id: sid, aud: audience }, 'token issued')
   const res: TokenResponse = { access_token: at.token, token_type: tokenType(input.dpop), expires_in: at.expiresIn, scope: tokenScope }
@@ -65,7 +76,7 @@ export async function startUserTokens(input: UserTokenInput): Promise<{ response
   if (splitScope(scope).includes('openid')) {
     res.id_token = await signIdToken(
       { issuer: deps.config.issuer, keys: deps.keys, ttlSeconds: deps.tokens.ttl, clock: deps.clock },
-      { sub: user.id, clientId: client.id, authTime, accessToken: at.token, nonce: input.nonce, sid: input.sessionId },
+      { sub: user.id, clientId: client.id, authTime, accessToken: at.token, nonce: input.nonce, sid: input.sessionId, amr },
     )
   }
   return { response: res, familyId: sid }

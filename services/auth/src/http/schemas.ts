@@ -86,6 +86,8 @@ export const AUTHORIZE_PARAMS = paramsSchema(
     prompt: 128,
     max_age: 32,
     login_hint: 1024,
+    // OIDC Core §3.1.2.1: space-separated; the handler keeps the values it knows.
+    acr_values: 1024,
     request: 16_384,
     request_uri: 2048,
     // RFC 9449 §10: a SHA-256 JWK thumbprint has 43 characters; the handler checks the form.

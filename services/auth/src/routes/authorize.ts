@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidRequest, LoginRequired, ServerError } from '@gatehouse/service-kit'
-import { parseAuthorizationRequest } from '../authorize/authorization-request.js'
+import { parseAuthorizationRequest, type AuthorizationRequest } from '../authorize/authorization-request.js'
+import { requiredAcr, signInMeets, type AssuranceClient } from '../mfa/assurance.js'
+import type { LoginSession } from '../signin/sessions.js'
 import { currentSession, redirectWithCode, redirectWithError, startInteraction } from '../signin/browser.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { toOAuthError } from '../http/error-handler.js'
@@ -16,8 +18,23 @@ export function sendLoginPage(reply: FastifyReply, status: number, input: LoginP
 }
 
 /**
+ * Why the browser's login session cannot answer this request at once (null: it can, SSO):
+ *  - `prompt_login`: `prompt=login` always asks again (OIDC Core §3.1.2.1);
+ *  - `max_age`: the authentication is older than `max_age` seconds (`max_age=0` always asks);
+ *  - `acr`: the session's amr does not meet what the client requires or asks for (requiredAcr:
+ *    `require_mfa`, `acr_values`), so the user must step up.
+ */
+export function ssoRefusal(session: LoginSession, req: AuthorizationRequest, client: AssuranceClient, nowSeconds: number): 'prompt_login' | 'max_age' | 'acr' | null {
+  if (req.prompt.includes('login')) return 'prompt_login'
+  if (req.maxAge !== undefined && (req.maxAge === 0 || nowSeconds - session.authTime > req.maxAge)) return 'max_age'
+  if (!signInMeets(session.amr, requiredAcr(client, req))) return 'acr'
+  return null
+}
+
+/**
  * GET|POST /authorize (RFC 6749 §4.1.1, OIDC Core §3.1.2; POST as OIDC Core §3.1.2.1 requires):
- * validate, then either answer at once from the login session (SSO) or show the login form.
+ * validate, then either answer at once from the login session (SSO, when ssoRefusal finds
+ * nothing against it) or show the login form.
  */
 export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -60,15 +77,18 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
         const user = await deps.users.findById(session.userId)
         if (user === null || user.disabled) session = null
       }
-      const now = Math.floor(deps.clock() / 1000)
-      // OIDC Core §3.1.2.1: max_age bounds the age of the authentication; max_age=0 is prompt=login.
-      const fresh = session !== null && (req.maxAge === undefined || (req.maxAge > 0 && now - session.authTime <= req.maxAge))
-      if (session !== null && fresh && !req.prompt.includes('login')) {
+      const sso = session === null ? 'none' : ssoRefusal(session, req, client, Math.floor(deps.clock() / 1000))
+      if (session !== null && sso === null) {
         request.log.info({ event: 'authorize.sso', client_id: client.id, sub: session.userId, session_id: session.id }, 'answered from the login session')
         return await redirectWithCode(reply, deps, req, session, 302)
       }
-      // prompt=none: no page may be shown (OIDC Core §3.1.2.6).
-      if (req.prompt.includes('none')) return redirectWithError(reply, deps, req.redirectUri, req.state, new LoginRequired('the user must sign in'), 302)
+      if (session !== null) request.log.info({ event: 'authorize.reauthenticate', client_id: client.id, sub: session.userId, session_id: session.id, reason: sso }, 'the login session does not answer this request')
+      // prompt=none: no page may be shown (OIDC Core §3.1.2.6). A session too old or too weak
+      // needs the user to authenticate again: login_required as well (docs/oidc.md).
+      if (req.prompt.includes('none')) {
+        const why = sso === 'acr' ? 'the user must sign in again with a stronger method' : sso === 'max_age' ? 'the user must sign in again (max_age)' : 'the user must sign in'
+        return redirectWithError(reply, deps, req.redirectUri, req.state, new LoginRequired(why), 302)
+      }
       const interaction = startInteraction(reply, deps, req)
       if (interaction === null) return redirectWithError(reply, deps, req.redirectUri, req.state, new InvalidRequest('the authorization request is too large'), 302)
       return sendLoginPage(reply, 200, { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf, username: req.loginHint }, req.redirectUri)

@@ -4,6 +4,7 @@ import { GRANTS } from '../grants/index.js'
 import { ASSERTION_ALGS } from '../directory/assertion.js'
 import { SCOPE_CLAIMS } from './userinfo.js'
 import { DPOP_ALGORITHMS } from '@gatehouse/verifier'
+import { ACR_VALUES } from '../mfa/assurance.js'
 
 /** Extra metadata contributed by other modules (the OIDC layer adds its endpoints). */
 export type MetadataExtension = (issuer: string) => Record<string, unknown>
@@ -31,7 +32,7 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256'],
     code_challenge_methods_supported: ['S256'],
-    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', 'amr', 'acr', ...new Set(Object.values(SCOPE_CLAIMS).flat())],
     request_parameter_supported: false,
     // OIDC Core §6.2 request objects by reference (fetched from the client) are not supported; the
     // request_uri of a pushed request (RFC 9126) is announced by the PAR endpoint below, as
@@ -39,6 +40,8 @@ export function discoveryDocument(deps: AuthDeps, extensions: readonly MetadataE
     request_uri_parameter_supported: false,
     claims_parameter_supported: false,
     prompt_values_supported: ['none', 'login'],
+    // OIDC Discovery §3: the acr values a sign-in can reach, weakest first (mfa/assurance.ts).
+    acr_values_supported: [...ACR_VALUES],
     // RFC 9126 §5: the PAR endpoint, and whether every client must use it (REQUIRE_PAR).
     pushed_authorization_request_endpoint: `${iss}/par`,
     require_pushed_authorization_requests: deps.config.requirePar,

@@ -57,6 +57,9 @@ export async function introspectRoute(app: FastifyInstance, { deps, verifyAssert
       if (access.cnf !== undefined) out.cnf = { jkt: access.cnf.jkt }
       // RFC 8693 §4.1: who acts for the subject, in an introspection response too.
       if (access.act !== undefined) out.act = access.act
+      // RFC 9470 §6.2: how and when the user authenticated, for the resource server to judge.
+      if (typeof access.auth_time === 'number') out.auth_time = access.auth_time
+      if (typeof access.acr === 'string') out.acr = access.acr
       return out
     }
 

@@ -253,7 +253,8 @@ function redirectTo(reply: FastifyReply, redirectUri: string, params: Record<str
 
 /**
  * Success: a new code, bound to the client, the redirect URI, the PKCE challenge, the session,
- * the nonce and the DPoP key (`dpop_jkt`, RFC 9449 §10) when the request named one; `iss` identifies us to the client (RFC 9207 §2).
+ * the nonce and the DPoP key (`dpop_jkt`, RFC 9449 §10) when the request named one, the session's
+ * amr and the request's acr_values (the tokens' `amr`/`acr`); `iss` identifies us to the client (RFC 9207 §2).
  */
 export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req: AuthorizationRequest, session: LoginSession, status: 302 | 303): Promise<FastifyReply> {
   // The session's last use, and the client among those told when it ends (DESIGN §10.1).
@@ -269,6 +270,8 @@ export async function redirectWithCode(reply: FastifyReply, deps: AuthDeps, req:
     nonce: req.nonce,
     dpopJkt: req.dpopJkt,
     ...(req.resources === undefined ? {} : { resources: req.resources }),
+    amr: [...session.amr],
+    ...(req.acrValues === undefined ? {} : { acrValues: req.acrValues }),
   })
   return redirectTo(reply, req.redirectUri, { code, state: req.state, iss: deps.config.issuer }, status)
 }

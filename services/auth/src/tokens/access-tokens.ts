@@ -13,6 +13,8 @@ export interface AccessTokenClaims {
   sid?: string
   /** Seconds; where a user logged in. */
   authTime?: number
+  /** RFC 9068 §2.2.1: how the user authenticated (mfa/assurance.ts), when the authorization asked for it. */
+  acr?: string
   /** The DPoP key the token is bound to (RFC 9449 §6.1): its thumbprint, as `cnf.jkt`. */
   jkt?: string
   /** RFC 8693 §4.1: who acts for the subject (token exchange); nested for a chain, the current actor outermost. */
@@ -88,6 +90,7 @@ export class AccessTokenIssuer {
     if (c.roles) payload.roles = [...c.roles]
     if (c.sid) payload.sid = c.sid
     if (c.authTime !== undefined) payload.auth_time = c.authTime
+    if (c.acr !== undefined) payload.acr = c.acr
     if (c.jkt !== undefined) payload.cnf = { jkt: c.jkt }
     if (c.act !== undefined) payload.act = c.act
     const input = `${this.#header(active)}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, SignJWT, type JWTPayload } from 'jose'
 import type { KeyRing, KeySetSnapshot } from '../keys/signing-keys.js'
+import { acrOf } from '../mfa/assurance.js'
 
 /** What an ID token says (OIDC Core §2, §3.1.3.6). */
 export interface IdTokenInput {
@@ -14,6 +15,11 @@ export interface IdTokenInput {
   sid?: string
   /** The access token issued with it, for `at_hash`. */
   accessToken?: string
+  /**
+   * How the user authenticated (RFC 8176): the `amr` claim, and the `acr` it amounts to
+   * (mfa/assurance.ts acrOf; OIDC Core §2). Absent when unknown: neither claim.
+   */
+  amr?: readonly string[] | undefined
 }
 
 /** OIDC Core §3.1.3.6: the left half of SHA-256 of the access token's ASCII, base64url. */
@@ -39,6 +45,10 @@ export async function signIdToken(ctx: IdTokenContext, c: IdTokenInput): Promise
   if (c.nonce !== undefined) payload.nonce = c.nonce
   if (c.sid !== undefined) payload.sid = c.sid
   if (c.accessToken !== undefined) payload.at_hash = atHash(c.accessToken)
+  if (c.amr !== undefined && c.amr.length > 0) {
+    payload.amr = [...c.amr]
+    payload.acr = acrOf(c.amr)
+  }
   return await new SignJWT(payload)
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: active.kid })
     .setIssuer(ctx.issuer)

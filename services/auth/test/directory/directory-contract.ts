@@ -264,6 +264,16 @@ export function clientDirectoryContract(t: Test, make: ClientDirectoryFactory): 
     t.equal((await dir.get(plain))!.requirePushedAuthorizationRequests, false)
   })
 
+  t.test('require_mfa (DESIGN §10.5) is kept; absent, it is false', async (t) => {
+    const dir = await make()
+    const base = { grant_types: ['authorization_code' as const], redirect_uris: ['https://app.example/cb'] }
+    const [required, plain] = [name('mfa'), name('nomfa')]
+    await dir.add(client(required, { ...base, require_mfa: true }))
+    await dir.add(client(plain, base))
+    t.equal((await dir.get(required))!.requireMfa, true)
+    t.equal((await dir.get(plain))!.requireMfa, false)
+  })
+
   t.test('resources (RFC 8707) are kept as the client\'s further audiences; none is an empty list', async (t) => {
     const dir = await make()
     const id = name('dash')

@@ -191,6 +191,33 @@ export function familyStoreContract(t: Test, factory: StoreFactory, probe?: Anno
     t.notOk('resources' in ((await store.get(none.family.id)) ?? {}))
   })
 
+  t.test('how the user authenticated (amr) and the acr flag are kept through rotation, retry, lookup, listing and revocation (OIDC Core §12.2)', async (t) => {
+    const { store } = await setup(t)
+    const amr = ['pwd', 'otp', 'mfa']
+    const { family, refreshToken: t0 } = await store.create(input({ amr, acrInAccessTokens: true }))
+    t.same(family.amr, amr, 'create returns them, in order')
+    t.equal(family.acrInAccessTokens, true)
+    t.same((await store.get(family.id))?.amr, amr, 'get')
+    const rotated = await store.rotate(t0, { clientId: CLIENT })
+    t.same(rotated.status === 'rotated' ? [rotated.family.amr, rotated.family.acrInAccessTokens] : null, [amr, true], 'the rotated family')
+    const retried = await store.rotate(t0, { clientId: CLIENT })
+    t.same(retried.status === 'retried' ? [retried.family.amr, retried.family.acrInAccessTokens] : null, [amr, true], 'a retry within the grace window')
+    t.same((await store.lookup(t0))?.family.amr, amr, 'lookup of a spent token')
+    t.same((await store.listByUser(family.userId)).find((f) => f.id === family.id)?.amr, amr, 'listByUser')
+    t.same((await store.revoke(family.id, 'revocation'))?.amr, amr, 'revoke')
+    amr.push('hwk')
+    t.same((await store.get(family.id))?.amr, ['pwd', 'otp', 'mfa'], "the caller's array is copied, not kept")
+
+    const passkey = await store.create(input({ amr: ['hwk', 'user', 'mfa'] }))
+    const got = await store.get(passkey.family.id)
+    t.same(got?.amr, ['hwk', 'user', 'mfa'])
+    t.notOk('acrInAccessTokens' in (got ?? {}), 'no flag unless asked')
+    const none = await store.create(input({ acrInAccessTokens: false }))
+    t.notOk('amr' in none.family, 'a family created without amr has none (older families, token exchange)')
+    t.notOk('amr' in ((await store.get(none.family.id)) ?? {}))
+    t.notOk('acrInAccessTokens' in ((await store.get(none.family.id)) ?? {}), 'false is kept as absent')
+  })
+
   t.test('rotation: the current token gets the next; the spent one is no longer current', async (t) => {
     const { store, clock, codec } = await setup(t)
     const { family, refreshToken: t0 } = await store.create(input())

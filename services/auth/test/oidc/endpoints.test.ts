@@ -158,7 +158,7 @@ t.test('introspect: authenticated confidential clients; inactive for anything no
   t.equal(active.headers['cache-control'], 'no-store')
   const at = claimsOf(a.tokens.access_token)
   t.same(active.json(), {
-    active: true, token_type: 'access_token', scope: a.tokens.scope, client_id: 'web', sub: at.sub, exp: at.exp, iat: at.iat, iss: h.issuer, aud: 'api://resource', jti: at.jti, sid: a.familyId,
+    active: true, token_type: 'access_token', scope: a.tokens.scope, client_id: 'web', sub: at.sub, exp: at.exp, iat: at.iat, iss: h.issuer, aud: 'api://resource', jti: at.jti, sid: a.familyId, auth_time: at.auth_time,
   })
   const resource = await post(h, '/introspect', { token: a.tokens.access_token }, basic('reporting-service', 'reporting-secret'))
   t.equal(resource.json().active, true, 'a resource server with introspection metadata, allowed the audience, may introspect access tokens')

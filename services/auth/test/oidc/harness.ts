@@ -24,6 +24,8 @@ export interface OidcAppOptions {
   clients?: Record<string, unknown>[]
   /** Extra resources for the config file (after the dev config's `api://resource`). */
   resources?: { audience: string; scopes: string[] }[]
+  /** The clock (default: one following real time); a fixed ManualClock for exact time assertions. */
+  clock?: ManualClock
 }
 
 export const SERVICE_CLIENT_ID = 'svc-jwt'
@@ -58,7 +60,7 @@ export async function startOidcApp(options: OidcAppOptions = {}): Promise<OidcAp
   await writeFile(configFile, JSON.stringify(dev))
 
   const config = await loadConfig({ LOG_LEVEL: 'info', ISSUER: issuer, AUTH_CONFIG_FILE: configFile, ...options.env })
-  const booted = await bootApp(config, ManualClock.following(Date.now), {}, options.listen ? port : undefined)
+  const booted = await bootApp(config, options.clock ?? ManualClock.following(Date.now), {}, options.listen ? port : undefined)
   return {
     ...booted,
     issuer,

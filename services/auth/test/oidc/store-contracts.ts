@@ -36,6 +36,9 @@ const grant: CodeGrant = {
   // RFC 9449 §10: the DPoP key the exchange must prove travels with the code.
   dpopJkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs',
   resources: ['api://resource', 'api://reports'],
+  // How the user authenticated and the acr values asked: the tokens' amr/acr (mfa/assurance.ts).
+  amr: ['pwd', 'otp', 'mfa'],
+  acrValues: ['http://schemas.openid.net/pape/policies/2007/06/multi-factor'],
 }
 
 export function storeContracts(t: Test, make: MakeStores): void {
@@ -163,6 +166,12 @@ export function storeContracts(t: Test, make: MakeStores): void {
     const { resources: _, ...older } = grant
     const out = await codes.consume(await codes.issue(older))
     t.same(out, { status: 'ok', grant: older })
+  })
+
+  t.test('codes: a grant from before amr and acr_values comes back without them', async (t) => {
+    const { codes } = await make()
+    const { amr: _, acrValues: __, ...older } = grant
+    t.same(await codes.consume(await codes.issue(older)), { status: 'ok', grant: older })
   })
 
   t.test('codes: a replay names the family the first use recorded', async (t) => {
