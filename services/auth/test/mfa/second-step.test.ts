@@ -12,6 +12,7 @@ import { secondStepNeeded } from '../../src/signin/second-step.js'
 import { hashPassword } from '../../src/directory/passwords.js'
 import type { Factor } from '../../src/mfa/factors.js'
 import { CookieJar } from '@gatehouse/test-harness'
+import { REDIRECT_URI, authorizeUrl, exchange } from '../oidc/resource-fixture.js'
 import { DeviceBrowser, answer, enrolTotp, field, generateCodes, mfaApp, nextStep, passwordStep, signedIn, stepFields } from './mfa-harness.js'
 
 const STEP_TITLE = /<title>Two-step verification – Gatehouse<\/title>/
@@ -254,4 +255,25 @@ t.test('a user without a TOTP or passkey signs in with the password alone, even 
   const back = await b.signIn('/account', 'bob', 'bob-password')
   t.equal(back.status, 303)
   t.equal(back.location, `${h.issuer}/account`)
+})
+
+t.test('through /authorize: the second step ends at the client with a code that exchanges for tokens', async (t) => {
+  const h = await mfaApp(t)
+  const secret = await enrolTotp(h, await signedIn(h))
+  nextStep(h)
+  const browser = new DeviceBrowser(h)
+  const url = authorizeUrl(h)
+  const login = await browser.get(`${url.pathname}${url.search}`)
+  const step = await browser.post('/login', { interaction: field(login.html, 'interaction'), csrf: field(login.html, 'csrf'), username: 'alice', password: 'alice-password' })
+  t.equal(step.status, 200)
+  t.match(step.headers.get('content-security-policy'), new RegExp(`form-action 'self' ${new URL(REDIRECT_URI).origin}`), 'the redirect to the client is allowed')
+  t.match(step.html, new RegExp(`action="${h.issuer}/login/second-factor"`))
+  const back = await answer(browser, step, { code: totpCode(secret, h.clock.now()) })
+  t.equal(back.status, 303)
+  const location = new URL(back.location!)
+  t.equal(`${location.origin}${location.pathname}`, REDIRECT_URI)
+  t.equal(location.searchParams.get('state'), 'state-1')
+  const code = location.searchParams.get('code')!
+  t.equal((await exchange(h, code)).statusCode, 200)
+  t.match(back.headers.get('set-cookie'), /gh_login_[^=]+=;/, 'the pending login is cleared')
 })
