@@ -277,3 +277,23 @@ t.test('through /authorize: the second step ends at the client with a code that 
   t.equal((await exchange(h, code)).statusCode, 200)
   t.match(back.headers.get('set-cookie'), /gh_login_[^=]+=;/, 'the pending login is cleared')
 })
+
+t.test('a TOTP secret that no COOKIE_SECRET opens: refused uncounted, logged, recovery codes offered', async (t) => {
+  const h = await mfaApp(t)
+  const alice = await signedIn(h)
+  const secret = await enrolTotp(h, alice)
+  const codes = await generateCodes(alice)
+  const user = (await h.deps.users.findByUsername('alice'))!
+  const totp = (await h.deps.factors.list(user.id)).find((f) => f.kind === 'totp')!
+  await h.deps.factors.remove(user.id, totp.id)
+  // As if sealed under a COOKIE_SECRET since dropped from the list.
+  await h.deps.factors.add({ ...totp, sealedSecret: `v1.AAAAAAAA.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}` })
+  nextStep(h)
+  const { browser, page } = await passwordStep(h)
+  const res = await answer(browser, page, { code: totpCode(secret, h.clock.now()) })
+  t.equal(res.status, 400)
+  t.match(res.html, /cannot be checked right now\. Use a recovery code instead\./)
+  t.equal(h.logs.events('mfa.failed').length, 0, 'not counted as a guess')
+  t.equal(h.logs.events('mfa.unreadable_secret').length, 1)
+  t.equal((await answer(browser, res, { recovery_code: codes[0]! })).status, 303, 'the recovery code still works')
+})
