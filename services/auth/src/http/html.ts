@@ -42,10 +42,15 @@ input:focus-visible,button:focus-visible{outline:3px solid #f59e0b;outline-offse
 .error{padding:.75rem;border-left:4px solid #b91c1c;background:rgba(185,28,28,.1)}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 .sessions{list-style:none;padding:0;margin:0}
-.session{padding:.75rem 0;border-top:1px solid GrayText;overflow-wrap:anywhere}
-.session button{margin-top:.5rem}
+.session,.factor{padding:.75rem 0;border-top:1px solid GrayText;overflow-wrap:anywhere}
+.session button,.factor button{margin-top:.5rem}
 .notice{padding:.75rem;border-left:4px solid #15803d;background:rgba(21,128,61,.1)}
 .code{white-space:nowrap;font-family:ui-monospace,monospace;letter-spacing:.1em}
+.secret{font-family:ui-monospace,monospace;word-spacing:.4em;overflow-wrap:anywhere}
+.qr svg{display:block;width:min(14rem,100%);height:auto;margin:0 auto 1rem}
+.recovery-codes{font-family:ui-monospace,monospace;font-size:1.1rem;padding-left:2rem}
+summary{margin-top:1.5rem;cursor:pointer;font-weight:600}
+summary:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 `
 
 export interface PageOptions {

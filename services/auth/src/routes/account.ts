@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clearSessionCookie, currentSession, sessionEndDeps, startAccountInteraction } from '../signin/browser.js'
 import type { LoginSession } from '../signin/sessions.js'
@@ -10,7 +11,12 @@ import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { ACCOUNT_BODY, ACCOUNT_QUERY, formBody } from '../http/schemas.js'
 import { audit } from '../audit/trail.js'
-import { ACCOUNT_PAGE_NAME, NOTICES, accountPageUrl, readAccountForm, sendAccountPage, startAccountForm, type AccountNotice } from '../account/account-page.js'
+import { ACCOUNT_PAGE_NAME, NOTICES, accountPageUrl, clearAccountForm, readAccountForm, sendAccountPage, sendRecoveryCodesPage, sendTotpEnrolmentPage, startAccountForm, type AccountNotice, type PendingAccountForm } from '../account/account-page.js'
+import { signedInRecently } from '../account/recent-sign-in.js'
+import type { RecoveryCodesFactor, TotpFactor } from '../mfa/factors.js'
+import { newTotpSecret, normaliseTotpCode, totpQrSvg, totpUri, verifyTotp } from '../mfa/totp.js'
+import { openSecret, sealSecret } from '../mfa/secret-seal.js'
+import { newRecoveryCodes } from '../mfa/recovery-codes.js'
 import { sendLoginPage } from './authorize.js'
 import { LOGIN_FAILED_MESSAGE } from './login.js'
 
@@ -35,6 +41,11 @@ function isNotice(v: string | undefined): v is AccountNotice {
  * own sessions. A password change needs the current password, checked through the login gate
  * (counted and locked out like logins), the policy of `users set-password`, and ends the user's
  * other sessions and families, audited `user.password_changed`. Each form answers 303 back here.
+ *
+ * Second factors: set up an authenticator app (a QR code and the secret, then a first code
+ * confirms it), recovery codes (shown once, a new set replaces the old), removing any of the
+ * user's own factors. Each needs a recent sign-in of this session (account/recent-sign-in.ts),
+ * else the login form asks again; audited `mfa.enrolled`, `mfa.recovery_codes_generated`, `mfa.removed`.
  */
 export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const signedIn = async (request: FastifyRequest): Promise<{ session: LoginSession; user: User } | null> => {
@@ -44,23 +55,24 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     return user === null || user.disabled ? null : { session, user }
   }
 
-  const login = (reply: FastifyReply): FastifyReply => {
+  const login = (reply: FastifyReply, error?: string): FastifyReply => {
     const interaction = startAccountInteraction(reply, deps)
     if (interaction === null) return expiredForm(reply, 400)
-    return sendLoginPage(reply, 200, { clientName: ACCOUNT_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf }, deps.config.issuer)
+    return sendLoginPage(reply, 200, { clientName: ACCOUNT_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf, ...(error === undefined ? {} : { error }) }, deps.config.issuer)
   }
 
-  const page = async (reply: FastifyReply, status: number, who: { session: LoginSession; user: User }, extra: { notice?: AccountNotice; passwordError?: string } = {}): Promise<FastifyReply> => {
+  const page = async (reply: FastifyReply, status: number, who: { session: LoginSession; user: User }, extra: { notice?: AccountNotice; passwordError?: string; factorError?: string } = {}): Promise<FastifyReply> => {
     const started = startAccountForm(reply, deps, { sid: who.session.id })
     if (started === null) return expiredForm(reply, 400)
     const sessions = await deps.sessions.listByUser(who.user.id)
-    return sendAccountPage(reply, status, { form: started.id, csrf: started.csrf, user: who.user, current: who.session, sessions, ...extra })
+    const factors = await deps.factors.list(who.user.id)
+    return sendAccountPage(reply, status, deps.config, { form: started.id, csrf: started.csrf, user: who.user, current: who.session, sessions, factors, ...extra })
   }
 
   const back = (reply: FastifyReply, notice: AccountNotice): FastifyReply => reply.code(303).header('cache-control', 'no-store').header('location', accountPageUrl(deps.config, notice)).send()
 
   /** A form's POST: the form genuine and shown to this very sign-in, else refused (nothing done; the refusal already sent). */
-  const checked = async (request: FastifyRequest, reply: FastifyReply): Promise<{ params: Params; who: { session: LoginSession; user: User } } | { refused: FastifyReply }> => {
+  const checked = async (request: FastifyRequest, reply: FastifyReply): Promise<{ params: Params; who: { session: LoginSession; user: User }; form: PendingAccountForm } | { refused: FastifyReply }> => {
     let params: Params
     try {
       if (request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') !== true) return { refused: expiredForm(reply, 400) }
@@ -78,20 +90,35 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
       request.log.info({ event: 'account.form_rejected', reason: 'session', ip: request.ip }, 'account form rejected')
       return { refused: expiredForm(reply, 403) }
     }
-    return { params, who }
+    return { params, who, form: check.value }
   }
 
-  const route = (handler: (request: FastifyRequest, reply: FastifyReply, params: Params, who: { session: LoginSession; user: User }) => Promise<FastifyReply>) =>
+  type Handler = (request: FastifyRequest, reply: FastifyReply, params: Params, who: { session: LoginSession; user: User }, form: PendingAccountForm) => Promise<FastifyReply>
+  const route = (handler: Handler) =>
     async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       try {
         const c = await checked(request, reply)
         // A reply is thenable (it resolves once sent): never the value of an async function, so it rides in an object.
         if ('refused' in c) return c.refused
-        return await handler(request, reply, c.params, c.who)
+        return await handler(request, reply, c.params, c.who, c.form)
       } catch (err) {
         return unavailable(request, reply, err)
       }
     }
+
+  /**
+   * A form that changes how the user signs in (second factors): as `route`, and only within
+   * RECENT_SIGN_IN_SECONDS of this session's last sign-in (account/recent-sign-in.ts); older, the
+   * login form asks for the password (and second step) again, then returns to the page. Nothing is done.
+   */
+  const recentRoute = (handler: Handler) =>
+    route(async (request, reply, params, who, form) => {
+      if (!signedInRecently(who.session, deps.clock())) {
+        request.log.info({ event: 'account.reauthentication_required', sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'second factors need a recent sign-in')
+        return login(reply, 'Sign in again to change your second factors.')
+      }
+      return await handler(request, reply, params, who, form)
+    })
 
   const errorHandler = pageErrorHandler({ title: ACCOUNT_PAGE_NAME, message: 'This request cannot be processed.', hint: 'Open your account page again.' })
 
@@ -143,4 +170,69 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     audit(request.log, deps.audit, { event: 'user.password_changed', sub: who.user.id, session_id: who.session.id, sessions_ended: ended.sessions.length, families_revoked: ended.families.length, ip: request.ip }, 'password changed by the user')
     return back(reply, 'password-changed')
   }))
+
+  // --- second factors (DESIGN §10.5) ---------------------------------------------------------
+
+  const enrolmentPage = async (reply: FastifyReply, status: number, user: User, form: { id: string; csrf: string }, secret: string, error?: string): Promise<FastifyReply> => {
+    const qrSvg = await totpQrSvg(totpUri(secret, deps.config.issuer, user.username))
+    return sendTotpEnrolmentPage(reply, status, deps.config, { form: form.id, csrf: form.csrf, secret, qrSvg, ...(error === undefined ? {} : { error }) })
+  }
+
+  /**
+   * An authenticator app, step one: a new secret, sealed into the enrolment's own pending form
+   * (never in a hidden field), shown as a QR code and as text. Nothing is stored yet.
+   */
+  app.post('/account/totp/start', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, recentRoute(async (_request, reply, _params, who) => {
+    if ((await deps.factors.list(who.user.id)).some((f) => f.kind === 'totp')) return await page(reply, 400, who, { factorError: 'You already have an authenticator app. Remove it first to set up another one.' })
+    const secret = newTotpSecret()
+    const started = startAccountForm(reply, deps, { sid: who.session.id, totp: sealSecret(deps.config.cookieSecrets, secret, who.user.id) })
+    if (started === null) return expiredForm(reply, 400)
+    return await enrolmentPage(reply, 200, who.user, started, secret)
+  }))
+
+  /**
+   * Step two: a first code of the app. Only then does the factor exist, with that code's step
+   * already spent (it cannot sign in too). Audited `mfa.enrolled`.
+   */
+  app.post('/account/totp/confirm', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, recentRoute(async (request, reply, params, who, form) => {
+    const secret = form.totp === undefined ? null : openSecret(deps.config.cookieSecrets, form.totp, who.user.id)
+    if (secret === null) return expiredForm(reply, 400)
+    const now = deps.clock()
+    const step = params.code === undefined ? null : verifyTotp(secret, params.code, now)
+    if (step === null) {
+      const message = params.code !== undefined && normaliseTotpCode(params.code) !== null ? 'That code is not correct. Check the time on your phone and try the next code.' : 'Enter the 6-digit code shown in the app.'
+      return await enrolmentPage(reply, 400, who.user, { id: params.form!, csrf: params.csrf! }, secret, message)
+    }
+    const factor: TotpFactor = { id: newFactorId(), userId: who.user.id, kind: 'totp', label: 'Authenticator app', createdAt: now, sealedSecret: sealSecret(deps.config.cookieSecrets, secret, who.user.id), lastStep: step }
+    if ((await deps.factors.add(factor)) !== 'added') return await page(reply, 400, who, { factorError: 'You already have an authenticator app. Remove it first to set up another one.' })
+    clearAccountForm(reply, deps.config, params.form!)
+    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'totp', factor_id: factor.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'second factor enrolled')
+    return back(reply, 'totp-enrolled')
+  }))
+
+  /** Removes one of the user's own factors (any kind; passkeys too); another's id, or an unknown one, is refused. */
+  app.post('/account/factors/remove', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, recentRoute(async (request, reply, params, who) => {
+    const removed = params.factor === undefined ? null : await deps.factors.remove(who.user.id, params.factor)
+    if (removed === null) {
+      request.log.info({ event: 'account.form_rejected', reason: 'not_own_factor', sub: who.user.id, ip: request.ip }, 'account form rejected')
+      return sendPage(reply, { status: 400, title: ACCOUNT_PAGE_NAME, body: messagePage('error', 'That second factor is not one of yours or has already been removed.', 'Open your account page again.') })
+    }
+    audit(request.log, deps.audit, { event: 'mfa.removed', kind: removed.kind, factor_id: removed.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'second factor removed')
+    return back(reply, 'factor-removed')
+  }))
+
+  /** A new set of recovery codes, replacing any old one; shown on the answer page once, kept as digests. */
+  app.post('/account/recovery-codes', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, recentRoute(async (request, reply, _params, who) => {
+    const { codes, hashes } = newRecoveryCodes()
+    const replaced = (await deps.factors.list(who.user.id)).some((f) => f.kind === 'recovery')
+    const factor: RecoveryCodesFactor = { id: newFactorId(), userId: who.user.id, kind: 'recovery', label: 'Recovery codes', createdAt: deps.clock(), codeHashes: hashes, total: hashes.length }
+    await deps.factors.replaceRecoveryCodes(factor)
+    audit(request.log, deps.audit, { event: 'mfa.recovery_codes_generated', kind: 'recovery', factor_id: factor.id, count: hashes.length, replaced, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'recovery codes generated')
+    return sendRecoveryCodesPage(reply, deps.config, codes)
+  }))
+}
+
+/** A factor's id: random, url-safe (mfa/factors.ts). */
+function newFactorId(): string {
+  return randomBytes(16).toString('base64url')
 }

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { readInteraction } from '../signin/browser.js'
 import { completeSignIn, loginTarget } from '../signin/sign-in.js'
+import { secondStepNeeded, showSecondStep } from '../signin/second-step.js'
+import { AMR_PASSWORD } from '../mfa/assurance.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { singleParams, type Params } from '../http/form.js'
 import { messagePage, sendPage } from '../http/html.js'
@@ -26,7 +28,8 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
  * that cookie and is checked against the client directory again. On success: a new login
  * session, its cookie, and the redirect to the client with a code, or, for a sign-in the device
  * verification page asked for, back to that page (RFC 8628 §3.3; nothing is approved there
- * until the user submits the code and allows it).
+ * until the user submits the code and allows it). A user with a TOTP or a passkey gets the
+ * second step's page instead of a session (signin/second-step.ts, POST /login/second-factor).
  */
 export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
@@ -60,9 +63,17 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       const outcome = await deps.loginGate.authenticate({ users: deps.users, username, password, address: request.ip, clientId: client.id, log: request.log, metrics: deps.metrics, audit: deps.audit })
       if (!outcome.ok) return again(LOGIN_FAILED_MESSAGE)
       const user = outcome.user
-      audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, ip: request.ip }, 'login succeeded')
 
-      if (await completeSignIn(request, reply, deps, { user, amr: ['pwd'], target, interactionId })) return reply
+      // A TOTP or a passkey: no session yet, the second step first (signin/second-step.ts).
+      const factors = await deps.factors.list(user.id)
+      if (secondStepNeeded(factors)) {
+        request.log.info({ event: 'login.second_step', client_id: client.id, sub: user.id, ip: request.ip }, 'password accepted; second step asked')
+        return showSecondStep(reply, deps, { user, interactionId, interactionCsrf: params.csrf!, target, factors }) ?? invalidForm(reply, 400)
+      }
+      if (await completeSignIn(request, reply, deps, { user, amr: AMR_PASSWORD, target, interactionId })) {
+        audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, amr: [...AMR_PASSWORD], ip: request.ip }, 'login succeeded')
+        return reply
+      }
       return again(LOGIN_FAILED_MESSAGE)
     } catch (err) {
       return sendServerFailure(request, reply, err, {

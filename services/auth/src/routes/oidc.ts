@@ -7,12 +7,14 @@ import { deviceRoute } from './device.js'
 import { accountRoute } from './account.js'
 import { introspectRoute } from './introspect.js'
 import { loginRoute } from './login.js'
+import { secondFactorRoute } from './second-factor.js'
 import { logoutRoute } from './logout.js'
 import { revokeRoute } from './revoke.js'
 import { userinfoRoute } from './userinfo.js'
 
 /**
- * The browser and OIDC surface (DESIGN §3): /authorize, /login, /userinfo, /revoke, /introspect,
+ * The browser and OIDC surface (DESIGN §3): /authorize, /login (and its second step
+ * /login/second-factor), /userinfo, /revoke, /introspect,
  * /logout, and the device verification page /device (RFC 8628 §3.3).
  */
 export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
@@ -23,6 +25,7 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   await app.register(cookie, { secret: [...deps.config.cookieSecrets] })
   await app.register(authorizeRoute, { deps })
   await app.register(loginRoute, { deps })
+  await app.register(secondFactorRoute, { deps })
   await app.register(userinfoRoute, { deps })
   await app.register(revokeRoute, withAssertion)
   await app.register(introspectRoute, withAssertion)
