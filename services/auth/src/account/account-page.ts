@@ -42,6 +42,10 @@ export function readAccountForm(request: FastifyRequest, deps: AuthDeps, id: str
 export const NOTICES = {
   'signed-out': 'The session was signed out.',
   'password-changed': 'Your password was changed. Your other sessions were signed out.',
+  'passkey-added': 'Your passkey was added. You can sign in with it now.',
+  'passkey-removed': 'The passkey was removed.',
+  'passkey-failed': 'No passkey was added: the browser\'s answer could not be verified or has expired. Try again.',
+  'passkey-exists': 'That passkey is already registered.',
 } as const
 export type AccountNotice = keyof typeof NOTICES
 
@@ -69,6 +73,8 @@ export interface AccountPageInput {
   notice?: AccountNotice
   /** The password form's error (its fields are never echoed back). */
   passwordError?: string
+  /** The passkeys' part of the "Second factors" section (mfa/passkeys.ts accountPasskeysMarkup) and the scripts its ceremony needs. */
+  passkeys?: { markup: Html; scripts?: readonly string[] }
 }
 
 /**
@@ -94,6 +100,7 @@ export function sendAccountPage(reply: FastifyReply, status: number, input: Acco
   const described = input.passwordError !== undefined ? { html: ' aria-describedby="password-error" aria-invalid="true"' } : { html: '' }
   const email = input.user.email !== undefined && html`<br>${input.user.email}`
   const name = typeof input.user.claims?.name === 'string' ? html`<strong id="account-name">${input.user.claims.name}</strong><br>` : html``
-  const body = html`${notice}<section aria-labelledby="who"><h2 id="who">Signed in as</h2><p>${name}<span id="account-username">${input.user.username}</span>${email}</p></section><section aria-labelledby="sessions-heading"><h2 id="sessions-heading">Where you are signed in</h2><ul id="sessions" class="sessions">${rows}</ul><form method="post" action="account/sessions/end-all">${hidden}<button type="submit">Sign out everywhere</button></form></section><section aria-labelledby="password-heading"><h2 id="password-heading">Change password</h2>${pwError}<form method="post" action="account/password">${hidden}<label for="current_password">Current password</label><input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024"${described}><label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><label for="new_password_again">New password again</label><input id="new_password_again" name="new_password_again" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><button type="submit">Change password</button></form></section><section aria-labelledby="factors-heading" id="second-factors"><h2 id="factors-heading">Second factors</h2><p>Passkeys and authenticator apps are not available yet.</p></section>`
-  return sendPage(reply, { status, title: ACCOUNT_PAGE_NAME, body })
+  const body = html`${notice}<section aria-labelledby="who"><h2 id="who">Signed in as</h2><p>${name}<span id="account-username">${input.user.username}</span>${email}</p></section><section aria-labelledby="sessions-heading"><h2 id="sessions-heading">Where you are signed in</h2><ul id="sessions" class="sessions">${rows}</ul><form method="post" action="account/sessions/end-all">${hidden}<button type="submit">Sign out everywhere</button></form></section><section aria-labelledby="password-heading"><h2 id="password-heading">Change password</h2>${pwError}<form method="post" action="account/password">${hidden}<label for="current_password">Current password</label><input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024"${described}><label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><label for="new_password_again">New password again</label><input id="new_password_again" name="new_password_again" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><button type="submit">Change password</button></form></section><section aria-labelledby="factors-heading" id="second-factors"><h2 id="factors-heading">Second factors</h2>${input.passkeys?.markup}</section>`
+  const scripts = input.passkeys?.scripts
+  return sendPage(reply, { status, title: ACCOUNT_PAGE_NAME, body, ...(scripts === undefined ? {} : { scripts }) })
 }

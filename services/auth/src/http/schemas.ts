@@ -108,6 +108,12 @@ export const PAR_BODY = {
 /** POST /login: the login form's fields (html.ts loginPage: username maxlength 256, password 1024). */
 export const LOGIN_BODY = paramsSchema({ interaction: 64, csrf: 128, username: 256, password: 1024 }, 256)
 
+/** The fields of a passkey ceremony's form (mfa/passkeys.ts): its pending form and the browser's response (MAX_CREDENTIAL_JSON). */
+const PASSKEY_FIELDS: ParamLimits = { ceremony: 64, ceremony_csrf: 128, credential: 16_384 }
+
+/** POST /login/passkey: the pending login's fields and the ceremony's (html.ts passkeyForm). */
+export const LOGIN_PASSKEY_BODY = paramsSchema({ interaction: 64, csrf: 128, ...PASSKEY_FIELDS }, 256)
+
 /** GET|POST /logout (OIDC RP-Initiated Logout 1.0 §2). */
 export const LOGOUT_PARAMS = paramsSchema({ id_token_hint: 8192, post_logout_redirect_uri: 2048, client_id: 256, state: 2048, logout_hint: 1024, ui_locales: 256 }, 1024)
 
@@ -121,7 +127,7 @@ export const DEVICE_AUTHORIZATION_BODY = paramsSchema({ ...CLIENT_AUTH, scope: 2
 export const DEVICE_PARAMS = paramsSchema({ user_code: 64, form: 64, confirm: 64, csrf: 128, action: 16 }, 256)
 
 /** POST /account/...: the account page's forms (account/account-page.ts: passwords at most 1024 characters). */
-export const ACCOUNT_BODY = paramsSchema({ form: 64, csrf: 128, session: 64, current_password: 1024, new_password: 1024, new_password_again: 1024 }, 256)
+export const ACCOUNT_BODY = paramsSchema({ form: 64, csrf: 128, session: 64, current_password: 1024, new_password: 1024, new_password_again: 1024, factor: 64, ...PASSKEY_FIELDS }, 256)
 
 /** GET /account: the notice after a form's redirect. */
 export const ACCOUNT_QUERY = paramsSchema({ notice: 32 }, 64)

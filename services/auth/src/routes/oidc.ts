@@ -7,13 +7,15 @@ import { deviceRoute } from './device.js'
 import { accountRoute } from './account.js'
 import { introspectRoute } from './introspect.js'
 import { loginRoute } from './login.js'
+import { loginPasskeyRoute } from './login-passkey.js'
 import { logoutRoute } from './logout.js'
 import { revokeRoute } from './revoke.js'
 import { userinfoRoute } from './userinfo.js'
 
 /**
  * The browser and OIDC surface (DESIGN §3): /authorize, /login, /userinfo, /revoke, /introspect,
- * /logout, and the device verification page /device (RFC 8628 §3.3).
+ * /logout, the device verification page /device (RFC 8628 §3.3), the account page /account and
+ * passkey sign-in /login/passkey.
  */
 export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
   const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
@@ -23,6 +25,7 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   await app.register(cookie, { secret: [...deps.config.cookieSecrets] })
   await app.register(authorizeRoute, { deps })
   await app.register(loginRoute, { deps })
+  await app.register(loginPasskeyRoute, { deps })
   await app.register(userinfoRoute, { deps })
   await app.register(revokeRoute, withAssertion)
   await app.register(introspectRoute, withAssertion)
