@@ -41,6 +41,7 @@ button{margin-top:1.5rem;width:100%;font:inherit;font-weight:600;padding:.6rem;b
 input:focus-visible,button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{padding:.75rem;border-left:4px solid #b91c1c;background:rgba(185,28,28,.1)}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+h3{font-size:1rem;margin:1rem 0 .5rem}
 .sessions{list-style:none;padding:0;margin:0}
 .session{padding:.75rem 0;border-top:1px solid GrayText;overflow-wrap:anywhere}
 .session button{margin-top:.5rem}

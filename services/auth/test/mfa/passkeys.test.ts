@@ -154,6 +154,19 @@ t.test('an assertion signs alice in once; replays, clones and bent assertions ar
   t.match(await checkAssertion(s.deps, s.rp, auth.assert(noHandle.options, { userHandle: null }), noHandle.c), { ok: true }, 'no user handle (a second step may omit it)')
 })
 
+t.test('an authenticator without a counter: each response once, through its challenge', async (t) => {
+  const s = setup()
+  const auth = new SoftwareAuthenticator(s.rp.origin, s.rp.id)
+  await enrol(s, auth)
+  const { options, c } = await login(s)
+  const response = auth.assert(options, { counter: 0 })
+  t.match(await checkAssertion(s.deps, s.rp, response, c), { ok: true })
+  t.match(await checkAssertion(s.deps, s.rp, response, c), { ok: false, reason: 'replayed' }, 'the challenge is spent')
+  const next = await login(s)
+  t.match(await checkAssertion(s.deps, s.rp, auth.assert(next.options, { counter: 0 }), next.c), { ok: true }, 'a new challenge, counter 0 again: fine')
+  t.match(await checkAssertion(s.deps, s.rp, auth.assert((await login(s)).options, { counter: 0 }), { challenge: 'x', exp: s.clock.now() + 1000 }), { ok: false, reason: 'wrong' }, 'signed for another challenge than expected')
+})
+
 t.test('the second step accepts only the user\'s own passkey, with amr pwd + hwk|swk', async (t) => {
   const s = setup()
   const auth = new SoftwareAuthenticator(s.rp.origin, s.rp.id)
