@@ -53,6 +53,7 @@ export interface RelyingParty {
   name: string
 }
 
+/** The relying party's name, which authenticators may show beside the user's name. */
 export const RP_NAME = 'Gatehouse'
 /** How long a ceremony's challenge is good for (its cookie's life, and the browser's timeout). */
 export const CEREMONY_TTL_MS = 5 * 60_000
@@ -234,6 +235,7 @@ export function parseAssertion(json: string | undefined): AuthenticationResponse
 /** Why an enrolment or an assertion was refused (the audit's `reason`). */
 export type PasskeyFailure = 'wrong' | 'replayed' | 'unknown'
 
+/** An enrolment's outcome: the stored passkey, or why nothing was stored. */
 export type Enrolment = { ok: true; factor: PasskeyFactor } | { ok: false; reason: PasskeyFailure | 'exists' }
 
 /**
@@ -280,6 +282,7 @@ export async function enrolPasskey(deps: AuthDeps, rp: RelyingParty, user: User,
 
 /** A refusal names the passkey and its owner when the credential id was one (for the audit trail). */
 export type AssertionFailure = { ok: false; reason: PasskeyFailure; factorId?: string; userId?: string }
+/** An assertion's outcome: the passkey (its counter recorded) and whether it is synced (BS flag), or a refusal. */
 export type AssertionCheck = { ok: true; factor: PasskeyFactor; backedUp: boolean } | AssertionFailure
 
 /**
@@ -402,6 +405,7 @@ export function passkeyStepSection(offer: PasskeyOffer | undefined, hidden: Html
   return html`<section id="passkey-step" aria-labelledby="passkey-step-heading"><h2 id="passkey-step-heading">Use a passkey</h2>${passkeyForm(offer, hidden, 'Use a passkey', 'passkey-step-form')}</section>`
 }
 
+/** The second step's outcome: the amr of the completed sign-in, or a refusal. */
 export type SecondStepPasskey = { ok: true; amr: string[]; factor: PasskeyFactor } | AssertionFailure
 
 /**

@@ -22,6 +22,7 @@ export const ASSET_FILES = {
   'passkeys.js': () => fileURLToPath(new URL('../../assets/passkeys.js', import.meta.url)),
 } as const
 
+/** Registers the asset routes, each file read once now. */
 export async function assetRoutes(app: FastifyInstance): Promise<void> {
   for (const [name, locate] of Object.entries(ASSET_FILES)) {
     const body = await readFile(locate())

@@ -23,6 +23,7 @@ import {
   type Ceremony,
   type RelyingParty,
 } from '../../src/mfa/passkeys.js'
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server'
 import { FLAG_BE, FLAG_BS, FLAG_UP, FLAG_UV, SoftwareAuthenticator } from './software-authenticator.js'
 
 const ISSUER = 'http://localhost:4000'
@@ -71,20 +72,20 @@ t.test('registration options: a discoverable credential, user verification, no a
   const s = setup()
   const held = await enrol(s, new SoftwareAuthenticator(s.rp.origin, s.rp.id))
   const bytes = new Uint8Array(randomBytes(32))
-  const o = JSON.parse(await registrationOptions(s.rp, alice, [held], bytes)) as Record<string, any>
+  const o = JSON.parse(await registrationOptions(s.rp, alice, [held], bytes)) as PublicKeyCredentialCreationOptionsJSON
   t.equal(o.challenge, Buffer.from(bytes).toString('base64url'))
   t.same(o.rp, { name: 'Gatehouse', id: 'localhost' })
   t.same(o.user, { id: Buffer.from('u_alice').toString('base64url'), name: 'alice', displayName: 'Alice' })
   t.same(o.authenticatorSelection, { residentKey: 'required', requireResidentKey: true, userVerification: 'required' })
   t.equal(o.attestation, 'none')
-  t.same(o.pubKeyCredParams.map((p: { alg: number }) => p.alg), [-7, -257, -8])
+  t.same(o.pubKeyCredParams.map((p) => p.alg), [-7, -257, -8])
   t.same(o.excludeCredentials, [{ id: held.credentialId, type: 'public-key', transports: ['internal'] }])
-  const a = JSON.parse(await authenticationOptions(s.rp, bytes)) as Record<string, any>
+  const a = JSON.parse(await authenticationOptions(s.rp, bytes)) as PublicKeyCredentialRequestOptionsJSON
   t.equal(a.rpId, 'localhost')
   t.equal(a.userVerification, 'required')
   t.notOk(a.allowCredentials?.length, 'username-less: no allowCredentials')
-  const step = JSON.parse(await authenticationOptions(s.rp, bytes, [held])) as Record<string, any>
-  t.same(step.allowCredentials.map((c: { id: string }) => c.id), [held.credentialId], 'a second step: the user\'s own')
+  const step = JSON.parse(await authenticationOptions(s.rp, bytes, [held])) as PublicKeyCredentialRequestOptionsJSON
+  t.same(step.allowCredentials?.map((c) => c.id), [held.credentialId], 'a second step: the user\'s own')
 })
 
 t.test('enrolment stores the key, never twice; a replayed or bent registration is refused', async (t) => {
@@ -192,7 +193,7 @@ t.test('malformed credentials are refused as values, never thrown', async (t) =>
   const auth = new SoftwareAuthenticator(s.rp.origin, s.rp.id)
   await enrol(s, auth)
   const l = await login(s)
-  const good = JSON.parse(auth.assert(l.options)) as Record<string, any>
+  const good = JSON.parse(auth.assert(l.options)) as AuthenticationResponseJSON
   const bad: (string | undefined)[] = [
     undefined, '', 'null', '[]', '"x"', '{', '1e999', '{"id":1}', 'x'.repeat(20_000),
     JSON.stringify({ ...good, type: 'password' }),
