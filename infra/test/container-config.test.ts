@@ -135,6 +135,7 @@ t.test('infra/Dockerfile', async (t) => {
   }
   t.match(stages[0]?.body, /&& ls \/out\/auth\/migrations\/\*\.sql\n/, 'the build fails unless the auth service\'s migrations are in what its image copies')
   t.match(stages[2]?.body, /COPY --from=build \/out\/auth \/app\n/, 'the auth image copies them (/app/migrations, beside dist/)')
+  t.match(stages[0]?.body, /&& ls \/out\/auth\/assets\/passkeys\.js \/out\/auth\/node_modules\/@simplewebauthn\/browser\/dist\/bundle\/index\.umd\.min\.js /, 'the build fails unless the passkey scripts are in what the auth image copies (/app/assets, the browser bundle)')
   t.match(stages[2]?.body, /mkdir \/keys \/database-secret && chown 1000:1000 \/keys \/database-secret/, 'the volume mount points keygen writes are the service user\'s')
   const ignore = await readFile(join(root, '.dockerignore'), 'utf8')
   for (const entry of ['**/node_modules', '**/dist', '.git']) t.match(ignore, new RegExp(`^${entry.replace(/[*.]/g, '\\$&')}$`, 'm'), `.dockerignore has ${entry}`)

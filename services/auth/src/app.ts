@@ -14,6 +14,7 @@ import { parRoute } from './routes/par.js'
 import { createAssertionVerifier } from './directory/assertion.js'
 import { oidcRoutes } from './routes/oidc.js'
 import { deviceAuthorizationRoute } from './routes/device-authorization.js'
+import { assetRoutes } from './routes/assets.js'
 
 export interface BuildOptions {
   /** Where log lines go (tests capture them); default stdout. `false` silences. */
@@ -58,6 +59,8 @@ export async function buildApp(deps: AuthDeps, options: BuildOptions = {}): Prom
   await app.register(healthRoutes, { deps, state: health })
   await app.register(discoveryRoutes, { deps, extensions: options.metadata ?? [] })
   await app.register(jwksRoute, { deps })
+  // The scripts of the pages with a passkey ceremony (read once, here).
+  await app.register(assetRoutes)
   // private_key_jwt (RFC 7523) at /token, /revoke and /introspect: the clients' configured keys, jti replay store.
   const verifyAssertion = options.verifyAssertion ?? createAssertionVerifier({ issuer: deps.config.issuer, replay: deps.assertionReplay, clock: deps.clock })
   await app.register(tokenRoute, { deps, verifyAssertion })

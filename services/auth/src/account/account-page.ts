@@ -65,6 +65,10 @@ export const NOTICES = {
   'password-changed': 'Your password was changed. Your other sessions were signed out.',
   'totp-enrolled': 'Your authenticator app is set up. Signing in will ask for a code from it.',
   'factor-removed': 'The second factor was removed.',
+  'passkey-added': 'Your passkey was added. You can sign in with it now.',
+  'passkey-removed': 'The passkey was removed.',
+  'passkey-failed': 'No passkey was added: the browser\'s answer could not be verified or has expired. Try again.',
+  'passkey-exists': 'That passkey is already registered.',
 } as const
 export type AccountNotice = keyof typeof NOTICES
 
@@ -96,27 +100,29 @@ export interface AccountPageInput {
   factors: readonly Factor[]
   /** An error of the second factors' forms. */
   factorError?: string
+  /** The passkeys' part of the "Second factors" section (mfa/passkeys.ts accountPasskeysMarkup) and the scripts its ceremony needs. */
+  passkeys?: { markup: Html; scripts?: readonly string[] }
 }
 
 const KIND_NAMES = { totp: 'Authenticator app', passkey: 'Passkey', recovery: 'Recovery codes' } as const
 
 /** The "Second factors" section: each factor (kind, label, added, last used; codes left) with its remove form, then what can be added. */
 function factorsSection(input: AccountPageInput, hidden: Html, config: AuthConfig): Html {
-  const items = input.factors.map((f) => {
+  // Passkeys have their own list and forms (mfa/passkeys.ts accountPasskeysMarkup), placed below.
+  const items = input.factors.filter((f) => f.kind !== 'passkey').map((f) => {
     const kind = KIND_NAMES[f.kind]
     const label = f.label !== '' && f.label !== kind && html` <span class="factor-label">(${f.label})</span>`
     const left = f.kind === 'recovery' && html`<br><span class="codes-left">${String(f.codeHashes.length)} of ${String(f.total)} left</span>`
     const used = f.lastUsedAt === undefined ? 'Never used' : `Last used ${when(f.lastUsedAt)}`
     return html`<li class="factor factor-${f.kind}" id="factor-${f.id}"><strong>${kind}</strong>${label}${left}<br>Added ${when(f.createdAt)}<br>${used}<form method="post" action="${formAction(config, 'factors/remove')}">${hidden}<input type="hidden" name="factor" value="${f.id}"><button type="submit" aria-label="Remove ${kind}${f.label !== '' && f.label !== kind ? ` (${f.label})` : ''}">Remove</button></form></li>`.html
   })
-  const list = items.length === 0 ? html`<p id="no-factors">None yet: signing in needs your password only.</p>` : html`<ul id="factors" class="sessions">${{ html: items.join('') }}</ul>`
+  const list = input.factors.length === 0 ? html`<p id="no-factors">None yet: signing in needs your password only.</p>` : items.length === 0 ? html`` : html`<ul id="factors" class="sessions">${{ html: items.join('') }}</ul>`
   const error = input.factorError !== undefined && html`<p class="error" role="alert" id="factor-error">${input.factorError}</p>`
   const hasTotp = input.factors.some((f) => f.kind === 'totp')
   const hasRecovery = input.factors.some((f) => f.kind === 'recovery')
   const totp = !hasTotp && html`<form method="post" action="${formAction(config, 'totp/start')}">${hidden}<button type="submit">Set up an authenticator app</button></form>`
   const recovery = html`<form method="post" action="${formAction(config, 'recovery-codes')}">${hidden}<button type="submit">${hasRecovery ? 'Replace recovery codes' : 'Generate recovery codes'}</button></form>${hasRecovery && html`<p>New codes replace the old ones.</p>`}`
-  // The passkeys lane adds its own enrolment form here.
-  return html`<section aria-labelledby="factors-heading" id="second-factors"><h2 id="factors-heading">Second factors</h2>${error}${list}${totp}${recovery}</section>`
+  return html`<section aria-labelledby="factors-heading" id="second-factors"><h2 id="factors-heading">Second factors</h2>${error}${list}${totp}${recovery}${input.passkeys?.markup}</section>`
 }
 
 /** What the authenticator-app enrolment page shows (answer to POST /account/totp/start). */
@@ -178,5 +184,6 @@ export function sendAccountPage(reply: FastifyReply, status: number, config: Aut
   const email = input.user.email !== undefined && html`<br>${input.user.email}`
   const name = typeof input.user.claims?.name === 'string' ? html`<strong id="account-name">${input.user.claims.name}</strong><br>` : html``
   const body = html`${notice}<section aria-labelledby="who"><h2 id="who">Signed in as</h2><p>${name}<span id="account-username">${input.user.username}</span>${email}</p></section><section aria-labelledby="sessions-heading"><h2 id="sessions-heading">Where you are signed in</h2><ul id="sessions" class="sessions">${rows}</ul><form method="post" action="${formAction(config, 'sessions/end-all')}">${hidden}<button type="submit">Sign out everywhere</button></form></section><section aria-labelledby="password-heading"><h2 id="password-heading">Change password</h2>${pwError}<form method="post" action="${formAction(config, 'password')}">${hidden}<label for="current_password">Current password</label><input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024"${described}><label for="new_password">New password</label><input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><label for="new_password_again">New password again</label><input id="new_password_again" name="new_password_again" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"><button type="submit">Change password</button></form></section>${factorsSection(input, hidden, config)}`
-  return sendPage(reply, { status, title: ACCOUNT_PAGE_NAME, body })
+  const scripts = input.passkeys?.scripts
+  return sendPage(reply, { status, title: ACCOUNT_PAGE_NAME, body, ...(scripts === undefined ? {} : { scripts }) })
 }

@@ -116,6 +116,12 @@ export const LOGIN_BODY = paramsSchema({ interaction: 64, csrf: 128, username: 2
  */
 export const SECOND_FACTOR_BODY = paramsSchema({ step: 64, csrf: 128, code: 32, recovery_code: 64 }, 256)
 
+/** The fields of a passkey ceremony's form (mfa/passkeys.ts): its pending form and the browser's response (MAX_CREDENTIAL_JSON). */
+const PASSKEY_FIELDS: ParamLimits = { ceremony: 64, ceremony_csrf: 128, credential: 16_384 }
+
+/** POST /login/passkey: the pending login's fields and the ceremony's (html.ts passkeyForm). */
+export const LOGIN_PASSKEY_BODY = paramsSchema({ interaction: 64, csrf: 128, ...PASSKEY_FIELDS }, 256)
+
 /** GET|POST /logout (OIDC RP-Initiated Logout 1.0 §2). */
 export const LOGOUT_PARAMS = paramsSchema({ id_token_hint: 8192, post_logout_redirect_uri: 2048, client_id: 256, state: 2048, logout_hint: 1024, ui_locales: 256 }, 1024)
 
@@ -128,8 +134,8 @@ export const DEVICE_AUTHORIZATION_BODY = paramsSchema({ ...CLIENT_AUTH, scope: 2
 /** GET|POST /device: the verification page's fields (device/verification-page.ts: a user code is typed with at most 64 characters). */
 export const DEVICE_PARAMS = paramsSchema({ user_code: 64, form: 64, confirm: 64, csrf: 128, action: 16 }, 256)
 
-/** POST /account/...: the account page's forms (account/account-page.ts: passwords at most 1024 characters; a factor's id; a TOTP code to confirm an enrolment). */
-export const ACCOUNT_BODY = paramsSchema({ form: 64, csrf: 128, session: 64, current_password: 1024, new_password: 1024, new_password_again: 1024, factor: 64, code: 32 }, 256)
+/** POST /account/...: the account page's forms (account/account-page.ts: passwords at most 1024 characters; a factor's id; a TOTP code to confirm an enrolment; a passkey ceremony). */
+export const ACCOUNT_BODY = paramsSchema({ form: 64, csrf: 128, session: 64, current_password: 1024, new_password: 1024, new_password_again: 1024, factor: 64, code: 32, ...PASSKEY_FIELDS }, 256)
 
 /** GET /account: the notice after a form's redirect. */
 export const ACCOUNT_QUERY = paramsSchema({ notice: 32 }, 64)

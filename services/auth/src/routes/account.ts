@@ -1,19 +1,20 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { clearSessionCookie, currentSession, sessionEndDeps, startAccountInteraction } from '../signin/browser.js'
+import { clearSessionCookie, currentSession, issuerPath, sessionEndDeps, startAccountInteraction } from '../signin/browser.js'
 import type { LoginSession } from '../signin/sessions.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import type { User } from '../directory/users.js'
 import { replacePassword } from '../directory/passwords.js'
 import { endOtherUserSessions, endSessions, endUserSessions } from '../logout/end-sessions.js'
 import { singleParams, type Params } from '../http/form.js'
-import { messagePage, sendPage } from '../http/html.js'
+import { html, messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { ACCOUNT_BODY, ACCOUNT_QUERY, formBody } from '../http/schemas.js'
 import { audit } from '../audit/trail.js'
-import { ACCOUNT_PAGE_NAME, NOTICES, accountPageUrl, clearAccountForm, readAccountForm, sendAccountPage, sendRecoveryCodesPage, sendTotpEnrolmentPage, startAccountForm, type AccountNotice, type PendingAccountForm } from '../account/account-page.js'
+import { ACCOUNT_PAGE_NAME, NOTICES, accountPageUrl, clearAccountForm, deviceName, readAccountForm, sendAccountPage, sendRecoveryCodesPage, sendTotpEnrolmentPage, startAccountForm, type AccountNotice, type PendingAccountForm } from '../account/account-page.js'
 import { signedInRecently } from '../account/recent-sign-in.js'
-import type { RecoveryCodesFactor, TotpFactor } from '../mfa/factors.js'
+import type { PasskeyFactor, RecoveryCodesFactor, TotpFactor } from '../mfa/factors.js'
+import { accountPasskeysMarkup, clearCeremony, enrolPasskey, offerPasskeyEnrolment, offerPasskeyLogin, readCeremony, relyingParty } from '../mfa/passkeys.js'
 import { newTotpSecret, normaliseTotpCode, totpQrSvg, totpUri, verifyTotp } from '../mfa/totp.js'
 import { openSecret, sealSecret } from '../mfa/secret-seal.js'
 import { newRecoveryCodes } from '../mfa/recovery-codes.js'
@@ -55,10 +56,13 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     return user === null || user.disabled ? null : { session, user }
   }
 
-  const login = (reply: FastifyReply, error?: string): FastifyReply => {
+  /** The login form, returning here; `root` when answered below /account/ (its forms then post to absolute paths). */
+  const login = async (reply: FastifyReply, options: { error?: string; root?: string } = {}): Promise<FastifyReply> => {
     const interaction = startAccountInteraction(reply, deps)
     if (interaction === null) return expiredForm(reply, 400)
-    return sendLoginPage(reply, 200, { clientName: ACCOUNT_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf, ...(error === undefined ? {} : { error }) }, deps.config.issuer)
+    const passkey = await offerPasskeyLogin(reply, deps, interaction.id)
+    const { error, root } = options
+    return sendLoginPage(reply, 200, { clientName: ACCOUNT_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf, ...(error === undefined ? {} : { error }), ...(root === undefined ? {} : { root }), ...(passkey === undefined ? {} : { passkey }) }, deps.config.issuer)
   }
 
   const page = async (reply: FastifyReply, status: number, who: { session: LoginSession; user: User }, extra: { notice?: AccountNotice; passwordError?: string; factorError?: string } = {}): Promise<FastifyReply> => {
@@ -66,7 +70,12 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     if (started === null) return expiredForm(reply, 400)
     const sessions = await deps.sessions.listByUser(who.user.id)
     const factors = await deps.factors.list(who.user.id)
-    return sendAccountPage(reply, status, deps.config, { form: started.id, csrf: started.csrf, user: who.user, current: who.session, sessions, factors, ...extra })
+    // Passkeys (mfa/passkeys.ts): their list, and "Add a passkey" (a ceremony only with a recent sign-in).
+    const passkeys = factors.filter((f): f is PasskeyFactor => f.kind === 'passkey')
+    const offer = await offerPasskeyEnrolment(reply, deps, who.user, who.session.id, signedInRecently(who.session, deps.clock()))
+    const hidden = html`<input type="hidden" name="form" value="${started.id}"><input type="hidden" name="csrf" value="${started.csrf}">`
+    const markup = accountPasskeysMarkup({ hidden, passkeys, offer, root: issuerPath(deps.config) })
+    return sendAccountPage(reply, status, deps.config, { form: started.id, csrf: started.csrf, user: who.user, current: who.session, sessions, factors, ...extra, passkeys: { markup, ...(offer === undefined ? {} : { scripts: offer.scripts }) } })
   }
 
   const back = (reply: FastifyReply, notice: AccountNotice): FastifyReply => reply.code(303).header('cache-control', 'no-store').header('location', accountPageUrl(deps.config, notice)).send()
@@ -115,7 +124,7 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     route(async (request, reply, params, who, form) => {
       if (!signedInRecently(who.session, deps.clock())) {
         request.log.info({ event: 'account.reauthentication_required', sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'second factors need a recent sign-in')
-        return login(reply, 'Sign in again to change your second factors.')
+        return await login(reply, { error: 'Sign in again to change your second factors.', root: issuerPath(deps.config) })
       }
       return await handler(request, reply, params, who, form)
     })
@@ -125,7 +134,7 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
   app.get('/account', { schema: { querystring: ACCOUNT_QUERY }, errorHandler }, async (request, reply) => {
     try {
       const who = await signedIn(request)
-      if (who === null) return login(reply)
+      if (who === null) return await login(reply)
       const notice = (request.query as Record<string, unknown>).notice
       return await page(reply, 200, who, isNotice(typeof notice === 'string' ? notice : undefined) ? { notice: notice as AccountNotice } : {})
     } catch (err) {
@@ -172,6 +181,45 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
   }))
 
   // --- second factors (DESIGN §10.5) ---------------------------------------------------------
+
+  /**
+   * Adds a passkey (DESIGN §10.5): needs a recent sign-in of this session (else the login form,
+   * which returns here), then the registration ceremony's cookie bound to this session, then the
+   * library's verification (mfa/passkeys.ts enrolPasskey). Audited `mfa.enrolled` with the kind
+   * and the factor id, never the key. Answers 303 back to the page with a notice.
+   */
+  app.post('/account/passkeys', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, route(async (request, reply, params, who) => {
+    clearCeremony(reply, deps, 'register', params.ceremony)
+    if (!signedInRecently(who.session, deps.clock())) return await login(reply, { error: 'Sign in again to change your second factors.', root: issuerPath(deps.config) })
+    const rp = relyingParty(deps.config)
+    if (rp === null) return sendPage(reply, { status: 404, title: ACCOUNT_PAGE_NAME, body: messagePage('error', 'Passkeys are not available on this server.', 'Open your account page again.') })
+    const ceremony = readCeremony(request, deps, 'register', params, who.session.id)
+    if (ceremony === null) {
+      request.log.info({ event: 'account.form_rejected', reason: 'ceremony', sub: who.user.id, ip: request.ip }, 'passkey ceremony missing or expired')
+      return back(reply, 'passkey-failed')
+    }
+    const enrolled = await enrolPasskey(deps, rp, who.user, params.credential, ceremony, `Passkey on ${deviceName(request.headers['user-agent'])}`)
+    if (!enrolled.ok) {
+      request.log.info({ event: 'account.passkey_refused', reason: enrolled.reason, sub: who.user.id, ip: request.ip }, 'passkey not added')
+      return back(reply, enrolled.reason === 'exists' ? 'passkey-exists' : 'passkey-failed')
+    }
+    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'passkey', factor_id: enrolled.factor.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'passkey added')
+    return back(reply, 'passkey-added')
+  }))
+
+  /** Removes one of the user's own passkeys (a recent sign-in needed, as for adding one); audited `mfa.removed`. */
+  app.post('/account/passkeys/remove', { schema: { body: formBody(ACCOUNT_BODY) }, errorHandler }, route(async (request, reply, params, who) => {
+    if (!signedInRecently(who.session, deps.clock())) return await login(reply, { error: 'Sign in again to change your second factors.', root: issuerPath(deps.config) })
+    const own = params.factor === undefined ? undefined : (await deps.factors.list(who.user.id)).find((f) => f.id === params.factor && f.kind === 'passkey')
+    const removed = own === undefined ? null : await deps.factors.remove(who.user.id, own.id)
+    if (removed === null) {
+      request.log.info({ event: 'account.form_rejected', reason: 'not_own_passkey', sub: who.user.id, ip: request.ip }, 'account form rejected')
+      return sendPage(reply, { status: 400, title: ACCOUNT_PAGE_NAME, body: messagePage('error', 'That passkey is not one of yours or has already been removed.', 'Open your account page again.') })
+    }
+    audit(request.log, deps.audit, { event: 'mfa.removed', kind: 'passkey', factor_id: removed.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'passkey removed')
+    return back(reply, 'passkey-removed')
+  }))
+
 
   const enrolmentPage = async (reply: FastifyReply, status: number, user: User, form: { id: string; csrf: string }, secret: string, error?: string): Promise<FastifyReply> => {
     const qrSvg = await totpQrSvg(totpUri(secret, deps.config.issuer, user.username))

@@ -10,11 +10,12 @@ import { cspSource, loginPage, messagePage, sendPage, type LoginPageInput } from
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { AUTHORIZE_PARAMS, formBody } from '../http/schemas.js'
 import { hasRequestUri, parsePushedAuthorization, requirePushed } from '../par/pushed-request.js'
+import { offerPasskeyLogin } from '../mfa/passkeys.js'
 
 /** The login form, allowing the form's redirect to the client's validated redirect URI (see PageOptions). */
 export function sendLoginPage(reply: FastifyReply, status: number, input: LoginPageInput, redirectUri: string): FastifyReply {
   const target = cspSource(redirectUri)
-  return sendPage(reply, { status, title: 'Sign in', body: loginPage(input), formTargets: target === null ? [] : [target] })
+  return sendPage(reply, { status, title: 'Sign in', body: loginPage(input), formTargets: target === null ? [] : [target], ...(input.passkey === undefined ? {} : { scripts: input.passkey.scripts }) })
 }
 
 /**
@@ -91,7 +92,7 @@ export async function authorizeRoute(app: FastifyInstance, { deps }: { deps: Aut
       }
       const interaction = startInteraction(reply, deps, req)
       if (interaction === null) return redirectWithError(reply, deps, req.redirectUri, req.state, new InvalidRequest('the authorization request is too large'), 302)
-      return sendLoginPage(reply, 200, { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf, username: req.loginHint }, req.redirectUri)
+      return sendLoginPage(reply, 200, { clientName: client.name ?? client.id, interaction: interaction.id, csrf: interaction.csrf, username: req.loginHint, passkey: await offerPasskeyLogin(reply, deps, interaction.id) }, req.redirectUri)
     } catch (err) {
       // The redirect URI is validated, so even a failure goes back to the client (server_error or
       // temporarily_unavailable, RFC 6749 §4.1.2.1), with the cause only in the log.

@@ -13,6 +13,7 @@ import {
   DEVICE_PAGE_NAME, clearConfirmation, readConfirmation, readEntry, sendConfirmPage, sendEntryPage, startConfirmation, startEntry,
 } from '../device/verification-page.js'
 import { sendLoginPage } from './authorize.js'
+import { offerPasskeyLogin } from '../mfa/passkeys.js'
 
 const WRONG_CODE = 'That code is not valid. Check the code on your device and try again.'
 
@@ -51,11 +52,11 @@ export async function deviceRoute(app: FastifyInstance, { deps }: { deps: AuthDe
   }
 
   /** Not signed in: the login form, returning here with the code the user came with. */
-  const login = (reply: FastifyReply, userCode: string | undefined): FastifyReply => {
+  const login = async (reply: FastifyReply, userCode: string | undefined): Promise<FastifyReply> => {
     const code = userCode === undefined ? undefined : normalizeUserCode(userCode)
     const interaction = startDeviceInteraction(reply, deps, code === null || code === undefined ? {} : { userCode: formatUserCode(code) })
     if (interaction === null) return expiredForm(reply, 400)
-    return sendLoginPage(reply, 200, { clientName: DEVICE_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf }, deps.config.issuer)
+    return sendLoginPage(reply, 200, { clientName: DEVICE_PAGE_NAME, interaction: interaction.id, csrf: interaction.csrf, passkey: await offerPasskeyLogin(reply, deps, interaction.id) }, deps.config.issuer)
   }
 
   /** The code entry, with a fresh pending form for this session. */
@@ -67,7 +68,7 @@ export async function deviceRoute(app: FastifyInstance, { deps }: { deps: AuthDe
 
   const show = async (request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> => {
     const who = await signedIn(request)
-    if (who === null) return login(reply, params.user_code)
+    if (who === null) return await login(reply, params.user_code)
     // §3.3.1: the code from verification_uri_complete is shown for the user to check and submit.
     const code = params.user_code === undefined ? null : normalizeUserCode(params.user_code)
     return entry(reply, 200, who, code === null ? undefined : formatUserCode(code))
@@ -81,7 +82,7 @@ export async function deviceRoute(app: FastifyInstance, { deps }: { deps: AuthDe
       return expiredForm(reply, check.reason === 'csrf' ? 403 : 400)
     }
     const who = await signedIn(request)
-    if (who === null) return login(reply, params.user_code)
+    if (who === null) return await login(reply, params.user_code)
     if (who.session.id !== check.value.sid) return entry(reply, 400, who, undefined, 'This form was opened for another sign-in. Enter the code again.')
 
     const guesses = deps.device.guesses

@@ -9,6 +9,7 @@ import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
+import { offerPasskeyLogin } from '../mfa/passkeys.js'
 import { audit } from '../audit/trail.js'
 
 /** One message for every credential failure: no user enumeration (DESIGN §3). */
@@ -54,14 +55,14 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
         return invalidForm(reply, 400)
       }
       const client = { id: target.clientId }
-      const again = (error: string): FastifyReply =>
-        sendLoginPage(reply, 400, { clientName: target.name, interaction: interactionId, csrf: params.csrf!, error, username: params.username }, target.redirect)
+      const again = async (error: string): Promise<FastifyReply> =>
+        sendLoginPage(reply, 400, { clientName: target.name, interaction: interactionId, csrf: params.csrf!, error, username: params.username, passkey: await offerPasskeyLogin(reply, deps, interactionId) }, target.redirect)
       const { username, password } = params
-      if (username === undefined || password === undefined) return again('Enter your username and password.')
+      if (username === undefined || password === undefined) return await again('Enter your username and password.')
 
       // Attempt limits, progressive delay, then the KDF (login-gate.ts); locked or wrong, the same page.
       const outcome = await deps.loginGate.authenticate({ users: deps.users, username, password, address: request.ip, clientId: client.id, log: request.log, metrics: deps.metrics, audit: deps.audit })
-      if (!outcome.ok) return again(LOGIN_FAILED_MESSAGE)
+      if (!outcome.ok) return await again(LOGIN_FAILED_MESSAGE)
       const user = outcome.user
 
       // A TOTP or a passkey: no session yet, the second step first (signin/second-step.ts).
@@ -74,7 +75,7 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
         audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, amr: [...AMR_PASSWORD], ip: request.ip }, 'login succeeded')
         return reply
       }
-      return again(LOGIN_FAILED_MESSAGE)
+      return await again(LOGIN_FAILED_MESSAGE)
     } catch (err) {
       return sendServerFailure(request, reply, err, {
         log: 'login failed on the server side',

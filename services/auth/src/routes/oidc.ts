@@ -8,14 +8,15 @@ import { accountRoute } from './account.js'
 import { introspectRoute } from './introspect.js'
 import { loginRoute } from './login.js'
 import { secondFactorRoute } from './second-factor.js'
+import { loginPasskeyRoute } from './login-passkey.js'
 import { logoutRoute } from './logout.js'
 import { revokeRoute } from './revoke.js'
 import { userinfoRoute } from './userinfo.js'
 
 /**
- * The browser and OIDC surface (DESIGN §3): /authorize, /login (and its second step
- * /login/second-factor), /userinfo, /revoke, /introspect,
- * /logout, and the device verification page /device (RFC 8628 §3.3).
+ * The browser and OIDC surface (DESIGN §3): /authorize, /login (its second step
+ * /login/second-factor, and passkey sign-in /login/passkey), /userinfo, /revoke, /introspect,
+ * /logout, the device verification page /device (RFC 8628 §3.3) and the account page /account.
  */
 export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }: { deps: AuthDeps; verifyAssertion?: AssertionVerifier }): Promise<void> {
   const withAssertion = verifyAssertion === undefined ? { deps } : { deps, verifyAssertion }
@@ -26,6 +27,7 @@ export async function oidcRoutes(app: FastifyInstance, { deps, verifyAssertion }
   await app.register(authorizeRoute, { deps })
   await app.register(loginRoute, { deps })
   await app.register(secondFactorRoute, { deps })
+  await app.register(loginPasskeyRoute, { deps })
   await app.register(userinfoRoute, { deps })
   await app.register(revokeRoute, withAssertion)
   await app.register(introspectRoute, withAssertion)

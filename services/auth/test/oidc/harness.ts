@@ -20,6 +20,8 @@ export interface OidcAppOptions {
   env?: Record<string, string>
   /** Listen on a free 127.0.0.1 port (the issuer is then that URL). */
   listen?: boolean
+  /** The issuer's host name (default 127.0.0.1; `localhost` for passkeys, whose RP ID cannot be an IP address). The server still binds 127.0.0.1. */
+  host?: string
   /** Extra clients for the config file. */
   clients?: Record<string, unknown>[]
   /** Extra resources for the config file (after the dev config's `api://resource`). */
@@ -38,7 +40,7 @@ export const SERVICE_CLIENT_ID = 'svc-jwt'
  */
 export async function startOidcApp(options: OidcAppOptions = {}): Promise<OidcApp> {
   const port = options.listen ? await freePort() : 4000
-  const issuer = `http://127.0.0.1:${port}`
+  const issuer = `http://${options.host ?? '127.0.0.1'}:${port}`
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-oidc-'))
   const { privateKey, publicJwk } = await makeKey('svc-key-1', 'ES256')
   const dev = JSON.parse(await readFile(DEV_CONFIG_FILE, 'utf8')) as { clients: Record<string, unknown>[]; resources: unknown[] }
