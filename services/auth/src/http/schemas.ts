@@ -122,6 +122,9 @@ const PASSKEY_FIELDS: ParamLimits = { ceremony: 64, ceremony_csrf: 128, credenti
 /** POST /login/passkey: the pending login's fields and the ceremony's (html.ts passkeyForm). */
 export const LOGIN_PASSKEY_BODY = paramsSchema({ interaction: 64, csrf: 128, ...PASSKEY_FIELDS }, 256)
 
+/** POST /login/second-factor/passkey: the second step's fields and the ceremony's. */
+export const SECOND_FACTOR_PASSKEY_BODY = paramsSchema({ step: 64, csrf: 128, ...PASSKEY_FIELDS }, 256)
+
 /** GET|POST /logout (OIDC RP-Initiated Logout 1.0 §2). */
 export const LOGOUT_PARAMS = paramsSchema({ id_token_hint: 8192, post_logout_redirect_uri: 2048, client_id: 256, state: 2048, logout_hint: 1024, ui_locales: 256 }, 1024)
 

@@ -2,10 +2,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { readInteraction } from '../signin/browser.js'
 import { completeSignIn, loginTarget } from '../signin/sign-in.js'
 import { secondStepNeeded, showSecondStep } from '../signin/second-step.js'
-import { AMR_PASSWORD } from '../mfa/assurance.js'
+import { AMR_PASSWORD, nextSignInStep } from '../mfa/assurance.js'
+import { accountPageUrl } from '../account/account-page.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import { singleParams, type Params } from '../http/form.js'
-import { messagePage, sendPage } from '../http/html.js'
+import { html, messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_BODY, formBody } from '../http/schemas.js'
 import { sendLoginPage } from './authorize.js'
@@ -69,7 +70,17 @@ export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDep
       const factors = await deps.factors.list(user.id)
       if (secondStepNeeded(factors)) {
         request.log.info({ event: 'login.second_step', client_id: client.id, sub: user.id, ip: request.ip }, 'password accepted; second step asked')
-        return showSecondStep(reply, deps, { user, interactionId, interactionCsrf: params.csrf!, target, factors }) ?? invalidForm(reply, 400)
+        const shown = await showSecondStep(reply, deps, { user, interactionId, interactionCsrf: params.csrf!, target, factors })
+        return shown === null ? invalidForm(reply, 400) : shown.sent
+      }
+      // A client that requires a second factor (require_mfa), for a user who has none yet: no code.
+      if (target.assurance !== undefined && nextSignInStep(AMR_PASSWORD, target.assurance.client, target.assurance.request, { hasSecondFactor: false }) === 'enrol_required') {
+        request.log.info({ event: 'login.second_factor_missing', client_id: client.id, sub: user.id, ip: request.ip }, 'the client requires a second factor; the user has none')
+        return sendPage(reply, {
+          status: 403,
+          title: 'Second factor required',
+          body: html`<p class="error" role="alert">${target.name} requires a second factor, and your account has none yet.</p><p>Set up an authenticator app or a passkey on <a href="${accountPageUrl(deps.config)}">your account page</a>, then go back to the application and sign in again.</p>`,
+        })
       }
       if (await completeSignIn(request, reply, deps, { user, amr: AMR_PASSWORD, target, interactionId })) {
         audit(request.log, deps.audit, { event: 'login.succeeded', client_id: client.id, sub: user.id, amr: [...AMR_PASSWORD], ip: request.ip }, 'login succeeded')

@@ -12,7 +12,9 @@ import { audit } from '../audit/trail.js'
 import { clearPendingForm, dropOldestPendingForms, issuerPath, readInteraction, readPendingForm, startPendingForm, type PendingForm, type PendingFormCheck } from './browser.js'
 import { completeSignIn, loginTarget, type LoginTarget } from './sign-in.js'
 import type { LoginTicket } from './login-limiter.js'
-import { sendSecondStepPage } from './second-step-page.js'
+import { sendSecondStepPage, type SecondStepPageInput } from './second-step-page.js'
+import { offerPasskeyStep, passkeyStepSection } from '../mfa/passkeys.js'
+import { html } from '../http/html.js'
 
 /**
  * The second step of a password sign-in (DESIGN §10.5). Once POST /login has accepted the
@@ -144,10 +146,34 @@ export async function finishSecondStep(request: FastifyRequest, reply: FastifyRe
  * After a password was accepted for a user who needs a second step: its cookie, and the page
  * asking for it. Null when the cookie cannot be set (the caller answers that the form expired).
  */
-export function showSecondStep(reply: FastifyReply, deps: AuthDeps, input: { user: User; interactionId: string; interactionCsrf: string; target: LoginTarget; factors: readonly Factor[] }): FastifyReply | null {
+export async function showSecondStep(reply: FastifyReply, deps: AuthDeps, input: { user: User; interactionId: string; interactionCsrf: string; target: LoginTarget; factors: readonly Factor[] }): Promise<{ sent: FastifyReply } | null> {
   const started = startSecondStep(reply, deps, { userId: input.user.id, interactionId: input.interactionId, interactionCsrf: input.interactionCsrf, passwordDigest: passwordDigest(input.user.passwordHash) })
   if (started === null) return null
-  return sendSecondStepPage(reply, 200, { config: deps.config, step: started.id, csrf: started.csrf, clientName: input.target.name, redirect: input.target.redirect, methods: secondStepMethods(input.factors) })
+  return { sent: await sendSecondStep(reply, deps, { status: 200, stepId: started.id, csrf: started.csrf, userId: input.user.id, target: input.target, factors: input.factors }) }
+}
+
+/**
+ * The second-step page, first shown or again after a refusal: the user's methods as they are
+ * now, and with a passkey (where passkeys can be used) a new ceremony bound to this step.
+ */
+export async function sendSecondStep(
+  reply: FastifyReply,
+  deps: AuthDeps,
+  input: { status: number; stepId: string; csrf: string; userId: string; target: LoginTarget; factors: readonly Factor[]; error?: SecondStepPageInput['error'] },
+): Promise<FastifyReply> {
+  const methods = secondStepMethods(input.factors)
+  const offer = methods.passkey ? await offerPasskeyStep(reply, deps, input.userId, input.stepId) : undefined
+  const hidden = html`<input type="hidden" name="step" value="${input.stepId}"><input type="hidden" name="csrf" value="${input.csrf}">`
+  return sendSecondStepPage(reply, input.status, {
+    config: deps.config,
+    step: input.stepId,
+    csrf: input.csrf,
+    clientName: input.target.name,
+    redirect: input.target.redirect,
+    methods,
+    ...(input.error === undefined ? {} : { error: input.error }),
+    ...(offer === undefined ? {} : { passkey: { section: passkeyStepSection(offer, hidden), scripts: offer.scripts } }),
+  })
 }
 
 // --- checking a code -------------------------------------------------------------------------------

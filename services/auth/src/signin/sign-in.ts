@@ -3,6 +3,8 @@ import { clearInteraction, currentSession, endSession, redirectWithCode, setSess
 import type { LoginSession } from './sessions.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import type { User } from '../directory/users.js'
+import type { Client } from '../directory/clients.js'
+import type { AuthorizationRequest } from '../authorize/authorization-request.js'
 import { DEVICE_PAGE_NAME, devicePageUrl } from '../device/verification-page.js'
 import { ACCOUNT_PAGE_NAME, accountPageUrl } from '../account/account-page.js'
 
@@ -17,6 +19,8 @@ export interface LoginTarget {
   name: string
   /** The URL the answer to the form's POST redirects to (the page's CSP form-action must allow it). */
   redirect: string
+  /** A client's sign-in: the client and its request, for what the sign-in must reach (mfa/assurance.ts nextSignInStep). */
+  assurance?: { client: Client; request: AuthorizationRequest }
   finish(reply: FastifyReply, session: LoginSession): Promise<FastifyReply>
 }
 
@@ -29,7 +33,7 @@ export async function loginTarget(deps: AuthDeps, pending: Interaction): Promise
     const req = pending.request
     const client = await deps.clients.get(req.clientId)
     if (client === null || !client.grantTypes.has('authorization_code') || !client.redirectUris.includes(req.redirectUri)) return null
-    return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
+    return { clientId: client.id, name: client.name ?? client.id, redirect: req.redirectUri, assurance: { client, request: req }, finish: async (reply, session) => await redirectWithCode(reply, deps, req, session, 303) }
   }
   if ('account' in pending) {
     const redirect = accountPageUrl(deps.config)
