@@ -5,14 +5,19 @@
 //
 //   node infra/observability/render-prometheus-rule.mjs           # write it
 //   node infra/observability/render-prometheus-rule.mjs --check   # exit 1 if it is out of date
+//   (--rules FILE, --target FILE: other paths than these two)
 //
 // infra/test/observability-rules.test.ts runs --check and compares the rendered overlay's groups.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse, stringify } from 'yaml'
 
-const source = fileURLToPath(new URL('./alerts.yml', import.meta.url))
-const target = fileURLToPath(new URL('../k8s/overlays/production/prometheus-rule.yaml', import.meta.url))
+const option = (name, fallback) => {
+  const i = process.argv.indexOf(name)
+  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback
+}
+const source = option('--rules', fileURLToPath(new URL('./alerts.yml', import.meta.url)))
+const target = option('--target', fileURLToPath(new URL('../k8s/overlays/production/prometheus-rule.yaml', import.meta.url)))
 
 const HEADER = `# GENERATED from infra/observability/alerts.yml by infra/observability/render-prometheus-rule.mjs:
 # edit the rule file, then run \`node infra/observability/render-prometheus-rule.mjs\`.
