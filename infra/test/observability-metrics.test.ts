@@ -67,8 +67,14 @@ t.test('every metric the dashboard and the alerts read is exported by a service'
   t.equal((await postToken(issuer, { grant_type: 'client_credentials', scope: 'internal:read' }, 'Basic ' + Buffer.from('reporting-service:reporting-secret').toString('base64'))).status, 200)
   for (const base of [auth.url, resource.url]) t.equal((await getJson(`${base}/readyz`)).status, 200, `${base}/readyz`)
 
-  const authExports = exportsOf(await metricsText(auth.url))
-  const resourceExports = exportsOf(await metricsText(resource.url))
+  const authText = await metricsText(auth.url)
+  const resourceText = await metricsText(resource.url)
+  // GatehouseReadinessFlapping and the "Readiness probes" panel read the probes' own series.
+  for (const [name, text] of [['auth', authText], ['resource', resourceText]] as const) {
+    t.match(text, /^http_request_duration_seconds_count\{[^}]*route="\/readyz"[^}]*status_code="200"[^}]*\} [1-9]/m, `${name}: /readyz answers are counted by route and status`)
+  }
+  const authExports = exportsOf(authText)
+  const resourceExports = exportsOf(resourceText)
   const exported = mergeExports(authExports, resourceExports)
   t.ok(authExports.names.has('gatehouse_overload_shed_total') && resourceExports.names.has('gatehouse_overload_shed_total'), 'both services register the load-shedding counter')
   t.ok(authExports.names.has('gatehouse_signing_keys'), 'the auth service exports the signing-key gauges')
