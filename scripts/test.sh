@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs whatever this machine lacks (pnpm, redis-server, postgresql, chromium, docker), then builds, type-checks and runs every
+# Installs whatever this machine lacks (pnpm, redis-server, postgresql, chromium, promtool, docker), then builds, type-checks and runs every
 # test. Ends with one line "N passed, N failed" and exits non-zero on any failure.
 # This is the README's test command (`npm test`) and what CI runs (.ci/run).
 set -uo pipefail
@@ -16,6 +16,7 @@ command -v pnpm >/dev/null || npm i -g pnpm@10 >/dev/null 2>&1 || { echo "cannot
 command -v redis-server >/dev/null || apt_install redis-server || { echo "redis-server is missing and could not be installed (apt-get install redis-server)" >&2; exit 1; }
 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || apt_install postgresql || { echo "PostgreSQL is missing and could not be installed (apt-get install postgresql)" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || apt_install chromium || echo "warning: chromium could not be installed; the browser test will fail" >&2
+command -v promtool >/dev/null || apt_install prometheus || echo "warning: prometheus (promtool) could not be installed; the alerting-rule tests will fail" >&2
 { command -v docker-compose >/dev/null && command -v dockerd >/dev/null; } || apt_install docker-compose || echo "warning: docker-compose (with docker.io) could not be installed; the container tests will fail" >&2
 command -v busybox >/dev/null || apt_install busybox-static || echo "warning: busybox-static could not be installed; the container smoke test will fail" >&2
 

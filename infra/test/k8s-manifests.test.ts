@@ -76,9 +76,59 @@ export function unknownFields(value: unknown, type: string, path = ''): string[]
   })
 }
 
+const DURATION = /^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$/
+const isStringMap = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')
+
+/**
+ * The Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1), a custom resource that
+ * neither model library knows: its CRD's schema (spec.groups[].rules[]) checked by hand, the
+ * metadata through the ObjectMeta field list. Same kinds of problems: types, required fields,
+ * unknown fields.
+ */
+export function prometheusRuleProblems(obj: K8sObject): string[] {
+  const where = `${obj.kind}/${obj.metadata?.name}`
+  const problems: string[] = []
+  const unknown = (value: object, allowed: string[], path: string) => {
+    for (const k of Object.keys(value)) if (!allowed.includes(k)) problems.push(`${where}: unknown field ${path}.${k}`)
+  }
+  unknown(obj, ['apiVersion', 'kind', 'metadata', 'spec'], '')
+  problems.push(...unknownFields(obj.metadata, 'V1ObjectMeta', '.metadata').map((p) => `${where}: unknown field ${p}`))
+  if (typeof obj.metadata?.name !== 'string' || obj.metadata.name === '') problems.push(`${where}: metadata.name is required`)
+  const spec = obj.spec as { groups?: unknown } | undefined
+  if (typeof spec !== 'object' || spec === null) return [...problems, `${where}: spec is required`]
+  unknown(spec, ['groups'], '.spec')
+  if (!Array.isArray(spec.groups)) return [...problems, `${where}: spec.groups must be an array`]
+  for (const [i, g] of (spec.groups as Array<Record<string, unknown>>).entries()) {
+    const gp = `.spec.groups[${i}]`
+    unknown(g, ['name', 'interval', 'limit', 'partial_response_strategy', 'query_offset', 'labels', 'rules'], gp)
+    if (typeof g.name !== 'string' || g.name === '') problems.push(`${where}: ${gp}.name is required`)
+    if (g.interval !== undefined && !(typeof g.interval === 'string' && DURATION.test(g.interval))) problems.push(`${where}: ${gp}.interval is not a duration`)
+    if (!Array.isArray(g.rules)) {
+      problems.push(`${where}: ${gp}.rules must be an array`)
+      continue
+    }
+    for (const [j, r] of (g.rules as Array<Record<string, unknown>>).entries()) {
+      const rp = `${gp}.rules[${j}]`
+      unknown(r, ['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations'], rp)
+      if (typeof r.expr !== 'string' && typeof r.expr !== 'number') problems.push(`${where}: ${rp}.expr is required (a string)`)
+      if ((typeof r.alert === 'string') === (typeof r.record === 'string')) problems.push(`${where}: ${rp} needs exactly one of alert and record`)
+      for (const d of ['for', 'keep_firing_for']) if (r[d] !== undefined && !(typeof r[d] === 'string' && DURATION.test(r[d]))) problems.push(`${where}: ${rp}.${d} is not a duration`)
+      for (const m of ['labels', 'annotations']) if (r[m] !== undefined && !isStringMap(r[m])) problems.push(`${where}: ${rp}.${m} must map strings to strings`)
+    }
+  }
+  return problems
+}
+
+/** Custom resources the overlays render, each with its own check (neither model library has them). */
+const CUSTOM_RESOURCES: Record<string, (obj: K8sObject) => string[]> = {
+  'monitoring.coreos.com/v1 PrometheusRule': prometheusRuleProblems,
+}
+
 /** Every schema problem of one object: wrong types, missing required fields, unknown fields. */
 export function schemaProblems(obj: K8sObject): string[] {
   const where = `${obj.kind}/${obj.metadata?.name}`
+  const custom = CUSTOM_RESOURCES[`${obj.apiVersion} ${obj.kind}`]
+  if (custom) return custom(obj)
   const problems: string[] = []
   const type = modelName(obj.apiVersion, obj.kind)
   if (!models[type]?.attributeTypeMap) return [`${where}: no API model for ${obj.apiVersion} ${obj.kind}`]
@@ -121,6 +171,20 @@ t.test('the schema checks catch what they are for', async (t) => {
   const missing = { ...good, spec: { template: (good.spec as Obj).template } }
   t.match(schemaProblems(missing), [/selector/], 'a missing required field is caught')
   t.match(schemaProblems({ apiVersion: 'apps/v1', kind: 'Deplyoment', metadata: { name: 'x' } }), [/no API model/], 'an unknown kind is caught')
+
+  const rule: K8sObject = {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'PrometheusRule',
+    metadata: { name: 'r', labels: { role: 'alert-rules' } },
+    spec: { groups: [{ name: 'g', rules: [{ alert: 'A', expr: 'up == 0', for: '5m', labels: { severity: 'warning' }, annotations: { summary: 's' } }] }] },
+  }
+  t.same(schemaProblems(rule), [], 'a valid PrometheusRule passes')
+  const withRule = (r: Record<string, unknown>, meta: Obj = {}): K8sObject => ({ ...rule, metadata: { ...rule.metadata, ...meta }, spec: { groups: [{ name: 'g', rules: [r] }] } })
+  t.match(schemaProblems(withRule({ alert: 'A', expr: 'up == 0', fro: '5m' })), [/unknown field \.spec\.groups\[0\]\.rules\[0\]\.fro/], 'PrometheusRule: a misspelt rule field is caught')
+  t.match(schemaProblems(withRule({ alert: 'A', expr: 'up == 0', for: 'five minutes' })), [/for is not a duration/], 'PrometheusRule: a bad duration is caught')
+  t.match(schemaProblems(withRule({ alert: 'A' })), [/expr is required/], 'PrometheusRule: a missing expr is caught')
+  t.match(schemaProblems(withRule({ alert: 'A', expr: 'x', labels: { severity: 2 } })), [/labels must map strings/], 'PrometheusRule: a non-string label is caught')
+  t.match(schemaProblems(withRule({ alert: 'A', expr: 'x' }, { lables: {} })), [/unknown field \.metadata\.lables/], 'PrometheusRule: a misspelt metadata field is caught')
 })
 
 // ---------------------------------------------------------------------------------------------

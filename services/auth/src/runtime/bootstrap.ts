@@ -3,8 +3,9 @@ import type { AuthConfig } from '../config.js'
 import { MemoryClientDirectory, type ClientDirectory } from '../directory/clients.js'
 import type { AuthDeps } from './deps.js'
 import { openSigningKeys } from '../keys/key-manager.js'
+import { keyPolicy } from '../keys/key-lifecycle.js'
 import { DirectoryKeeper, openRedisDirectories } from '../directory/seed.js'
-import { AuthMetrics } from './metrics.js'
+import { AuthMetrics, signingKeyFigures } from './metrics.js'
 import { NoopRevocationPublisher, RedisRevocationPublisher } from '../families/revocation-publisher.js'
 import { MemoryFamilyStore } from '../families/memory-family-store.js'
 import { RedisFamilyStore } from '../families/redis-family-store.js'
@@ -50,6 +51,8 @@ export async function createRuntime(config: AuthConfig, log: Pick<FastifyBaseLog
   // Codec, policy and access-token lifetime, as the CLI builds them (build.ts).
   const familyOptions = familyStoreOptions(config, clock)
   const metrics = new AuthMetrics()
+  // Key ages and states for the no-successor alert (infra/observability/alerts.yml).
+  metrics.watchSigningKeys(() => signingKeyFigures(keys, clock(), keyPolicy(config)))
   const tokens = new AccessTokenIssuer(config.issuer, keys, config.accessTokenTtl, clock)
   // PostgreSQL with DATABASE_URL, else memory; closed last, after the requests that record to it.
   const audit = openAuditTrail(config, log, clock, metrics)

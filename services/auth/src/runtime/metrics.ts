@@ -1,4 +1,6 @@
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { describeKeys, type KeyPolicy, type KeyState } from '../keys/key-lifecycle.js'
+import type { KeyRing } from '../keys/signing-keys.js'
 
 /** A counter on the service's registry, its label names typed from the list. */
 function counter<L extends string = string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
@@ -46,4 +48,70 @@ export class AuthMetrics {
   constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
   }
+
+  /**
+   * The signing key set (keys/, DESIGN §7), read when Prometheus scrapes: keys by state, how long
+   * the active key has signed, the automatic rotation period. Together they tell an operator that
+   * the active key nears the end of its time with no successor published yet (the alert
+   * GatehouseSigningKeyNoSuccessor, docs/operations.md). Call once per registry.
+   */
+  watchSigningKeys(read: () => SigningKeyFigures): void {
+    const registers = [this.registry]
+    new Gauge({
+      name: 'gatehouse_signing_keys',
+      help: 'Keys in the signing key set by state: next (published, not signing yet), active, retiring (superseded, still published)',
+      labelNames: ['state'] as const,
+      registers,
+      collect() {
+        const { byState } = read()
+        for (const state of KEY_STATES) this.set({ state }, byState[state])
+      },
+    })
+    new Gauge({
+      name: 'gatehouse_signing_key_active_age_seconds',
+      help: 'Seconds the active signing key has signed (since its activation, else its publication); -1 when the key set does not say',
+      registers,
+      collect() {
+        this.set(read().activeAgeSeconds)
+      },
+    })
+    new Gauge({
+      name: 'gatehouse_signing_key_rotation_interval_seconds',
+      help: 'KEY_ROTATION_INTERVAL: seconds each key signs under automatic rotation; 0 = rotated by hand',
+      registers,
+      collect() {
+        this.set(read().rotationIntervalSeconds)
+      },
+    })
+  }
+}
+
+const KEY_STATES: readonly KeyState[] = ['next', 'active', 'retiring']
+
+/** What watchSigningKeys reports. */
+export interface SigningKeyFigures {
+  byState: Record<KeyState, number>
+  /** -1: unknown (a plain key file without the `gatehouse` metadata, or a generated development key). */
+  activeAgeSeconds: number
+  rotationIntervalSeconds: number
+}
+
+/**
+ * The figures of a key ring at `nowMs`. The active key's age counts from its activation; for a key
+ * active "since before the schedule" (activate_at 0, the legacy `active` member) from its
+ * publication, a lower bound, so the alert never fires early; without either, -1.
+ */
+export function signingKeyFigures(ring: KeyRing, nowMs: number, policy: KeyPolicy): SigningKeyFigures {
+  const set = ring.set
+  const byState: Record<KeyState, number> = { next: 0, active: 0, retiring: 0 }
+  if (!('activations' in set)) {
+    // A snapshot without a schedule: one signing key, the others only published.
+    return { byState: { ...byState, active: 1, retiring: set.keys.length - 1 }, activeAgeSeconds: -1, rotationIntervalSeconds: policy.rotationInterval }
+  }
+  const keys = describeKeys(set, nowMs, policy)
+  for (const k of keys) byState[k.state]++
+  const active = keys.find((k) => k.state === 'active')
+  const since = active?.activateAt ? active.activateAt : active?.publishedAt ?? null
+  const activeAgeSeconds = since === null ? -1 : Math.max(0, Math.floor(nowMs / 1000 - since))
+  return { byState, activeAgeSeconds, rotationIntervalSeconds: policy.rotationInterval }
 }
