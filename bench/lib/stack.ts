@@ -101,6 +101,14 @@ export interface AuthOptions {
 }
 
 /**
+ * Load shedding off (service-kit overload.ts, on by default in production): a benchmark drives
+ * a service to saturation on purpose, where an event loop lagging past 100 ms is the load it
+ * asked for, not an overload to shed (with shedding on, minting the token pool on a busy
+ * machine already met 503s). What is measured is what a request costs.
+ */
+const NO_SHEDDING = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0' } as const
+
+/**
  * The auth service's own entry point (src/server.ts) in production mode: NODE_ENV=production,
  * Redis, a signing key file (one RSA-2048 key) and a cookie secret, the benchmark's clients and
  * users, LOG_LEVEL info (the default). Its log lines go to /dev/null: what they cost the service
@@ -131,6 +139,7 @@ export async function startAuth(scope: Scope, opts: AuthOptions): Promise<Server
       COOKIE_SECRET: randomBytes(32).toString('base64url'),
       REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
       LOG_LEVEL: 'info',
+      ...NO_SHEDDING,
       ...opts.env,
     },
   })
@@ -147,7 +156,7 @@ export async function startResource(scope: Scope, opts: { issuer: string; cache:
     args: ['--cache', opts.cache ? 'on' : 'off'],
     cpu: opts.cpu,
     ...(opts.nodeFlags ? { nodeFlags: opts.nodeFlags } : {}),
-    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ISSUER: opts.issuer, AUDIENCE, LOG_LEVEL: 'info', ...opts.env },
+    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ISSUER: opts.issuer, AUDIENCE, LOG_LEVEL: 'info', ...NO_SHEDDING, ...opts.env },
   })
   scope.add(() => child.stop())
   await child.waitFor((m) => m.type === 'ready', 60_000)
