@@ -12,11 +12,13 @@ export {
   checkTokenHeader,
   toInvalidToken,
   type AccessTokenKeys,
+  type NodeKeyLookup,
   type AccessTokenRules,
   type VerifiedAccessToken,
 } from './access-token.js'
 export { MissingToken, DpopRequired, INVALID_TOKEN_DESCRIPTION, type InvalidTokenReason } from './errors.js'
 export type { KeysChange, JwksFetchResult } from './jwks-cache.js'
+export { JwsVerifyKey } from './jws-key.js'
 export type { JwksFetchOutcome, JwksFailureReason, DpopRejectionReason } from './metrics.js'
 export {
   SUPPORTED_ALGORITHMS,

@@ -1,10 +1,22 @@
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { importJWK, type CryptoKey, type JWK } from 'jose'
 import { invalidToken, keysUnavailable } from './errors.js'
+import { JwsVerifyKey } from './jws-key.js'
 import type { JwksFailureReason, JwksFetchOutcome, VerifierMetrics } from './metrics.js'
 import type { Clock, FetchLike, ResolvedJwksOptions, VerifierAlgorithm, VerifierLogger } from './options.js'
 
-/** kid -> alg -> imported key. Keys are imported once per JWKS response, never per request. */
-type KeyTable = Map<string, Map<string, CryptoKey>>
+/**
+ * One key for one algorithm, imported twice, once per JWKS response (never per request): as
+ * jose's CryptoKey (the rulebook's jose route) and as a `node:crypto` key (its fast path; absent
+ * when node:crypto cannot take the JWK, and then jose's route serves the key alone).
+ */
+interface ImportedKey {
+  readonly crypto: CryptoKey
+  readonly node: JwsVerifyKey | undefined
+}
+
+/** kid -> alg -> imported key. */
+type KeyTable = Map<string, Map<string, ImportedKey>>
 
 export interface KeysChange {
   kids: readonly string[]
@@ -103,7 +115,14 @@ async function importKeySet(body: unknown, algorithms: readonly VerifierAlgorith
     if (members === undefined) continue
     const pub: Record<string, unknown> = {}
     for (const m of members) pub[m] = jwk[m]
-    const byAlg = new Map<string, CryptoKey>()
+    const byAlg = new Map<string, ImportedKey>()
+    // One node:crypto key object per kid, shared by its algorithms.
+    let keyObject: KeyObject | undefined
+    try {
+      keyObject = createPublicKey({ key: pub as JsonWebKey, format: 'jwk' })
+    } catch {
+      keyObject = undefined
+    }
     for (const alg of candidateAlgorithms(jwk, algorithms)) {
       try {
         const key = (await importJWK(pub as JWK, alg)) as CryptoKey
@@ -112,7 +131,7 @@ async function importKeySet(body: unknown, algorithms: readonly VerifierAlgorith
           logger.warn({ kid, alg, modulus }, 'JWKS key skipped: RSA modulus below 2048 bits')
           continue
         }
-        byAlg.set(alg, key)
+        byAlg.set(alg, { crypto: key, node: keyObject === undefined ? undefined : JwsVerifyKey.of(keyObject, alg) })
       } catch (err) {
         logger.warn({ kid, alg, err: (err as Error).message }, 'JWKS key skipped: it cannot be imported')
       }
@@ -250,14 +269,15 @@ export class JwksCache {
    * stale-if-error limit it is not.
    */
   lookup(kid: string, alg: string): CryptoKey | undefined {
-    const key = this.#keys.get(kid)?.get(alg)
-    if (key === undefined) return undefined
-    const now = this.#c.clock()
-    if (now >= this.#refreshAt) {
-      this.#due(now)
-      if (now >= this.#staleUntil) return undefined
-    }
-    return key
+    return this.#current(kid, alg)?.crypto
+  }
+
+  /**
+   * The same key as `lookup`, under the same rules, as a `node:crypto` key for the rulebook's
+   * synchronous fast path; undefined when `lookup` would be, or when only jose holds the key.
+   */
+  lookupNode(kid: string, alg: string): JwsVerifyKey | undefined {
+    return this.#current(kid, alg)?.node
   }
 
   /** The miss path: a kid (or alg) we do not hold. Refetches within the limits above. */
@@ -327,7 +347,18 @@ export class JwksCache {
 
   #usableKey(kid: string, alg: string): CryptoKey | undefined {
     if (this.#c.clock() >= this.#staleUntil) return undefined
-    return this.#keys.get(kid)?.get(alg)
+    return this.#keys.get(kid)?.get(alg)?.crypto
+  }
+
+  #current(kid: string, alg: string): ImportedKey | undefined {
+    const key = this.#keys.get(kid)?.get(alg)
+    if (key === undefined) return undefined
+    const now = this.#c.clock()
+    if (now >= this.#refreshAt) {
+      this.#due(now)
+      if (now >= this.#staleUntil) return undefined
+    }
+    return key
   }
 
   /** A refresh is due: start one unless one is running or we are backing off after a failure. */

@@ -97,13 +97,19 @@ export class Verifier {
             onSynced: (count) => this.events.emit('revocations-synced', count),
           })
     // Built once: the per-request work is the signature and the claim checks, nothing else.
-    this.#rulebook = new AccessTokenRulebook(this.#resolveKey, {
-      issuer: o.issuer,
-      audience: o.audience,
-      algorithms: o.algorithms,
-      clockTolerance: o.clockTolerance,
-      maxTokenLength: o.maxTokenLength,
-    })
+    // A kid the JWKS holds is checked on the rulebook's node:crypto fast path; any other goes
+    // through jose and #resolveKey, which refetches for an unknown kid.
+    this.#rulebook = new AccessTokenRulebook(
+      this.#resolveKey,
+      {
+        issuer: o.issuer,
+        audience: o.audience,
+        algorithms: o.algorithms,
+        clockTolerance: o.clockTolerance,
+        maxTokenLength: o.maxTokenLength,
+      },
+      (kid, alg) => this.#jwks.lookupNode(kid, alg),
+    )
   }
 
   /** Starts loading keys and, when configured, the revocation subscription. Idempotent; never throws. */
@@ -197,7 +203,7 @@ export class Verifier {
 
   async #verify(token: string): Promise<AuthContext> {
     const now = this.#o.clock()
-    // With the real clock jose reads the time itself (the rulebook then builds no options per call).
+    // With the real clock the rulebook reads the time itself (on jose's route it then builds no options per call).
     const { auth, header } = await this.#rulebook.verify(token, this.#o.clock === Date.now ? undefined : now)
     if (auth.sid !== undefined && this.#deny.has(auth.sid, now)) throw invalidToken('revoked')
     this.#signatureChecks++
