@@ -153,7 +153,8 @@ t.test('a ceremony of another pending login, or none, signs nobody in', async (t
 
 t.test('cross-site posts to the passkey forms change nothing', async (t) => {
   const h = await start(t)
-  const { auth } = await aliceWithPasskey(h)
+  // alice's browser, signed in (with a passkey now, a password sign-in would ask for it as a second step).
+  const { browser: victim, auth } = await aliceWithPasskey(h)
   // /login/passkey: the pending login's CSRF token is needed, as at /login.
   const { browser, page, fields } = await loginPage(h)
   const forged = await browser.post('/login/passkey', { ...fields, csrf: 'guessed', credential: auth.assert(options(page)) })
@@ -164,8 +165,6 @@ t.test('cross-site posts to the passkey forms change nothing', async (t) => {
   t.notOk(signedIn(browser))
 
   // /account/passkeys: the victim's cookies with the attacker's own account form and ceremony.
-  const victim = new DeviceBrowser(h)
-  await victim.signIn('/account')
   const attacker = new DeviceBrowser(h, '203.0.113.9')
   await attacker.signIn('/account', 'bob', 'bob-password')
   const attackerPage = await attacker.get('/account')

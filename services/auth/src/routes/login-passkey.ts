@@ -1,26 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { issuerPath, readInteraction } from '../signin/browser.js'
-import { completeSignIn, loginTarget } from '../signin/sign-in.js'
+import { issuerPath } from '../signin/browser.js'
+import { completeSignIn } from '../signin/sign-in.js'
 import type { AuthDeps } from '../runtime/deps.js'
-import { singleParams, type Params } from '../http/form.js'
-import { messagePage, sendPage } from '../http/html.js'
 import { pageErrorHandler, sendServerFailure } from '../http/page-errors.js'
 import { LOGIN_PASSKEY_BODY, formBody } from '../http/schemas.js'
 import { audit } from '../audit/trail.js'
 import { passkeyAmr } from '../mfa/assurance.js'
 import { checkAssertion, clearCeremony, offerPasskeyLogin, readCeremony, relyingParty } from '../mfa/passkeys.js'
 import { sendLoginPage } from './authorize.js'
+import { pendingLogin } from './login.js'
 
 /** One message for every refused passkey: which check failed is only in the audit trail. */
 export const PASSKEY_LOGIN_FAILED_MESSAGE = 'Signing in with that passkey did not work. Try again, or sign in with your password.'
-
-function invalidForm(reply: FastifyReply, status: number): FastifyReply {
-  return sendPage(reply, {
-    status,
-    title: 'Sign-in expired',
-    body: messagePage('error', 'This sign-in form has expired or is not valid.', 'Go back to the application and sign in again.'),
-  })
-}
 
 /**
  * POST /login/passkey: username-less sign-in with a passkey (DESIGN §10.5), the login page's
@@ -34,25 +25,11 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
 export async function loginPasskeyRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
   app.post('/login/passkey', { schema: { body: formBody(LOGIN_PASSKEY_BODY) }, errorHandler }, async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return invalidForm(reply, 400)
-    let params: Params
+    const pending = await pendingLogin(request, reply, deps, 'passkey')
+    // A reply is thenable (it resolves once sent): never the value of an async function, so it rides in an object.
+    if ('refused' in pending) return pending.refused
+    const { params, interactionId, target } = pending
     try {
-      params = singleParams(request.body, 'login')
-    } catch {
-      return invalidForm(reply, 400)
-    }
-    const check = readInteraction(request, deps, params.interaction, params.csrf)
-    if (!check.ok) {
-      request.log.info({ event: 'login.rejected', reason: check.reason, method: 'passkey', ip: request.ip }, 'passkey login form rejected')
-      return invalidForm(reply, check.reason === 'csrf' ? 403 : 400)
-    }
-    const interactionId = params.interaction!
-    try {
-      const target = await loginTarget(deps, check.value)
-      if (target === null) {
-        request.log.info({ event: 'login.rejected', reason: 'client changed', method: 'passkey', ip: request.ip }, 'passkey login form rejected')
-        return invalidForm(reply, 400)
-      }
       // Answered at /login/passkey: the page's password form posts to an absolute path (`root`).
       const again = async (error: string): Promise<FastifyReply> => {
         const passkey = await offerPasskeyLogin(reply, deps, interactionId)

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { readInteraction } from '../signin/browser.js'
-import { completeSignIn, loginTarget } from '../signin/sign-in.js'
+import { completeSignIn, loginTarget, type LoginTarget } from '../signin/sign-in.js'
 import { secondStepNeeded, showSecondStep } from '../signin/second-step.js'
 import { AMR_PASSWORD, nextSignInStep } from '../mfa/assurance.js'
 import { accountPageUrl } from '../account/account-page.js'
@@ -25,6 +25,36 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
 }
 
 /**
+ * What a login form's POST starts with (POST /login, POST /login/passkey): a form body, the
+ * pending login its cookie names (genuine, unexpired, the CSRF token matching), and where it
+ * leads, checked against the client directory again; else the refusal, already sent.
+ */
+export async function pendingLogin(request: FastifyRequest, reply: FastifyReply, deps: AuthDeps, method?: string): Promise<{ params: Params; interactionId: string; target: LoginTarget } | { refused: FastifyReply }> {
+  if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return { refused: invalidForm(reply, 400) }
+  let params: Params
+  try {
+    params = singleParams(request.body, 'login')
+  } catch {
+    return { refused: invalidForm(reply, 400) }
+  }
+  const check = readInteraction(request, deps, params.interaction, params.csrf)
+  if (!check.ok) {
+    request.log.info({ event: 'login.rejected', reason: check.reason, method, ip: request.ip }, 'login form rejected')
+    return { refused: invalidForm(reply, check.reason === 'csrf' ? 403 : 400) }
+  }
+  try {
+    const target = await loginTarget(deps, check.value)
+    if (target === null) {
+      request.log.info({ event: 'login.rejected', reason: 'client changed', method, client_id: 'request' in check.value ? check.value.request.clientId : undefined, ip: request.ip }, 'login form rejected')
+      return { refused: invalidForm(reply, 400) }
+    }
+    return { params, interactionId: params.interaction!, target }
+  } catch (err) {
+    return { refused: sendServerFailure(request, reply, err, { log: 'login failed on the server side', message: 'Signing in is not possible right now.', hint: 'Go back to the application and try again in a moment.' }) }
+  }
+}
+
+/**
  * POST /login: the login form's target. CSRF-protected by the pending-login cookie (signed,
  * SameSite=Lax) whose token must equal the form's; the pending authorization request comes from
  * that cookie and is checked against the client directory again. On success: a new login
@@ -36,25 +66,11 @@ function invalidForm(reply: FastifyReply, status: number): FastifyReply {
 export async function loginRoute(app: FastifyInstance, { deps }: { deps: AuthDeps }): Promise<void> {
   const errorHandler = pageErrorHandler({ title: 'Sign-in expired', message: 'This sign-in form has expired or is not valid.', hint: 'Go back to the application and sign in again.' })
   app.post('/login', { schema: { body: formBody(LOGIN_BODY) }, errorHandler }, async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return invalidForm(reply, 400)
-    let params: Params
+    const pending = await pendingLogin(request, reply, deps)
+    // A reply is thenable (it resolves once sent): never the value of an async function, so it rides in an object.
+    if ('refused' in pending) return pending.refused
+    const { params, interactionId, target } = pending
     try {
-      params = singleParams(request.body, 'login')
-    } catch {
-      return invalidForm(reply, 400)
-    }
-    const check = readInteraction(request, deps, params.interaction, params.csrf)
-    if (!check.ok) {
-      request.log.info({ event: 'login.rejected', reason: check.reason, ip: request.ip }, 'login form rejected')
-      return invalidForm(reply, check.reason === 'csrf' ? 403 : 400)
-    }
-    const interactionId = params.interaction!
-    try {
-      const target = await loginTarget(deps, check.value)
-      if (target === null) {
-        request.log.info({ event: 'login.rejected', reason: 'client changed', client_id: 'request' in check.value ? check.value.request.clientId : undefined, ip: request.ip }, 'login form rejected')
-        return invalidForm(reply, 400)
-      }
       const client = { id: target.clientId }
       const again = async (error: string): Promise<FastifyReply> =>
         sendLoginPage(reply, 400, { clientName: target.name, interaction: interactionId, csrf: params.csrf!, error, username: params.username, passkey: await offerPasskeyLogin(reply, deps, interactionId) }, target.redirect)
