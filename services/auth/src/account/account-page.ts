@@ -63,9 +63,9 @@ export function clearAccountForm(reply: FastifyReply, config: AuthConfig, id: st
 export const NOTICES = {
   'signed-out': 'The session was signed out.',
   'password-changed': 'Your password was changed. Your other sessions were signed out.',
-  'totp-enrolled': 'Your authenticator app is set up. Signing in will ask for a code from it.',
+  'totp-enrolled': 'Your authenticator app is set up. Signing in will ask for a code from it. Your other sessions were signed out.',
   'factor-removed': 'The second factor was removed.',
-  'passkey-added': 'Your passkey was added. You can sign in with it now.',
+  'passkey-added': 'Your passkey was added. You can sign in with it now. Your other sessions were signed out.',
   'passkey-removed': 'The passkey was removed.',
   'passkey-failed': 'No passkey was added: the browser\'s answer could not be verified or has expired. Try again.',
   'passkey-exists': 'That passkey is already registered.',

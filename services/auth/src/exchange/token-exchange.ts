@@ -8,6 +8,7 @@ import type { Actor, IssuedAccessToken } from '../tokens/access-tokens.js'
 import { accessTokenChecker, type LiveAccessToken } from '../tokens/live-access-token.js'
 import { resolveScope, splitScope } from '../tokens/scope.js'
 import { allowedResources, resourceUriProblem } from '../tokens/resource-indicators.js'
+import { AMR_PASSWORD, acrOf, mandatoryAcr, signInMeets } from '../mfa/assurance.js'
 
 /** RFC 8693 §3: the one token type this server accepts and issues. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
@@ -156,6 +157,12 @@ export async function exchangeToken(deps: AuthDeps, client: Client, params: Para
     if (actor === null) throw new InvalidRequest('the actor_token is invalid, expired or revoked')
     if (actor.client_id !== client.id) throw new InvalidRequest('the actor_token was not issued to this client')
   }
+  // How the user signed in (the subject's family, DESIGN §10.5): a client that requires a second
+  // factor exchanges only tokens of a sign-in with one, and the exchanged token keeps its acr.
+  const family = await deps.families.get(subject.sid)
+  const amr = family?.amr ?? AMR_PASSWORD
+  if (!signInMeets(amr, mandatoryAcr(client))) throw new InvalidRequest('the subject_token comes from a sign-in without the second factor this client requires')
+  const acr = typeof subject.acr === 'string' ? subject.acr : client.requireMfa ? acrOf(amr) : undefined
   const scope = exchangeScope(req.scope, subject.scope, resource.scopes)
   const token = await deps.tokens.issue({
     sub: subject.sub,
@@ -169,6 +176,7 @@ export async function exchangeToken(deps: AuthDeps, client: Client, params: Para
     notAfter: subject.exp,
     // RFC 9449 §5: a proof at /token binds the exchanged token to the caller's key.
     jkt,
+    ...(acr === undefined ? {} : { acr }),
   })
   return { token, scope, subject, audience: resource.audience }
 }

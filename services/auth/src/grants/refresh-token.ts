@@ -7,7 +7,7 @@ import { grantedResources, requestedResource, scopeForAudience, tokenAudience, t
 import { audit } from '../audit/trail.js'
 import type { GrantHandler, TokenResponse } from './types.js'
 import { signIdToken } from '../tokens/id-token.js'
-import { acrOf } from '../mfa/assurance.js'
+import { AMR_PASSWORD, acrOf, mandatoryAcr, signInMeets } from '../mfa/assurance.js'
 import { proofRefused, tokenType } from '../dpop/proofs.js'
 
 /**
@@ -79,6 +79,12 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
   if (!user || user.disabled) {
     await revokeFamily(deps, request.log, family.id, 'user_disabled')
     throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'user gone or disabled' })
+  }
+  // A client that requires a second factor (require_mfa, perhaps set after this family began):
+  // a family from a sign-in without one is done, as its code would be refused now.
+  if (!signInMeets(family.amr ?? AMR_PASSWORD, mandatoryAcr(client.client))) {
+    await revokeFamily(deps, request.log, family.id, 'admin')
+    throw new InvalidGrant('the refresh token is invalid, expired or revoked', { detail: 'the sign-in does not meet require_mfa' })
   }
   // RFC 6749 §6: a narrower scope may be asked for; the family keeps its own. Checked against the
   // same family above (lookup); again here for a token the lookup did not find.

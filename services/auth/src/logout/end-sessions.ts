@@ -25,12 +25,15 @@ export interface SessionEndDeps {
   actor?: string
 }
 
-export type SessionEndReason = 'logout' | 'replaced' | 'password_change' | 'user_disabled' | 'user_deleted' | 'admin'
+/** `factor_added`: the user enrolled a second factor; sessions signed in without it end (a stolen password's included). */
+export type SessionEndReason = 'logout' | 'replaced' | 'password_change' | 'factor_added' | 'user_disabled' | 'user_deleted' | 'admin'
 
 const FAMILY_REASON: Record<SessionEndReason, RevokeReason> = {
   logout: 'logout',
   replaced: 'logout',
   password_change: 'password_change',
+  // The user's credentials changed, as with a new password.
+  factor_added: 'password_change',
   user_disabled: 'user_disabled',
   user_deleted: 'admin',
   admin: 'admin',

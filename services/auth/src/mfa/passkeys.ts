@@ -12,7 +12,7 @@ import {
 import type { AuthConfig } from '../config.js'
 import type { AuthDeps } from '../runtime/deps.js'
 import type { User } from '../directory/users.js'
-import { clearPendingForm, issuerPath, readPendingForm, startPendingForm, type PendingForm } from '../signin/browser.js'
+import { clearPendingForm, dropOldestPendingForms, issuerPath, readPendingForm, startPendingForm, type PendingForm } from '../signin/browser.js'
 import { html, passkeyForm, type Html, type PasskeyOffer } from '../http/html.js'
 import { passkeyAmr } from './assurance.js'
 import type { PasskeyFactor } from './factors.js'
@@ -117,8 +117,13 @@ function newChallenge(): { bytes: Uint8Array<ArrayBuffer>; text: string } {
 }
 
 function startCeremony(reply: FastifyReply, deps: AuthDeps, purpose: CeremonyPurpose, challenge: string, bound: string): { id: string; csrf: string } | null {
-  return startPendingForm(reply, deps, CEREMONY_FORMS[purpose], { challenge, bound } satisfies CeremonyContent)
+  const form = CEREMONY_FORMS[purpose]
+  // Each page view starts one: a browser keeps the newest few (one per open tab), not one per view.
+  return startPendingForm(reply, deps, form, { challenge, bound } satisfies CeremonyContent, () => dropOldestPendingForms(reply, deps, form, MAX_PENDING_CEREMONIES))
 }
+
+/** Ceremonies of one kind a browser holds at once (one cookie each). */
+export const MAX_PENDING_CEREMONIES = 3
 
 /**
  * The ceremony named by the posted `ceremony` and `ceremony_csrf` fields, if its cookie is
@@ -299,7 +304,9 @@ export async function checkAssertion(deps: AuthDeps, rp: RelyingParty, credentia
   if (passkey === null || (owner !== undefined && passkey.userId !== owner)) return { ok: false, reason: 'unknown' }
   const refused = (reason: PasskeyFailure): AssertionFailure => ({ ok: false, reason, factorId: passkey.id, userId: passkey.userId })
   // The user handle, when the authenticator gives one, must name the passkey's owner (WebAuthn §7.2 step 6).
+  // Without a user named beforehand (sign-in with a passkey alone), it must be there (step 6).
   const handle = response.response.userHandle
+  if (owner === undefined && (handle === undefined || handle === '')) return refused('wrong')
   if (handle !== undefined && handle !== '' && Buffer.from(handle, 'base64url').toString('utf8') !== passkey.userId) return refused('wrong')
   let info
   try {

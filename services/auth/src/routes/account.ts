@@ -203,7 +203,9 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
       request.log.info({ event: 'account.passkey_refused', reason: enrolled.reason, sub: who.user.id, ip: request.ip }, 'passkey not added')
       return back(reply, enrolled.reason === 'exists' ? 'passkey-exists' : 'passkey-failed')
     }
-    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'passkey', factor_id: enrolled.factor.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'passkey added')
+    // Sessions signed in without it (a stolen password's too) end, and their refresh tokens.
+    const ended = await endOtherUserSessions(sessionEndDeps(deps, request.log), who.user.id, who.session.id, 'factor_added')
+    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'passkey', factor_id: enrolled.factor.id, sub: who.user.id, session_id: who.session.id, sessions_ended: ended.sessions.length, families_revoked: ended.families.length, ip: request.ip }, 'passkey added')
     return back(reply, 'passkey-added')
   }))
 
@@ -254,7 +256,9 @@ export async function accountRoute(app: FastifyInstance, { deps }: { deps: AuthD
     const factor: TotpFactor = { id: newFactorId(), userId: who.user.id, kind: 'totp', label: 'Authenticator app', createdAt: now, sealedSecret: sealSecret(deps.config.cookieSecrets, secret, who.user.id), lastStep: step }
     if ((await deps.factors.add(factor)) !== 'added') return await page(reply, 400, who, { factorError: 'You already have an authenticator app. Remove it first to set up another one.' })
     clearAccountForm(reply, deps.config, params.form!)
-    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'totp', factor_id: factor.id, sub: who.user.id, session_id: who.session.id, ip: request.ip }, 'second factor enrolled')
+    // Sessions signed in without it (a stolen password's too) end, and their refresh tokens.
+    const ended = await endOtherUserSessions(sessionEndDeps(deps, request.log), who.user.id, who.session.id, 'factor_added')
+    audit(request.log, deps.audit, { event: 'mfa.enrolled', kind: 'totp', factor_id: factor.id, sub: who.user.id, session_id: who.session.id, sessions_ended: ended.sessions.length, families_revoked: ended.families.length, ip: request.ip }, 'second factor enrolled')
     return back(reply, 'totp-enrolled')
   }))
 

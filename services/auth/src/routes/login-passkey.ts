@@ -54,8 +54,10 @@ export async function loginPasskeyRoute(app: FastifyInstance, { deps }: { deps: 
         return await again(PASSKEY_LOGIN_FAILED_MESSAGE)
       }
       const amr = passkeyAmr({ backedUp: result.backedUp, withPassword: false })
-      audit(request.log, deps.audit, { event: 'login.succeeded', method: 'passkey', factor_id: result.factor.id, amr, client_id: target.clientId, sub: user.id, ip: request.ip }, 'login succeeded')
-      if (await completeSignIn(request, reply, deps, { user, amr, target, interactionId })) return reply
+      if (await completeSignIn(request, reply, deps, { user, amr, target, interactionId })) {
+        audit(request.log, deps.audit, { event: 'login.succeeded', method: 'passkey', factor_id: result.factor.id, amr, client_id: target.clientId, sub: user.id, ip: request.ip }, 'login succeeded')
+        return reply
+      }
       return await again(PASSKEY_LOGIN_FAILED_MESSAGE)
     } catch (err) {
       return sendServerFailure(request, reply, err, {

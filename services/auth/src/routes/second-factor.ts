@@ -7,7 +7,7 @@ import { SECOND_FACTOR_BODY, SECOND_FACTOR_PASSKEY_BODY, formBody } from '../htt
 import { checkSecondFactor, clearSecondStep, finishSecondStep, readSecondStep, resolveSecondStep, sendSecondStep, SECOND_STEP_PATH, type SecondFactorKind, type SecondStep } from '../signin/second-step.js'
 import type { LoginTarget } from '../signin/sign-in.js'
 import type { PendingFormSeal } from '../signin/browser.js'
-import { checkSecondStepPasskey } from '../mfa/passkeys.js'
+import { checkSecondStepPasskey, clearCeremony } from '../mfa/passkeys.js'
 import { audit } from '../audit/trail.js'
 import { SECOND_FACTOR_FAILED_MESSAGE } from '../signin/second-step-page.js'
 
@@ -114,6 +114,8 @@ export async function secondFactorRoute(app: FastifyInstance, { deps }: { deps: 
       const p = await pendingStep(request, reply, 'second-factor-passkey')
       if ('refused' in p) return p.refused
       const { params, stepId, step, target } = p
+      // This ceremony is answered: its cookie goes, whatever the outcome (a refusal offers a new one).
+      clearCeremony(reply, deps, 'step', params.ceremony)
       const result = await checkSecondStepPasskey(request, deps, params, step.userId, stepId)
       if (result.ok) {
         if (await finishSecondStep(request, reply, deps, stepId, step, result.amr)) return reply

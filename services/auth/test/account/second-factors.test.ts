@@ -77,6 +77,22 @@ t.test('set up an authenticator app: QR code and secret, made only by a first co
   t.match((await alice.get('/account')).html, /Last used \d{4}-/)
 })
 
+t.test('setting up an app ends the user\'s other sessions and their refresh tokens (one signed in with a stolen password too)', async (t) => {
+  const h = await mfaApp(t)
+  const thief = await signedIn(h, 'alice', '203.0.113.7')
+  t.match((await thief.get('/account')).html, /account-username">alice</)
+  const token = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('cli:cli-secret').toString('base64')}` }, payload: 'grant_type=password&username=alice&password=alice-password' })
+  t.equal(token.statusCode, 200, 'a password-grant family from before')
+  const alice = await signedIn(h)
+  await enrolTotp(h, alice)
+  t.match((await thief.get('/account')).html, /name="interaction"/, 'the other browser is signed out')
+  t.match((await alice.get('/account')).html, /account-username">alice</, 'the enrolling browser stays signed in')
+  t.match((await alice.get('/account?notice=totp-enrolled')).html, /Your other sessions were signed out/)
+  const refresh = await h.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('cli:cli-secret').toString('base64')}` }, payload: `grant_type=refresh_token&refresh_token=${encodeURIComponent(token.json().refresh_token)}` })
+  t.equal(refresh.statusCode, 400, 'its refresh tokens are revoked')
+  t.match(h.logs.events('mfa.enrolled').at(-1), { kind: 'totp', sessions_ended: 1, families_revoked: 1 })
+})
+
 t.test('remove the authenticator app: own factors only; signing in needs the password alone again', async (t) => {
   const h = await mfaApp(t)
   const alice = await signedIn(h)
@@ -167,7 +183,8 @@ t.test('each second-factor form needs a recent sign-in; signing in again (passwo
 t.test('CSRF: every second-factor form refuses a missing cookie, a wrong token and a form of another sign-in; nothing is done', async (t) => {
   const h = await mfaApp(t)
   const alice = await signedIn(h)
-  const other = await signedIn(h)
+  // Another sign-in (bob's: alice's other sessions end when she sets up the app).
+  const other = await signedIn(h, 'bob')
   const secret = await enrolTotp(h, alice)
   const page = await alice.get('/account')
   const [factor] = factorIds(page.html)

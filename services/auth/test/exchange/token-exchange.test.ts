@@ -192,3 +192,23 @@ t.test('the exchange parameters that hold tokens are redacted wherever they reac
   t.same(redactSecrets({ subject_token: 'eyJ.a.b', actor_token: 'eyJ.c.d', subject_token_type: AT }), { subject_token: '[redacted]', actor_token: '[redacted]', subject_token_type: AT })
   t.same(redactSecrets({ body: { subject_token: 'eyJ.a.b' } }), { body: { subject_token: '[redacted]' } })
 })
+
+t.test('a client that requires a second factor exchanges only tokens of a sign-in with one; the exchanged token keeps acr', async (t) => {
+  const strict = { ...EXCHANGE_CLIENTS[0]!, client_id: 'strict-gateway', client_secret: 'strict-secret', grant_types: [GRANT], require_mfa: true }
+  const h = await startOidcApp({ clients: [...EXCHANGE_CLIENTS, strict] })
+  t.teardown(h.close)
+  const STRICT = basic('strict-gateway', 'strict-secret')
+  const pwdOnly = await userToken(h)
+  const refused = await exchange(h, pwdOnly.access_token, {}, STRICT)
+  t.equal(refused.statusCode, 400)
+  t.match(refused.json(), { error: 'invalid_request', error_description: /second factor/ })
+  t.equal((await exchange(h, pwdOnly.access_token)).statusCode, 200, 'a client without require_mfa exchanges it')
+
+  // A token of a sign-in with a second factor (its family says how the user signed in).
+  const alice = (await h.deps.users.findByUsername('alice'))!
+  const { family } = await h.deps.families.create({ userId: alice.id, clientId: 'cli', scope: 'openid documents:read reports:read', authTime: h.clock.seconds(), amr: ['pwd', 'otp', 'mfa'] })
+  const subject = await h.deps.tokens.issue({ sub: alice.id, clientId: 'cli', audience: 'api://resource', scope: 'documents:read reports:read', sid: family.id, authTime: h.clock.seconds() })
+  const ok = await exchange(h, subject.token, {}, STRICT)
+  t.equal(ok.statusCode, 200)
+  t.equal(claimsOf(ok.json().access_token).acr, 'http://schemas.openid.net/pape/policies/2007/06/multi-factor', 'acr of the subject\'s sign-in')
+})

@@ -166,6 +166,20 @@ t.test('max_age and prompt=login decide whether a live session may answer', asyn
   t.ok(h.logs.events('authorize.reauthenticate').some((e) => e.reason === 'max_age') && h.logs.events('authorize.reauthenticate').some((e) => e.reason === 'prompt_login'))
 })
 
+t.test('require_mfa set after a family began: a family from a password-only sign-in (or one from before amr) refreshes no more, and is revoked', async (t) => {
+  const h = await app(t)
+  const alice = (await h.deps.users.findByUsername('alice'))!
+  for (const amr of [['pwd'], undefined]) {
+    const { family, refreshToken } = await h.deps.families.create({ userId: alice.id, clientId: 'mfa-web', scope: 'openid profile', authTime: h.clock.seconds(), ...(amr === undefined ? {} : { amr }) })
+    const res = await token(h, 'mfa-web', { grant_type: 'refresh_token', refresh_token: refreshToken })
+    t.equal(res.status, 400)
+    t.equal(res.body.error, 'invalid_grant')
+    t.equal((await h.deps.families.get(family.id))?.revoked ?? true, true, 'the family is revoked')
+  }
+  const { refreshToken } = await h.deps.families.create({ userId: alice.id, clientId: 'mfa-web', scope: 'openid profile', authTime: h.clock.seconds(), amr: TOTP_AMR })
+  t.equal((await token(h, 'mfa-web', { grant_type: 'refresh_token', refresh_token: refreshToken })).status, 200, 'a family from a second-factor sign-in refreshes')
+})
+
 t.test('a refresh issues an ID token about the original authentication (OIDC Core §12.2), and keeps acr in the access token', async (t) => {
   const h = await app(t)
   const cookies = await session(h, TOTP_AMR, 100)
