@@ -173,6 +173,14 @@ t.test('one trace: password grant, JWKS fetch, token exchange and both verificat
   const tokens = (await login.json()) as { access_token: string; refresh_token: string }
   const seen = await fetch(`${a.url}/reports/me`, { headers: { traceparent, authorization: `Bearer ${tokens.access_token}` } })
   t.equal(seen.status, 200, 'A called B for alice')
+  // A refresh: the rotation span, and the rotate script's EVALSHA under it (ioredis instrumentation).
+  const refreshed = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { traceparent, authorization: CLI_BASIC, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }).toString(),
+  })
+  t.equal(refreshed.status, 200, 'refreshed')
+  const rotated = (await refreshed.json()) as { access_token: string; refresh_token: string }
   // A token in a query (refused there, RFC 6750 §2.3 is not offered): the URL attributes must not carry it.
   const inQuery = await fetch(`${a.url}/me?access_token=${tokens.access_token}`, { headers: { traceparent } })
   t.equal(inQuery.status, 400)
@@ -181,6 +189,7 @@ t.test('one trace: password grant, JWKS fetch, token exchange and both verificat
     ['gatehouse.grant password', 'gatehouse.grant urn:ietf:params:oauth:grant-type:token-exchange', 'gatehouse.jwks.fetch', 'gatehouse.token_request'].every((n) => s.some((x) => x.name === n)) &&
     s.filter((x) => x.name === 'gatehouse.verify').length >= 2 &&
     s.some((x) => x.raw.includes('/me?access_token=')) &&
+    s.some((x) => x.name === 'gatehouse.family.rotate') &&
     s.some((x) => x.service === 'gatehouse-auth' && x.kind === SPAN_KIND_SERVER && String(x.attributes['http.target'] ?? x.attributes['url.path']).startsWith('/jwks.json'))
   const trace = await eventually('the trace to be exported', async () => receiver.spans.filter((s) => s.traceId === traceId), wanted, 15_000, 100)
   const byId = new Map(trace.map((s) => [s.spanId, s]))
@@ -225,11 +234,21 @@ t.test('one trace: password grant, JWKS fetch, token exchange and both verificat
   t.equal(byId.get(bServer?.parentSpanId ?? '')?.service, 'gatehouse-resource', "B's server span has A's client span as parent")
   t.ok(rootsAtCaller(verifyB), "B's verification is in the caller's trace, every parent exported")
 
+  // The refresh: grant span, rotation span under it, the script's EVALSHA under that, named by its command only.
+  const refreshGrant = one((s) => s.name === 'gatehouse.grant refresh_token', 'refresh grant span')
+  t.match(refreshGrant.attributes, { 'oauth.grant_type': 'refresh_token', 'oauth.client_id': 'cli', 'gatehouse.outcome': 'issued' })
+  const rotation = one((s) => s.name === 'gatehouse.family.rotate', 'rotation span')
+  t.equal(rotation.parentSpanId, refreshGrant.spanId, 'the rotation is the grant\'s child')
+  t.equal(rotation.attributes['gatehouse.rotation.outcome'], 'rotated')
+  const evalsha = trace.filter((s) => s.parentSpanId === rotation.spanId && /^evalsha$/i.test(s.name))
+  t.equal(evalsha.length, 1, 'one EVALSHA span under the rotation')
+  t.equal(evalsha[0]?.attributes['db.statement'] ?? 'evalsha', 'evalsha', 'the statement is the command name, no keys or arguments')
+
   // The refused call with a token in its query: in the trace, its URL redacted.
   t.ok(trace.some((s) => s.raw.includes('access_token=[redacted]')), 'the query call is traced, its URL with the token redacted')
 
   // No secret in any attribute or event of any span exported (every trace, not only this one).
-  const secrets = { access_token: tokens.access_token, refresh_token: tokens.refresh_token, password: 'alice-password', client_secret: 'resource-service-secret', cli_secret: 'cli-secret', jwt: 'eyJ' }
+  const secrets = { access_token: tokens.access_token, refresh_token: tokens.refresh_token, new_access_token: rotated.access_token, new_refresh_token: rotated.refresh_token, password: 'alice-password', client_secret: 'resource-service-secret', cli_secret: 'cli-secret', jwt: 'eyJ' }
   for (const [name, secret] of Object.entries(secrets)) {
     t.notOk(receiver.spans.some((s) => s.raw.includes(secret)), `no ${name} in any span`)
   }
