@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { CLI_BASIC, REPO_ROOT, RESOURCE_SCRIPT, eventually, freePort, runProcess, startService, startStack } from '@gatehouse/test-harness'
+import { CLI_BASIC, REPO_ROOT, RESOURCE_SCRIPT, eventually, freePort, runProcess, startPostgres, startService, startStack } from '@gatehouse/test-harness'
 
 /** One exported span, as far as the test needs it (OTLP/JSON, ids in hex). */
 interface ExportedSpan {
@@ -242,7 +242,7 @@ t.test('one trace: password grant, JWKS fetch, token exchange and both verificat
   t.equal(rotation.attributes['gatehouse.rotation.outcome'], 'rotated')
   const evalsha = trace.filter((s) => s.parentSpanId === rotation.spanId && /^evalsha$/i.test(s.name))
   t.equal(evalsha.length, 1, 'one EVALSHA span under the rotation')
-  t.equal(evalsha[0]?.attributes['db.statement'] ?? 'evalsha', 'evalsha', 'the statement is the command name, no keys or arguments')
+  t.equal(evalsha[0]?.attributes['db.query.text'] ?? evalsha[0]?.attributes['db.statement'], 'evalsha', 'the statement is the command name, no keys or arguments')
 
   // The refused call with a token in its query: in the trace, its URL redacted.
   t.ok(trace.some((s) => s.raw.includes('access_token=[redacted]')), 'the query call is traced, its URL with the token redacted')
@@ -258,6 +258,36 @@ t.test('one trace: password grant, JWKS fetch, token exchange and both verificat
     a.output.some((line) => line.includes('"request completed"') && line.includes(`"trace_id":"${traceId}"`) && /"span_id":"[0-9a-f]{16}"/.test(line)),
     "A's request lines carry trace_id and span_id",
   )
+})
+
+t.test('PostgreSQL queries of a traced grant: pg spans under it, SQL with placeholders only', async (t) => {
+  const receiver = await startReceiver()
+  t.teardown(() => receiver.close())
+  const pg = await startPostgres()
+  t.teardown(() => pg.stop())
+  const { issuer } = await startStack(t, {
+    resource: false,
+    auth: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', DATABASE_URL: await pg.createDatabase(), DATABASE_MIGRATE: '1' },
+  })
+  const traceId = randomBytes(16).toString('hex')
+  const login = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, authorization: CLI_BASIC, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'alice-password', scope: 'openid' }).toString(),
+  })
+  t.equal(login.status, 200, 'alice signs in, her user read from PostgreSQL')
+  const tokens = (await login.json()) as { access_token: string; refresh_token: string }
+  // The pg instrumentation writes the stable database conventions (`db.system.name`, `db.query.text`).
+  const isQuery = (s: ExportedSpan): boolean => (s.attributes['db.system.name'] ?? s.attributes['db.system']) === 'postgresql' && s.name.startsWith('pg.query')
+  const trace = await eventually('the grant and its queries', async () => receiver.spans.filter((s) => s.traceId === traceId), (s) => s.some((x) => x.name === 'gatehouse.grant password') && s.some(isQuery), 15_000, 100)
+  const byId = new Map(trace.map((s) => [s.spanId, s]))
+  const grant = trace.find((s) => s.name === 'gatehouse.grant password')!
+  const queries = trace.filter(isQuery)
+  t.ok(queries.length > 0, `${queries.length} PostgreSQL spans in the grant's trace`)
+  t.ok(queries.every((q) => ancestors(q, byId).includes(grant)), 'each under the grant span')
+  for (const secret of ['alice-password', tokens.access_token, tokens.refresh_token, 'cli-secret', 'eyJ', '$argon2', '$2b$']) {
+    t.notOk(receiver.spans.some((s) => s.raw.includes(secret)), `no ${secret.slice(0, 12)}… in any span`)
+  }
 })
 
 t.test('tracing off: nothing of the SDK is loaded, no tracer provider registered', async (t) => {
