@@ -1,6 +1,5 @@
 import type { Attributes, AttributeValue, Context } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { redactUrl, SECRET_FIELDS } from './secrets.js'
 
 /**
  * OpenTelemetry tracing for both services (issue 19), off unless configured. This module is the
@@ -33,32 +32,44 @@ function nonEmpty(value: string | undefined): boolean {
   return value !== undefined && value.trim() !== ''
 }
 
+/**
+ * What span attributes are censored with: the log lines' rules (logger.ts `redactUrl` and
+ * `SECRET_FIELDS`), passed in because logger.ts imports fastify, which must load after the
+ * instrumentations are registered.
+ */
+export interface AttributeRedaction {
+  /** The URL with the values of secret query parameters replaced. */
+  redactUrl(url: string): string
+  /** Names whose values are secrets. */
+  secretFields: ReadonlySet<string>
+}
+
 /** Attribute keys whose values are query strings without their `?` (OpenTelemetry's `url.query`). */
 const QUERY_KEYS: ReadonlySet<string> = new Set(['url.query'])
 
-/** An attribute value with the secrets of a URL's query censored (as in log lines, `redactUrl`). */
-function redactValue(key: string, value: AttributeValue | undefined): AttributeValue | undefined {
+/** An attribute value with the secrets of a URL's query censored (as in log lines). */
+function redactValue(key: string, value: AttributeValue | undefined, redaction: AttributeRedaction): AttributeValue | undefined {
   if (typeof value !== 'string') return value
-  if (QUERY_KEYS.has(key)) return redactUrl(`?${value}`).slice(1)
-  return value.includes('?') ? redactUrl(value) : value
+  if (QUERY_KEYS.has(key)) return redaction.redactUrl(`?${value}`).slice(1)
+  return value.includes('?') ? redaction.redactUrl(value) : value
 }
 
 /**
  * A span's attributes as exported: the values of secret query parameters censored wherever a URL
  * or query string appears (`url.full`, `http.target`, `http.url`, `url.query`: the http, undici
  * and fastify instrumentations record them from the request line, and a client may put a code or
- * token in a query), and any attribute named like a secret (`SECRET_FIELDS`, the log lines' list,
- * matched on the key's last dotted segment) replaced outright. Changes the object in place.
+ * token in a query), and any attribute named like a secret (matched on the key's last dotted
+ * segment, e.g. `http.request.header.authorization`) replaced outright. Changes the object in place.
  */
-export function redactAttributes(attributes: Attributes): void {
+export function redactAttributes(attributes: Attributes, redaction: AttributeRedaction): void {
   for (const key of Object.keys(attributes)) {
     const last = key.slice(key.lastIndexOf('.') + 1)
-    if (SECRET_FIELDS.has(last)) {
+    if (redaction.secretFields.has(last)) {
       attributes[key] = '[redacted]'
       continue
     }
     const value = attributes[key]
-    const redacted = redactValue(key, value)
+    const redacted = redactValue(key, value, redaction)
     if (redacted !== value) attributes[key] = redacted
   }
 }
@@ -70,15 +81,18 @@ export function redactAttributes(attributes: Attributes): void {
  * export, the one place every instrumentation's attributes pass through.
  */
 export class RedactingSpanProcessor implements SpanProcessor {
-  constructor(private readonly next: SpanProcessor) {}
+  constructor(
+    private readonly next: SpanProcessor,
+    private readonly redaction: AttributeRedaction,
+  ) {}
 
   onStart(span: Span, parentContext: Context): void {
     this.next.onStart(span, parentContext)
   }
 
   onEnd(span: ReadableSpan): void {
-    redactAttributes(span.attributes)
-    for (const event of span.events) if (event.attributes) redactAttributes(event.attributes)
+    redactAttributes(span.attributes, this.redaction)
+    for (const event of span.events) if (event.attributes) redactAttributes(event.attributes, this.redaction)
     this.next.onEnd(span)
   }
 
@@ -141,17 +155,10 @@ export async function startTracing(serviceName: string, env: TracingEnv = proces
     import('@opentelemetry/instrumentation-pg'),
     import('@fastify/otel'),
   ])
-  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter()
-  const name = nonEmpty(env.OTEL_SERVICE_NAME) ? env.OTEL_SERVICE_NAME!.trim() : serviceName
-  const resource = resources
-    .defaultResource()
-    .merge(resources.detectResources({ detectors: [resources.envDetector] }))
-    .merge(resources.resourceFromAttributes({ [semconv.ATTR_SERVICE_NAME]: name }))
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [new RedactingSpanProcessor(new BatchSpanProcessor(exporter))] })
-  provider.register()
+  // The instrumentations first, on the global tracer provider (the API's proxy, which delegates
+  // to the provider once it is registered below), so that what loads from here on is patched.
   const FastifyOtelInstrumentation = fastifyOtel.FastifyOtelInstrumentation
   instrumentation.registerInstrumentations({
-    tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: (request) => untraced(request.url) }),
       new UndiciInstrumentation(),
@@ -160,6 +167,17 @@ export async function startTracing(serviceName: string, env: TracingEnv = proces
       new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: (route) => UNTRACED_PATHS.has(route.url) }),
     ],
   })
+  // The log lines' redaction rules, for the spans (logger.ts loads fastify: after the above).
+  const { redactUrl, SECRET_FIELDS } = await import('./logger.js')
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter()
+  const name = nonEmpty(env.OTEL_SERVICE_NAME) ? env.OTEL_SERVICE_NAME!.trim() : serviceName
+  const resource = resources
+    .defaultResource()
+    .merge(resources.detectResources({ detectors: [resources.envDetector] }))
+    .merge(resources.resourceFromAttributes({ [semconv.ATTR_SERVICE_NAME]: name }))
+  const redaction: AttributeRedaction = { redactUrl, secretFields: SECRET_FIELDS }
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [new RedactingSpanProcessor(new BatchSpanProcessor(exporter), redaction)] })
+  provider.register()
   running = { flush: () => provider.forceFlush(), shutdown: () => provider.shutdown() }
   return true
 }

@@ -1,7 +1,10 @@
 import t from 'tap'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { loggerOptions } from '../src/index.js'
+import { REDACT_QUERY_PARAMS, SECRET_FIELDS, loggerOptions, redactUrl } from '../src/index.js'
 import { RedactingSpanProcessor, redactAttributes, tracingEnabled, tracingStarted } from '../src/tracing.js'
+
+/** The log lines' rules, as startTracing passes them. */
+const REDACTION = { redactUrl, secretFields: SECRET_FIELDS }
 
 t.test('tracing is on only when an endpoint or an exporter is named', async (t) => {
   t.equal(tracingEnabled({}), false, 'nothing set')
@@ -32,7 +35,8 @@ t.test('span attributes: secret query values and secret-named attributes are cen
     'oauth.client_id': 'web',
     'http.status_code': 200,
   }
-  redactAttributes(attributes)
+  t.ok(REDACT_QUERY_PARAMS.has('code'))
+  redactAttributes(attributes, REDACTION)
   t.same(attributes, {
     'http.target': '/authorize?client_id=web&code=[redacted]&state=s',
     'http.url': 'http://auth/callback?Code=[redacted]&x=1',
@@ -47,7 +51,7 @@ t.test('span attributes: secret query values and secret-named attributes are cen
 
 t.test('the redacting processor censors spans and events before the exporter sees them', async (t) => {
   const exporter = new InMemorySpanExporter()
-  const provider = new BasicTracerProvider({ spanProcessors: [new RedactingSpanProcessor(new SimpleSpanProcessor(exporter))] })
+  const provider = new BasicTracerProvider({ spanProcessors: [new RedactingSpanProcessor(new SimpleSpanProcessor(exporter), REDACTION)] })
   t.teardown(() => provider.shutdown())
   const span = provider.getTracer('test').startSpan('GET', { attributes: { 'url.full': 'http://x/cb?code=secret-code-1' } })
   span.addEvent('exception', { 'exception.message': 'at http://x/cb?code=secret-code-2', password: 'pw' })
