@@ -40,7 +40,7 @@ run('resource', 'services/resource/dist/server.js', {
   EXCHANGE_CLIENT_ID: 'resource-service',
   EXCHANGE_CLIENT_SECRET: 'resource-service-secret',
 })
-run('reports', 'services/resource/dist/server.js', { PORT: reportsPort, ISSUER: issuer, AUDIENCE: 'api://reports' })
+run('reports', 'services/resource/dist/server.js', { PORT: reportsPort, ISSUER: issuer, AUDIENCE: 'api://reports', OTEL_SERVICE_NAME: 'gatehouse-reports' })
 
 process.stdout.write(`
 Gatehouse development stack

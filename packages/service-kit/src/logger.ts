@@ -1,5 +1,7 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+import { isSpanContextValid, trace } from '@opentelemetry/api'
 import pino, { type DestinationStream, type LoggerOptions } from 'pino'
+import { tracingStarted } from './tracing.js'
 
 /**
  * The one redaction list (STYLE: Logs): every secret-bearing field that can reach a log line,
@@ -148,10 +150,23 @@ export function stdoutDestination(): DestinationStream {
   return stdout
 }
 
-/** pino options both services use: JSON, redacted, with the serializers fastify expects. */
+/**
+ * The trace of a log line (issue 19): `trace_id` and `span_id` of the active span, when tracing
+ * is on and a span is active, so that a line leads to its trace; nothing otherwise. Only installed
+ * (as pino's mixin) when tracing runs: tracing off, log lines cost what they did.
+ */
+export function traceFields(): Record<string, string> {
+  const context = trace.getActiveSpan()?.spanContext()
+  // A new object each time: pino merges the line's fields into what the mixin returns.
+  if (context === undefined || !isSpanContextValid(context)) return {}
+  return { trace_id: context.traceId, span_id: context.spanId }
+}
+
+/** pino options both services use: JSON, redacted, with the serializers fastify expects, and the active trace's ids (`traceFields`) when tracing runs. */
 export function loggerOptions(level: string, extra: Partial<LoggerOptions> = {}): LoggerOptions {
   return {
     level,
+    ...(tracingStarted() ? { mixin: traceFields } : {}),
     formatters: { log: redactSecrets },
     serializers: {
       // fastify's own request serializer, with the URL's secrets redacted.

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { flushTracing } from './tracing.js'
 
 export interface GracefulShutdownOptions {
   /** Runs first, e.g. to turn readiness false so load balancers stop sending traffic. */
@@ -24,14 +25,24 @@ export function installGracefulShutdown(app: FastifyInstance, options: GracefulS
   const hardExit = options.exit ?? ((code: number) => process.exit(code))
   // pino may buffer lines: flush them first so the last requests and `service.stopped` are not
   // lost with the process (bounded, in case the destination never answers).
+  // Then the spans still batched for the collector (tracing on; at once when off), both bounded.
   const exit = (code: number): void => {
     const log = app.log as { flush?: (cb?: (err?: Error) => void) => void }
-    if (typeof log.flush !== 'function') return hardExit(code)
-    const fallback = setTimeout(() => hardExit(code), 1000)
-    log.flush(() => {
-      clearTimeout(fallback)
+    let done = false
+    const leave = (): void => {
+      if (done) return
+      done = true
       hardExit(code)
-    })
+    }
+    const fallback = setTimeout(leave, 1000)
+    const flushed = (): void => {
+      void flushTracing().then(() => {
+        clearTimeout(fallback)
+        leave()
+      })
+    }
+    if (typeof log.flush !== 'function') return flushed()
+    log.flush(flushed)
   }
   let stopping = false
   // A response finished while draining tells the client to close the connection (RFC 9112 §9.6).

@@ -5,10 +5,14 @@
  * nonce retry; exchange(), in exchange.ts, goes through it as well), discovery of the token
  * endpoint, and the mapping of error answers. The DPoP key and proofs themselves are in dpop.ts.
  */
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import { CLIENT_ASSERTION_TYPE, ClientAssertionSigner, type PrivateKeyJwtCredentials } from './client-assertion.js'
 import { DpopNonceStore, DpopSigner, type DpopOption } from './dpop.js'
 import { TokenClientError, isOAuthErrorCode, type TokenClientErrorCode } from './errors.js'
 import { ExchangeCache, type ExchangeRequest } from './exchange.js'
+
+/** The token client's tracer (@opentelemetry/api: the no-op one unless the application registered a provider). */
+const tracer = trace.getTracer('@gatehouse/token-client')
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
 /** Milliseconds since the epoch. */
@@ -306,9 +310,36 @@ class ClientCredentialsClient {
     }
   }
 
+  /**
+   * The token request with its retries, in one `gatehouse.token_request` span (issue 19): grant
+   * type, client id, attempts and outcome (`ok` or the error code), never a token, secret or
+   * assertion. Each attempt's POST is the undici instrumentation's child span, with `traceparent`.
+   */
   async #withRetries(grant: URLSearchParams): Promise<AccessToken> {
+    return await tracer.startActiveSpan('gatehouse.token_request', { kind: SpanKind.INTERNAL }, async (span) => {
+      if (span.isRecording()) {
+        span.setAttribute('oauth.grant_type', grant.get('grant_type') ?? '')
+        span.setAttribute('oauth.client_id', this.#o.clientId)
+      }
+      try {
+        const token = await this.#retried(grant, span)
+        span.setAttribute('gatehouse.outcome', 'ok')
+        return token
+      } catch (err) {
+        const code = err instanceof TokenClientError ? err.code : 'error'
+        span.setAttribute('gatehouse.outcome', code)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+        throw err
+      } finally {
+        span.end()
+      }
+    })
+  }
+
+  async #retried(grant: URLSearchParams, span: Span): Promise<AccessToken> {
     const o = this.#o
     for (let attempt = 1; ; attempt++) {
+      span.setAttribute('gatehouse.attempts', attempt)
       try {
         return await this.#attempt(grant)
       } catch (err) {

@@ -1,6 +1,8 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { importJWK, type CryptoKey, type JWK } from 'jose'
 import { invalidToken, keysUnavailable } from './errors.js'
+import { tracer } from './tracing.js'
 import { JwsVerifyKey } from './jws-key.js'
 import type { JwksFailureReason, JwksFetchOutcome, VerifierMetrics } from './metrics.js'
 import type { Clock, FetchLike, ResolvedJwksOptions, VerifierAlgorithm, VerifierLogger } from './options.js'
@@ -314,7 +316,10 @@ export class JwksCache {
     const seq = ++this.#startedSeq
     this.#lastStartAt = this.#c.clock()
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.timeoutMs)])
-    const work = this.#fetchAndApply(seq, signal)
+    // One `gatehouse.jwks.fetch` span per fetch (joined fetches share it): a child of the request
+    // whose unknown kid or due refresh started it, a trace of its own when the timer did.
+    const span = tracer.startSpan('gatehouse.jwks.fetch', { kind: SpanKind.INTERNAL })
+    const work = context.with(trace.setSpan(context.active(), span), () => this.#fetchAndApply(seq, signal))
     // A fetch implementation that ignores the signal may still settle later; the sequence check handles that.
     work.catch(() => {})
     let result: JwksFetchResult = { outcome: 'failed' }
@@ -328,6 +333,12 @@ export class JwksCache {
         },
       )
       .finally(() => {
+        if (span.isRecording()) {
+          span.setAttribute('gatehouse.jwks.outcome', result.outcome)
+          if (result.reason !== undefined) span.setAttribute('gatehouse.jwks.reason', result.reason)
+          if (result.outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: result.reason ?? 'failed' })
+        }
+        span.end()
         if (this.#inflight === current) this.#inflight = null
         // Resolved here rather than on apply, so that whoever awaited ready() finds no fetch in flight.
         if (this.#keyCount > 0) this.#resolveReady()

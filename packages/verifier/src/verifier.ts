@@ -10,6 +10,7 @@ import { JwksCache, type JwksFetchResult, type KeysChange } from './jwks-cache.j
 import { VerifierMetrics } from './metrics.js'
 import { resolveOptions, type ResolvedOptions, type VerifierOptions } from './options.js'
 import { RevocationFeed } from './revocation-feed.js'
+import { recordVerification, tracer, VERIFY_SPAN } from './tracing.js'
 import { VerifiedTokenCache } from './verified-cache.js'
 
 export interface VerifierEvents {
@@ -161,14 +162,22 @@ export class Verifier {
    * key can be obtained to check a token that could be valid.
    */
   async verify(token: string): Promise<AuthContext> {
-    try {
-      if (typeof token !== 'string' || token.length === 0) throw invalidToken('malformed')
-      return this.verifyCached(token) ?? (await this.#verify(token))
-    } catch (err) {
-      const e = toInvalidToken(err)
-      this.metrics.rejected(e.code === 'temporarily_unavailable' ? 'keys_unavailable' : ((e.detail ?? 'verification_error') as InvalidTokenReason))
-      throw e
-    }
+    // One `gatehouse.verify` span (tracing.ts): a key fetch it causes is its child.
+    return await tracer.startActiveSpan('gatehouse.verify', VERIFY_SPAN, async (span) => {
+      try {
+        if (typeof token !== 'string' || token.length === 0) throw invalidToken('malformed')
+        const auth = this.verifyCached(token) ?? (await this.#verify(token))
+        recordVerification(span, token, undefined)
+        return auth
+      } catch (err) {
+        const e = toInvalidToken(err)
+        this.metrics.rejected(e.code === 'temporarily_unavailable' ? 'keys_unavailable' : ((e.detail ?? 'verification_error') as InvalidTokenReason))
+        recordVerification(span, token, e)
+        throw e
+      } finally {
+        span.end()
+      }
+    })
   }
 
   /** Denies every access token of a family until `exp` (DESIGN §6) and drops them from the cache. */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url))
-const ROOT_FILES = ['app.ts', 'config.ts', 'index.ts', 'server.ts']
+const ROOT_FILES = ['app.ts', 'config.ts', 'index.ts', 'server.ts', 'start.ts']
 const DOMAINS = ['account', 'audit', 'authorize', 'database', 'device', 'directory', 'dpop', 'exchange', 'families', 'keys', 'mfa', 'par', 'signin', 'store', 'tokens']
 const UPPER = ['cli', 'grants', 'routes', 'runtime']
 /** Types domain code may take as parameters from runtime/. */

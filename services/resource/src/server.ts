@@ -1,35 +1,16 @@
-import { ConfigError, installGracefulShutdown } from '@gatehouse/service-kit'
-import { buildApp } from './app.js'
-import { loadConfig, type ResourceConfig } from './config.js'
+import { startTracing } from '@gatehouse/service-kit/tracing'
 
-/** Entry point: environment → config → app → listen; graceful shutdown on SIGTERM/SIGINT. */
-async function main(): Promise<void> {
-  let config: ResourceConfig
-  try {
-    config = loadConfig(process.env)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`gatehouse resource: ${err.message}\n`)
-      process.exit(1)
-    }
-    throw err
-  }
-  const health = { accepting: true }
-  const app = buildApp(config, { health })
-  installGracefulShutdown(app, {
-    onStart: () => {
-      health.accepting = false
-    },
-    timeoutMs: 10_000,
-  })
-  await app.listen({ host: config.host, port: config.port })
-  app.log.info(
-    { event: 'service.started', issuer: config.issuer, audience: config.audience, revocations: config.redisUrl === undefined ? 'disabled' : 'redis' },
-    'resource service listening',
-  )
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`gatehouse resource: failed to start: ${(err as Error).message}\n`)
+/**
+ * Entry point (`node dist/server.js`): tracing first, then the service. When the environment asks
+ * for traces (OTEL_EXPORTER_OTLP_ENDPOINT and friends, docs/operations.md "Tracing"), the
+ * OpenTelemetry SDK starts here, before start.js and with it fastify, ioredis, pg and the rest
+ * are imported, so that the instrumentations patch them on import; start.js is therefore imported
+ * dynamically, after. When it does not, nothing of the SDK is loaded.
+ */
+try {
+  await startTracing('gatehouse-resource')
+} catch (err) {
+  process.stderr.write(`gatehouse resource: tracing failed to start: ${(err as Error).message}\n`)
   process.exit(1)
-})
+}
+await import('./start.js')

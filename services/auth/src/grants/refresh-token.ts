@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api'
 import { InvalidDpopProof, InvalidGrant, InvalidScope } from '@gatehouse/service-kit'
 import { announceRevoked, revokeFamily } from '../families/family-revocation.js'
 import type { Family } from '../families/types.js'
@@ -9,6 +10,9 @@ import type { GrantHandler, TokenResponse } from './types.js'
 import { signIdToken } from '../tokens/id-token.js'
 import { AMR_PASSWORD, acrOf, mandatoryAcr, signInMeets } from '../mfa/assurance.js'
 import { proofRefused, tokenType } from '../dpop/proofs.js'
+
+/** The auth service's tracer (@opentelemetry/api: the no-op one unless tracing is on, docs/operations.md). */
+const tracer = trace.getTracer('gatehouse-auth')
 
 /**
  * What a refresh may narrow to (RFC 6749 §6, RFC 8707 §2.2): a scope within the family's, a
@@ -39,9 +43,22 @@ export const refreshTokenGrant: GrantHandler = async ({ request, params, resourc
   }
   // A family bound to a DPoP key (RFC 9449 §5) is checked against the proof inside the rotation.
   // A public client's family not yet bound is bound to the key of its first proof, in the same step (§5).
-  const outcome = await deps.families.rotate(presented, {
-    clientId: client.client.id,
-    ...(dpop === undefined ? {} : { jkt: dpop.jkt, bind: client.method === 'none' }),
+  // One `gatehouse.family.rotate` span around the rotation (with Redis, the ioredis
+  // instrumentation's EVALSHA is its child): the outcome, never the token or the family id.
+  const outcome = await tracer.startActiveSpan('gatehouse.family.rotate', async (span) => {
+    try {
+      const rotated = await deps.families.rotate(presented, {
+        clientId: client.client.id,
+        ...(dpop === undefined ? {} : { jkt: dpop.jkt, bind: client.method === 'none' }),
+      })
+      span.setAttribute('gatehouse.rotation.outcome', rotated.status)
+      return rotated
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).name })
+      throw err
+    } finally {
+      span.end()
+    }
   })
   deps.metrics.refreshRotations.inc({ outcome: outcome.status })
   const log = { client_id: client.client.id, ip: request.ip }
