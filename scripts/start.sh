@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 command -v pnpm >/dev/null || npm i -g pnpm@10
 pnpm install --frozen-lockfile
 pnpm exec tsc -b
-exec node scripts/dev-stack.mjs
+exec node scripts/dev-stack.mjs "$@"
