@@ -107,7 +107,7 @@ export interface AuthOptions {
  * asked for, not an overload to shed (with shedding on, minting the token pool on a busy
  * machine already met 503s). What is measured is what a request costs.
  */
-export const NO_SHEDDING = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0' } as const
+export const NO_SHEDDING = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0', OVERLOAD_MAX_QUEUE_MS: '0' } as const
 
 /**
  * The auth service's own entry point (src/server.ts) in production mode: NODE_ENV=production,

@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { performance } from 'node:perf_hooks'
+import { eventLoopQueueProbe, overloadShedding } from '../../packages/service-kit/src/index.js'
 import { AUDIENCE, eventually, startFakeIssuer } from '@gatehouse/test-harness'
 import { buildApp as buildResource, loadConfig as loadResourceConfig } from '../../services/resource/src/index.js'
 import { basic, form, makeApp } from '../../services/auth/test/helpers.js'
@@ -70,13 +72,75 @@ t.test('the resource service sheds its API with 503 and Retry-After before check
 
 t.test('OVERLOAD_* are read, checked and can turn shedding off', async (t) => {
   const config = loadResourceConfig({ ISSUER: auth.issuer, AUDIENCE, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0' })
-  t.same(config.overload, { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, retryAfter: 1 })
+  t.same(config.overload, { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, maxQueueMs: 0, retryAfter: 1 })
+  t.throws(() => loadResourceConfig({ ISSUER: auth.issuer, AUDIENCE, OVERLOAD_MAX_QUEUE_MS: '-1' }), /OVERLOAD_MAX_QUEUE_MS/)
   t.throws(() => loadResourceConfig({ ISSUER: auth.issuer, AUDIENCE, OVERLOAD_RETRY_AFTER: '0' }), /OVERLOAD_RETRY_AFTER/)
   t.throws(() => loadResourceConfig({ ISSUER: auth.issuer, AUDIENCE, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: 'soon' }), /OVERLOAD_MAX_EVENT_LOOP_DELAY_MS/)
-  const off = await resource(t, { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0' })
+  const off = await resource(t, { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '0', OVERLOAD_MAX_QUEUE_MS: '0' })
   t.notOk('isUnderPressure' in off, 'nothing registered when both limits are off')
   t.notOk('isUnderPressure' in (await resource(t, {})), 'off by default outside production')
   const production = loadResourceConfig({ ISSUER: auth.issuer, AUDIENCE, NODE_ENV: 'production' }).overload!
   t.equal(production.maxEventLoopDelayMs, 100, 'on by default in production')
+  t.equal(production.maxQueueMs, 250)
   t.ok(production.maxHeapUsedMb > 0)
+})
+
+/** Keeps the event loop (this process's only thread of JavaScript) busy for `ms`: no timer runs meanwhile. */
+function busy(ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until);
+}
+
+t.test('the queue wait: how late the loop is for its timers, exactly what synchronous work delays', async (t) => {
+  const probe = eventLoopQueueProbe(5)
+  t.teardown(() => probe.stop())
+  busy(40)
+  t.ok(probe.lateMs() >= 35, `40 ms of synchronous work: at least 35 ms late (${probe.lateMs().toFixed(1)})`)
+  let now = 0
+  const fake = eventLoopQueueProbe(5, () => now)
+  t.teardown(() => fake.stop())
+  now = 100
+  t.equal(fake.lateMs(), 95, 'due at 5, read at 100')
+  // A timer registered after the probe's, for later than its tick: the probe's runs first.
+  await new Promise<void>((resolve) => setTimeout(resolve, 6))
+  t.equal(fake.lateMs(), 0, 'once the loop reaches its timers, on time again')
+})
+
+t.test('a request read after the loop was busy past OVERLOAD_MAX_QUEUE_MS is shed at once, with nothing else run', async (t) => {
+  const { app } = await makeApp({ OVERLOAD_MAX_QUEUE_MS: '50', OVERLOAD_RETRY_AFTER: '2' })
+  t.teardown(() => app.close())
+  const tokenRequest = () => app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('cli', 'cli-secret') }, payload: form({ grant_type: 'password', username: 'alice', password: 'alice-password' }) })
+  const reachTimers = () => new Promise<void>((resolve) => setTimeout(resolve, 10))
+  await reachTimers()
+  t.equal((await tokenRequest()).statusCode, 200, 'on time: served')
+  await reachTimers()
+  busy(120)
+  const res = await tokenRequest()
+  t.equal(res.statusCode, 503, 'read 120 ms late: shed')
+  t.equal(res.headers['retry-after'], '2')
+  t.equal(res.json().error, 'temporarily_unavailable')
+  busy(120)
+  t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is never shed')
+  await reachTimers()
+  t.equal((await tokenRequest()).statusCode, 200, 'the next turn of the loop serves again')
+  t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /gatehouse_overload_shed_total\{reason="queueWait"\} 1\b/)
+})
+
+t.test('the queue wait sheds the resource service before any token check, and a probe under the limit sheds nothing', async (t) => {
+  let late = 0
+  const probe = { lateMs: () => late, stop: () => undefined }
+  const app = Fastify({ logger: false })
+  await app.register(overloadShedding, { limits: { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, maxQueueMs: 30, retryAfter: 1 }, queueProbe: probe })
+  let served = 0
+  app.get('/work', { onRequest: (_req, _reply, done) => { served++; done() } }, async () => ({ ok: true }))
+  app.get('/healthz', { config: { overload: 'exempt' } }, async () => ({ ok: true }))
+  t.teardown(() => app.close())
+  late = 30
+  t.equal((await app.inject('/work')).statusCode, 200, 'at the limit: served')
+  late = 31
+  const shed = await app.inject('/work')
+  t.equal(shed.statusCode, 503)
+  t.equal(shed.headers['retry-after'], '1')
+  t.equal(served, 1, "the route's own hooks never ran for the shed request")
+  t.equal((await app.inject('/healthz')).statusCode, 200)
 })

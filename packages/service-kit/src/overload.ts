@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import fp from 'fastify-plugin'
 import { Counter, type Registry } from 'prom-client'
@@ -18,6 +19,14 @@ import { TemporarilyUnavailable } from './errors.js'
  *
  * Shedding starts only once a limit has been exceeded for SUSTAINED_SAMPLES samples in a row, so
  * one blocking moment (start-up, a long GC pause, the host descheduling the process) never sheds.
+ * A second, instantaneous signal bounds how long an accepted request can have waited: the queue
+ * wait (OVERLOAD_MAX_QUEUE_MS). A request sits in the socket until the event loop reads it, and the
+ * loop reads sockets between running everything else; so when the loop reads a request while
+ * it is already late for its own timers by more than the limit, that request (and every one read
+ * in the same turn) has waited at least as long, and is shed at once, before any other hook. A
+ * mean over the last interval (under-pressure's) rises only after the queue has formed; the queue
+ * wait sheds within the turn that formed it, and needs no streak of samples.
+ *
  * On by default only in production (NODE_ENV=production): a development machine or a test run is
  * often starved of CPU by other work, which is not this process's overload.
  */
@@ -26,6 +35,8 @@ export interface OverloadLimits {
   readonly maxEventLoopDelayMs: number
   /** OVERLOAD_MAX_HEAP_MB: shed while the V8 heap in use exceeds this (MiB); 0 = never. Default: 90% of the heap limit. */
   readonly maxHeapUsedMb: number
+  /** OVERLOAD_MAX_QUEUE_MS: shed a request read while the event loop is this many ms late for its timers; 0 = never. */
+  readonly maxQueueMs: number
   /** OVERLOAD_RETRY_AFTER: the `Retry-After` of a shed request (seconds). */
   readonly retryAfter: number
 }
@@ -41,24 +52,55 @@ export function defaultMaxHeapMb(): number {
 }
 
 /** The production defaults; elsewhere both limits default to 0 (off). */
-export const DEFAULT_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 100, maxHeapUsedMb: defaultMaxHeapMb(), retryAfter: 1 })
-export const NO_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, retryAfter: 1 })
+export const DEFAULT_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 100, maxHeapUsedMb: defaultMaxHeapMb(), maxQueueMs: 250, retryAfter: 1 })
+export const NO_OVERLOAD_LIMITS: OverloadLimits = Object.freeze({ maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, maxQueueMs: 0, retryAfter: 1 })
 
-/** Reads OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, OVERLOAD_MAX_HEAP_MB and OVERLOAD_RETRY_AFTER, remembering problems; the defaults are on only in production. */
+/** Reads OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, OVERLOAD_MAX_HEAP_MB, OVERLOAD_MAX_QUEUE_MS and OVERLOAD_RETRY_AFTER, remembering problems; the defaults are on only in production. */
 export function readOverloadLimits(r: EnvReader, production: boolean): OverloadLimits {
   const d = production ? DEFAULT_OVERLOAD_LIMITS : NO_OVERLOAD_LIMITS
   return Object.freeze({
     maxEventLoopDelayMs: r.int('OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', d.maxEventLoopDelayMs, { min: 0, max: 60_000 }),
     maxHeapUsedMb: r.int('OVERLOAD_MAX_HEAP_MB', d.maxHeapUsedMb, { min: 0, max: 1_048_576 }),
+    maxQueueMs: r.int('OVERLOAD_MAX_QUEUE_MS', d.maxQueueMs, { min: 0, max: 60_000 }),
     retryAfter: r.int('OVERLOAD_RETRY_AFTER', d.retryAfter, { min: 1, max: 3600 }),
   })
+}
+
+/** How often the queue-wait probe's timer is due: the finest queue wait it can tell. */
+export const QUEUE_PROBE_TICK_MS = 5
+
+/** What the queue wait is read from: how late the event loop is now for a timer it was due to run. */
+export interface QueueWaitProbe {
+  /** Milliseconds the loop is late for its timers now (0 when on time). */
+  lateMs(): number
+  stop(): void
+}
+
+/**
+ * A timer due every `tickMs` (unref'd, so it never keeps a process alive) whose lateness, read
+ * when a request is, is how long the loop has been busy without reaching its timers: a lower
+ * bound on how long that request's bytes waited in the socket. Synchronous work delays it
+ * exactly: no timer runs while JavaScript does.
+ */
+export function eventLoopQueueProbe(tickMs = QUEUE_PROBE_TICK_MS, now: () => number = () => performance.now()): QueueWaitProbe {
+  let due = now() + tickMs
+  const timer = setInterval(() => {
+    due = now() + tickMs
+  }, tickMs)
+  timer.unref()
+  return {
+    lateMs: () => Math.max(0, now() - due),
+    stop: () => clearInterval(timer),
+  }
 }
 
 export interface OverloadOptions {
   /** Absent: off. */
   limits?: OverloadLimits | undefined
-  /** Where `gatehouse_overload_shed_total{reason}` is registered (reason: `eventLoopDelay`, `heapUsedBytes`). */
+  /** Where `gatehouse_overload_shed_total{reason}` is registered (reason: `eventLoopDelay`, `heapUsedBytes`, `queueWait`). */
   registry?: Registry
+  /** The queue-wait reading (tests give their own); default: eventLoopQueueProbe(). */
+  queueProbe?: QueueWaitProbe
 }
 
 declare module 'fastify' {
@@ -76,17 +118,30 @@ declare module 'fastify' {
 export const overloadShedding = fp(
   async (app: FastifyInstance, options: OverloadOptions) => {
     const limits = options.limits ?? NO_OVERLOAD_LIMITS
-    if (limits.maxEventLoopDelayMs === 0 && limits.maxHeapUsedMb === 0) return
+    if (limits.maxEventLoopDelayMs === 0 && limits.maxHeapUsedMb === 0 && limits.maxQueueMs === 0) return
     const shed = new Counter({ name: 'gatehouse_overload_shed_total', help: 'Requests answered 503 at once because the process was overloaded, by what tripped', labelNames: ['reason'], registers: options.registry ? [options.registry] : [] })
+    const refuse = (reply: FastifyReply, reason: string): Error => {
+      shed.inc({ reason })
+      reply.header('retry-after', String(limits.retryAfter))
+      return new TemporarilyUnavailable('the server is overloaded; retry later')
+    }
+    if (limits.maxQueueMs > 0) {
+      const probe = options.queueProbe ?? eventLoopQueueProbe()
+      app.addHook('onClose', async () => probe.stop())
+      // First of all onRequest hooks (the plugin is registered before the routes and their hooks): a shed request costs no work.
+      app.addHook('onRequest', (request, reply, done) => {
+        if (probe.lateMs() > limits.maxQueueMs && request.routeOptions.config?.overload !== 'exempt') done(refuse(reply, 'queueWait'))
+        else done()
+      })
+    }
+    if (limits.maxEventLoopDelayMs === 0 && limits.maxHeapUsedMb === 0) return
     await app.register(underPressure, {
       maxEventLoopDelay: limits.maxEventLoopDelayMs,
       maxHeapUsedBytes: limits.maxHeapUsedMb * 2 ** 20,
       sampleInterval: OVERLOAD_SAMPLE_INTERVAL_MS,
       pressureHandler: async (request: FastifyRequest, reply: FastifyReply, type: string) => {
         if (request.routeOptions.config?.overload === 'exempt' || streak < SUSTAINED_SAMPLES) return
-        shed.inc({ reason: type })
-        reply.header('retry-after', String(limits.retryAfter))
-        throw new TemporarilyUnavailable('the server is overloaded; retry later')
+        throw refuse(reply, type)
       },
     })
     // Counts the samples in a row that found a limit exceeded (under-pressure samples on the same period).
