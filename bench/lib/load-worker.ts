@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto'
 import autocannon, { type Client, type Request, type Result } from 'autocannon'
 import { dpopProof, type DpopKey } from '../../packages/test-harness/src/index.js'
 import { serveRuns } from './children.js'
-import { WINDOW_MS, type LatencySummary, type LoadResult, type LoadSpec } from './load.js'
+import { WINDOW_MS, latencySummary, type LoadResult, type LoadSpec } from './load.js'
 
 /**
  * The load generator: a child process of its own (pinned to the other CPU where possible) that
@@ -43,13 +43,6 @@ function summarize(r: Result, extra: Partial<LoadResult> = {}): LoadResult {
     statusCodes,
     ...extra,
   }
-}
-
-function latencySummary(xs: number[]): LatencySummary {
-  if (xs.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 }
-  const sorted = [...xs].sort((a, b) => a - b)
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! }
 }
 
 /**

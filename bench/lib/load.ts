@@ -70,6 +70,14 @@ export interface LatencySummary {
 /** The timeline's window. */
 export const WINDOW_MS = 250
 
+/** Count, median, p99 and maximum of latencies (ms). */
+export function latencySummary(xs: number[]): LatencySummary {
+  if (xs.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 }
+  const sorted = [...xs].sort((a, b) => a - b)
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! }
+}
+
 /** A load-generator process (load-worker.ts) on its own CPU. */
 export class Loader {
   readonly #child: Child

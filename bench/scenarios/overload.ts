@@ -1,5 +1,6 @@
 import type { BenchSettings, Scenario } from '../lib/context.js'
 import { Loader, WINDOW_MS, type LoadRequest, type LoadResult } from '../lib/load.js'
+import { PacedLoader } from '../lib/paced-load.js'
 import { type Check, type Measurement, type Ratio, type ScenarioResult } from '../lib/measure.js'
 import { Scope, privateRedis, serviceTokens, startAuth, startResource, type ServerHandle } from '../lib/stack.js'
 import { ccRequest } from './client-credentials.js'
@@ -13,12 +14,13 @@ import { ccRequest } from './client-credentials.js'
  * with shedding off is measured alongside, so the difference is the mechanism's.
  *
  * Per target and per service (shedding as in production, tight, then off), one after the other:
- *  1. capacity: as fast as it answers (settings.connections) → R;
- *  2. unloaded: two connections, each waiting for its answer → p99 of the 200s;
- *  3. overload: 3 R offered over 4 × the connections (so the offered rate is not capped by the
- *     responses the connections wait for) → p99 and max of the 200s, the 503s, timeouts;
+ *  1. capacity: as fast as it answers (settings.connections, autocannon) → R;
+ *  2. unloaded: 0.5 R, paced → p99 of the 200s;
+ *  3. overload: 3 R, paced, over 4 × the connections → p99 and max of the 200s, the 503s, timeouts;
  *  4. recovery: 0.5 R again at once → the first WINDOW_MS window from which every window has no
  *     503 and at least 80% of the expected 200s.
+ * Phases 2–4 come from an open-loop generator (paced-worker.ts): requests scheduled evenly, each
+ * one's latency from its scheduled time (autocannon's rate limit sends each second's share at once).
  * Counts are checked (every response a 200 or a 503, no connection errors); timings are reported.
  */
 /** The production defaults (service-kit overload.ts), the heap limit out of reach. */
@@ -45,14 +47,16 @@ function recoveredAfter(r: LoadResult, expectedPerWindow: number): number {
   return Number.POSITIVE_INFINITY
 }
 
-async function phases(loader: Loader, request: LoadRequest, settings: BenchSettings, seconds: number): Promise<Phase> {
+async function phases(loader: Loader, pacer: PacedLoader, request: LoadRequest, settings: BenchSettings, seconds: number): Promise<Phase> {
+  if (request.kind !== 'static') throw new Error('overload: a static request only')
   const c = settings.connections
   const capacity = (await loader.run({ ...request, connections: c, seconds })).rps
-  // Unloaded: two connections, each waiting for its answer (autocannon's overallRate sends each second's requests in a burst).
-  const unloaded = await loader.run({ ...request, connections: 2, seconds, timeline: true })
-  const overload = await loader.run({ ...request, connections: 4 * c, seconds, overallRate: Math.round(capacity * 3), timeline: true })
+  const paced = (rate: number, connections: number, s: number): Promise<LoadResult> =>
+    pacer.run({ url: request.url, method: request.method, path: request.path, headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }), rate: Math.max(1, Math.round(rate)), connections, seconds: s })
+  const unloaded = await paced(capacity / 2, c, seconds)
+  const overload = await paced(capacity * 3, 4 * c, seconds)
   const recoverySeconds = Math.max(2, Math.min(seconds, 3))
-  const recovery = await loader.run({ ...request, connections: c, seconds: recoverySeconds, overallRate: Math.max(1, Math.round(capacity / 2)), timeline: true })
+  const recovery = await paced(capacity / 2, c, recoverySeconds)
   return { capacity, unloaded, overload, recovery, recoveryMs: recoveredAfter(recovery, (capacity / 2) * (WINDOW_MS / 1000)) }
 }
 
@@ -70,11 +74,12 @@ export const overloadScenario: Scenario = {
     try {
       log('overload: starting redis, auth and resource with shedding on and off')
       const redis = await privateRedis(scope)
-      const [authOn, authTight, authOff, loader] = await Promise.all([
+      const [authOn, authTight, authOff, loader, pacer] = await Promise.all([
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server, env: SHEDDING_ON }),
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server, env: SHEDDING_TIGHT }),
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
         scope.own(Loader.start('load (overload)', placement.load)),
+        scope.own(PacedLoader.start('paced load (overload)', placement.load)),
       ])
       const [resOn, resTight, resOff, tokens] = await Promise.all([
         startResource(scope, { issuer: authOn.url, cache: true, cpu: placement.server, env: SHEDDING_ON }),
@@ -95,7 +100,7 @@ export const overloadScenario: Scenario = {
       for (const t of targets) {
         for (const mode of ['on', 'tight', 'off'] as const) {
           log(`  ${t.id}, shedding ${mode}`)
-          const p = await phases(loader, t[mode], settings, seconds)
+          const p = await phases(loader, pacer, t[mode], settings, seconds)
           const key = `${t.id}_${mode}`
           measurements.push(measurement(`${key}-unloaded`, `${t.id}, shedding ${mode}: 0.5 × capacity`, p.unloaded))
           measurements.push(measurement(`${key}-overload`, `${t.id}, shedding ${mode}: 3 × capacity offered (p99 of the 200s)`, p.overload))
