@@ -85,8 +85,6 @@ export interface Assumptions {
   familiesPerUser: number
   /** Live login sessions per user. */
   sessionsPerUser: number
-  /** Resource replicas the API traffic is spread over (without affinity each sees every active user's token). */
-  resourceReplicas: number
   /** Redis commands/s one shard (one redis-server thread) is sized for. */
   redisShardOpsPerSecond: number
   /** Memory one shard is sized for (bytes of data, before replication). */
@@ -112,7 +110,6 @@ export const DEFAULT_ASSUMPTIONS: Omit<Assumptions, 'users'> = {
   backchannelClientsPerLogout: 1,
   familiesPerUser: 2,
   sessionsPerUser: 1,
-  resourceReplicas: 4,
   redisShardOpsPerSecond: 50_000,
   redisShardMemoryBytes: 8 * 1024 ** 3,
   factorsPerUser: 1,
@@ -136,7 +133,7 @@ export interface CapacityRow {
   authReplicas: number
   /** Resource-side verification CPU cores over all replicas (before rounding). */
   resourceCores: number
-  /** Distinct live tokens each resource replica caches (every active user's current token), and their heap. */
+  /** Distinct live tokens each resource replica caches, and their heap: without affinity every replica sees every active user's current token. */
   cacheEntriesPerReplica: number
   cacheMbPerReplica: number
   redisOpsPerSecond: number
@@ -197,7 +194,8 @@ export function capacityRow(inputs: CapacityInputs, a: Assumptions): CapacityRow
   const cacheEntriesPerReplica = Math.ceil(active)
   const redisOpsPerSecond = sum(rates, (op) => u[op].redisCommands)
   const redisCpuCores = sum(rates, (op) => u[op].redisCpuUs / 1e6) / util
-  // Deny-list entries live as long as the access tokens they refuse could: one refresh interval.
+  // Deny-list entries (a family revoked by a logout) live as long as the access tokens they refuse
+  // could: one access-token lifetime.
   const denyEntries = rates.logout * a.refreshIntervalMinutes * 60
   const redisMemoryBytes = a.users * (a.familiesPerUser * m.familyBytes + a.sessionsPerUser * m.loginSessionBytes) + denyEntries * m.denyEntryBytes
   const redisShardsByOps = Math.ceil(redisOpsPerSecond / a.redisShardOpsPerSecond)

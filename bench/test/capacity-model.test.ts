@@ -30,7 +30,6 @@ const base: Assumptions = {
   backchannelClientsPerLogout: 3,
   familiesPerUser: 2,
   sessionsPerUser: 1,
-  resourceReplicas: 4,
   redisShardOpsPerSecond: 1000,
   redisShardMemoryBytes: 100 * 1024 * 1024,
   factorsPerUser: 1,
