@@ -8,7 +8,9 @@ import { SCENARIOS, runScenarios } from './lib/runner.js'
  *
  *   --scenario NAME   only this scenario (repeatable): verify, dpop, cc, refresh, password, memory,
  *                     overload (3 × capacity, load shedding on and off), and directory-scale
- *                     (issue 13: 1,000,000 users in PostgreSQL; only when named)
+ *                     (issue 13: 1,000,000 users in PostgreSQL; only when named), and capacity
+ *                     (issue 21: unit costs per operation for docs/capacity.md; only when named;
+ *                     a full run writes docs/capacity-inputs.json and the tables of docs/capacity.md)
  *   --quick           a smoke test (~1 s per variant): the scenarios run and their counts hold
  *   --rounds N --seconds S --warmup S --connections C --memory-seconds S
  *   --profile         profile each subject once more (--cpu-prof) and summarize what bounds it

@@ -2,6 +2,7 @@ import { canPin, stopAll } from './children.js'
 import type { BenchSettings, Scenario } from './context.js'
 import type { ScenarioResult } from './measure.js'
 import { buildReport, type BenchReport } from './report.js'
+import { capacityScenario } from '../scenarios/capacity.js'
 import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
 import { directoryScaleScenario } from '../scenarios/directory-scale.js'
 import { dpopScenario } from '../scenarios/dpop.js'
@@ -11,7 +12,7 @@ import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario, capacityScenario]
 
 export interface RunOptions {
   quick?: boolean

@@ -31,7 +31,8 @@ const QUICK = { users: 10_000, clients: 100, importLines: 2_000, importRuns: 1 }
 /** Fast, private, disposable (a benchmark's database need not survive a crash), and no statement runs for ever. */
 const PG_SETTINGS = { statement_timeout: '600s', fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', shared_buffers: '256MB', max_wal_size: '4GB', checkpoint_timeout: '30min' }
 
-async function fill(pg: PostgresServer, db: string, users: number, clients: number): Promise<void> {
+/** Fills database `db` with `users` users sharing one argon2id hash and `clients` clients (generate_series, inside the server). */
+export async function fill(pg: PostgresServer, db: string, users: number, clients: number): Promise<void> {
   const userHash = await hashPassword('filler-password-not-used')
   await pg.query(
     `INSERT INTO users (id, username, username_key, email, email_key, password_hash, roles)
