@@ -15,7 +15,9 @@ const IGNORED = ['pid', 'hostname', 'reqId', 'req', 'res', 'responseTime', 'even
 
 /** The message of one line: requests and audit events in a few words, anything else as logged. */
 export function messageOf(log, messageKey = 'msg') {
-  if (log.req !== null && typeof log.req === 'object' && log.res !== null && typeof log.res === 'object') {
+  if (log.req !== null && typeof log.req === 'object') {
+    // fastify's debug-level "incoming request" line has the request and no reply yet.
+    if (log.res === null || typeof log.res !== 'object') return `${log.req.method} ${log.req.url} ← ${log[messageKey] ?? ''}`
     const ms = typeof log.responseTime === 'number' ? ` ${log.responseTime.toFixed(1)} ms` : ''
     return `${log.req.method} ${log.req.url} ${log.res.statusCode}${ms}`
   }
@@ -45,7 +47,8 @@ export function devLineFormatter(name, colour, { colorize = isColorSupported, wi
       return `${prefix}${line}\n`
     }
     if (log === null || typeof log !== 'object' || Array.isArray(log)) return `${prefix}${line}\n`
-    return `${prefix}${pretty(log)}`
+    // An error's stack spans several lines: each carries the service's name.
+    return pretty(log).replace(/^(?=.)/gm, prefix)
   }
 }
 

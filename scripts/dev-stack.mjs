@@ -12,8 +12,10 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const issuer = process.env.ISSUER ?? 'http://127.0.0.1:4000'
 const children = []
 let stopping = false
-const json = process.argv.slice(2).includes('--json')
-if (process.argv.slice(2).some((a) => a !== '--json')) {
+// `npm start -- --json` may pass the `--` through.
+const args = process.argv.slice(2).filter((a) => a !== '--')
+const json = args.includes('--json')
+if (args.some((a) => a !== '--json')) {
   process.stderr.write('usage: node scripts/dev-stack.mjs [--json]   (npm start [-- --json])\n  --json  print the services\' log lines as JSON instead of readable lines\n')
   process.exit(2)
 }
@@ -25,20 +27,22 @@ function run(name, script, env, colour) {
     pipeLines(child.stdout, process.stdout, format)
     pipeLines(child.stderr, process.stderr, format)
   }
-  child.on('exit', (code, signal) => {
+  // 'close', not 'exit': the child's output has been read to its end, so its last lines are not lost.
+  const closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })))
+  closed.then(({ code, signal }) => {
     if (!stopping) {
       process.stderr.write(`${name} exited (${signal ?? code}); stopping the stack\n`)
       stop(1)
     }
   })
-  children.push(child)
+  children.push({ child, closed })
 }
 
 function stop(code = 0) {
   stopping = true
-  for (const c of children) c.kill('SIGTERM')
+  for (const { child } of children) child.kill('SIGTERM')
   setTimeout(() => process.exit(code), 2000).unref()
-  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.once('exit', r))))).then(() => process.exit(code))
+  Promise.all(children.map(({ closed }) => closed)).then(() => process.exit(code))
 }
 
 process.on('SIGINT', () => stop(0))

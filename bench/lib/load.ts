@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { spawnChild, type Child } from './children.js'
 
 interface Target {
@@ -58,6 +59,8 @@ export interface LoadResult {
   byStatus?: { ok: LatencySummary; shed: LatencySummary }
   /** With `timeline`: responses per WINDOW_MS window from the start, 2xx and 503. */
   windows?: { ok: number; shed: number }[]
+  /** Paced runs (paced-worker.ts): p99 of how late the generator sent a request it had a connection for (ms). */
+  pacerLagP99?: number
 }
 
 export interface LatencySummary {
@@ -69,6 +72,43 @@ export interface LatencySummary {
 
 /** The timeline's window. */
 export const WINDOW_MS = 250
+
+/**
+ * Every response's status and latency, so the 2xx latency of an overloaded run is not mixed with
+ * the instant 503s, and a timeline of WINDOW_MS windows from `restart()`.
+ */
+export class StatusTimeline {
+  #started = performance.now()
+  readonly #ok: number[] = []
+  readonly #shed: number[] = []
+  readonly #windows: { ok: number; shed: number }[] = []
+  readonly #codes: Record<string, number> = {}
+
+  restart(): void {
+    this.#started = performance.now()
+  }
+
+  record(status: number, latencyMs: number): void {
+    this.#codes[status] = (this.#codes[status] ?? 0) + 1
+    const w = Math.max(0, Math.floor((performance.now() - this.#started) / WINDOW_MS))
+    while (this.#windows.length <= w) this.#windows.push({ ok: 0, shed: 0 })
+    if (status >= 200 && status < 300) {
+      this.#ok.push(latencyMs)
+      this.#windows[w]!.ok++
+    } else if (status === 503) {
+      this.#shed.push(latencyMs)
+      this.#windows[w]!.shed++
+    }
+  }
+
+  latencies(): number[] {
+    return [...this.#ok, ...this.#shed]
+  }
+
+  result(): Required<Pick<LoadResult, 'byStatus' | 'windows' | 'statusCodes'>> {
+    return { statusCodes: { ...this.#codes }, byStatus: { ok: latencySummary(this.#ok), shed: latencySummary(this.#shed) }, windows: this.#windows.map((w) => ({ ...w })) }
+  }
+}
 
 /** Count, median, p99 and maximum of latencies (ms). */
 export function latencySummary(xs: number[]): LatencySummary {

@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { serveRuns } from './children.js'
-import { WINDOW_MS, latencySummary, type LoadResult } from './load.js'
+import { completeResponse, type Response } from './http-response.js'
+import { StatusTimeline, latencySummary, type LoadResult } from './load.js'
 import type { PacedSpec } from './paced-load.js'
 
 /**
@@ -26,44 +27,23 @@ interface Conn {
   scheduled: number | undefined
 }
 
-const HEADER_END = Buffer.from('\r\n\r\n')
-const CHUNKED_END = Buffer.from('0\r\n\r\n')
-
-/** The length of the first complete response in `buf` and its status, or undefined while incomplete. */
-function completeResponse(buf: Buffer): { length: number; status: number } | undefined {
-  const end = buf.indexOf(HEADER_END)
-  if (end < 0) return undefined
-  const head = buf.toString('latin1', 0, end)
-  const status = Number(head.slice(9, 12))
-  const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-  if (cl !== null) {
-    const length = end + 4 + Number(cl[1])
-    return buf.length >= length ? { length, status } : undefined
-  }
-  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
-    const last = buf.indexOf(CHUNKED_END, end + 4)
-    return last < 0 ? undefined : { length: last + CHUNKED_END.length, status }
-  }
-  return { length: end + 4, status }
-}
-
 async function paced(spec: PacedSpec): Promise<LoadResult> {
   const url = new URL(spec.url)
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
   const body = spec.body ?? ''
   const head = [`${spec.method} ${spec.path} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(spec.headers).map(([k, v]) => `${k}: ${v}`)]
   if (spec.method !== 'GET') head.push(`content-length: ${Buffer.byteLength(body)}`)
   const request = Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`)
   const timeoutMs = spec.timeoutMs ?? 5000
 
-  const statusCodes: Record<string, number> = {}
-  const ok: number[] = []
-  const shed: number[] = []
-  const windows: { ok: number; shed: number }[] = []
+  const recorder = new StatusTimeline()
+  const pacerLag: number[] = []
   let errors = 0
+  let connectFailures = 0
   const idle: Conn[] = []
   const waiting: number[] = [] // scheduled times of requests waiting for a connection
   const conns = new Set<Conn>()
-  const start = performance.now()
+  let stopped = false
 
   const send = (c: Conn, scheduled: number): void => {
     c.scheduled = scheduled
@@ -74,102 +54,134 @@ async function paced(spec: PacedSpec): Promise<LoadResult> {
     if (next !== undefined) send(c, next)
     else idle.push(c)
   }
-  const record = (status: number, scheduled: number): void => {
-    const now = performance.now()
-    statusCodes[status] = (statusCodes[status] ?? 0) + 1
-    const w = Math.floor((now - start) / WINDOW_MS)
-    while (windows.length <= w) windows.push({ ok: 0, shed: 0 })
-    if (status >= 200 && status < 300) {
-      ok.push(now - scheduled)
-      windows[w]!.ok++
-    } else if (status === 503) {
-      shed.push(now - scheduled)
-      windows[w]!.shed++
+  const drop = (c: Conn): void => {
+    if (!conns.delete(c)) return
+    c.socket.destroy()
+    const i = idle.indexOf(c)
+    if (i >= 0) idle.splice(i, 1)
+    // A request in flight on a lost connection is a connection error, and is sent again on another (its clock running).
+    if (c.scheduled !== undefined) {
+      errors++
+      waiting.unshift(c.scheduled)
+      c.scheduled = undefined
     }
+    if (!stopped) reconnect(1)
+  }
+  // A lost connection is replaced, after a pause that grows while connecting fails (never a tight loop).
+  const reconnect = (attempt: number): void => {
+    setTimeout(() => {
+      if (stopped) return
+      open().then(release, () => {
+        connectFailures++
+        reconnect(Math.min(attempt * 2, 64))
+      })
+    }, Math.min(1000, 5 * attempt))
   }
 
   const open = (): Promise<Conn> =>
     new Promise((resolve, reject) => {
-      const socket = connect({ host: url.hostname, port: Number(url.port), noDelay: true })
+      const socket = connect({ host: url.hostname, port, noDelay: true })
       const c: Conn = { socket, buf: Buffer.alloc(0), scheduled: undefined }
-      socket.once('connect', () => resolve(c))
-      socket.once('error', (err) => {
-        errors++
-        reject(err)
+      let connected = false
+      socket.once('connect', () => {
+        connected = true
+        conns.add(c)
+        resolve(c)
+      })
+      socket.on('error', (err) => {
+        if (!connected) reject(err)
+      })
+      socket.on('close', () => {
+        if (connected) drop(c)
       })
       socket.on('data', (d: Buffer) => {
         c.buf = c.buf.length === 0 ? d : Buffer.concat([c.buf, d])
         for (;;) {
-          const r = completeResponse(c.buf)
-          if (r === undefined || c.scheduled === undefined) break
+          let r: Response | undefined
+          try {
+            r = completeResponse(c.buf)
+          } catch {
+            drop(c)
+            return
+          }
+          if (r === undefined) return
+          // A response with no request in flight: the connection is out of step; never credit it to the next request.
+          if (c.scheduled === undefined) {
+            drop(c)
+            return
+          }
           c.buf = c.buf.subarray(r.length)
           const scheduled = c.scheduled
           c.scheduled = undefined
-          record(r.status, scheduled)
+          recorder.record(r.status, performance.now() - scheduled)
+          if (r.close) {
+            drop(c)
+            return
+          }
           release(c)
         }
       })
-      socket.on('close', () => {
-        conns.delete(c)
-        const i = idle.indexOf(c)
-        if (i >= 0) idle.splice(i, 1)
-        // A request in flight on a closed connection is lost: a connection error, sent again on another.
-        if (c.scheduled !== undefined) {
-          errors++
-          waiting.unshift(c.scheduled)
-        }
-        if (!stopped) void open().then(add, () => undefined)
-      })
-      conns.add(c)
     })
-  let stopped = false
-  const add = (c: Conn): void => release(c)
-  for (const c of await Promise.all(Array.from({ length: spec.connections }, open))) add(c)
 
-  const t0 = performance.now()
-  const interval = 1000 / spec.rate
-  const total = Math.floor(spec.rate * spec.seconds)
-  let scheduledCount = 0
-  await new Promise<void>((resolve) => {
-    const tick = setInterval(() => {
-      const now = performance.now()
-      while (scheduledCount < total && t0 + scheduledCount * interval <= now) {
-        const at = t0 + scheduledCount * interval
-        scheduledCount++
-        const c = idle.pop()
-        if (c === undefined) waiting.push(at)
-        else send(c, at)
-      }
-      if (scheduledCount >= total) {
-        clearInterval(tick)
-        resolve()
-      }
-    }, 1)
-  })
-  // Let what is in flight finish, bounded: past it, a request counts as a timeout.
-  const deadline = performance.now() + timeoutMs
-  while (performance.now() < deadline && (waiting.length > 0 || [...conns].some((c) => c.scheduled !== undefined))) {
-    await new Promise((r) => setTimeout(r, 5))
-  }
-  stopped = true
-  const timeouts = waiting.length + [...conns].filter((c) => c.scheduled !== undefined).length
-  for (const c of conns) c.socket.destroy()
-  const seconds = (performance.now() - t0) / 1000
-  const completed = Object.values(statusCodes).reduce((a, b) => a + b, 0)
-  const all = latencySummary([...ok, ...shed])
-  return {
-    completed,
-    ok: ok.length,
-    non2xx: completed - ok.length,
-    errors,
-    timeouts,
-    seconds,
-    rps: completed / seconds,
-    latencyP50: all.p50,
-    latencyP99: all.p99,
-    statusCodes,
-    byStatus: { ok: latencySummary(ok), shed: latencySummary(shed) },
-    windows,
+  try {
+    const opened = await Promise.allSettled(Array.from({ length: spec.connections }, open))
+    connectFailures += opened.filter((o) => o.status === 'rejected').length
+    if (!opened.some((o) => o.status === 'fulfilled')) throw new Error(`no connection to ${spec.url}`)
+    for (const o of opened) if (o.status === 'fulfilled') release(o.value)
+
+    const t0 = performance.now()
+    recorder.restart()
+    const interval = 1000 / spec.rate
+    const total = Math.floor(spec.rate * spec.seconds)
+    let scheduledCount = 0
+    await new Promise<void>((resolve) => {
+      const tick = setInterval(() => {
+        const now = performance.now()
+        while (scheduledCount < total && t0 + scheduledCount * interval <= now) {
+          const at = t0 + scheduledCount * interval
+          scheduledCount++
+          const c = idle.pop()
+          if (c === undefined) waiting.push(at)
+          else {
+            // How late the generator itself sends (its timer, its CPU): charged to the server otherwise.
+            pacerLag.push(now - at)
+            send(c, at)
+          }
+        }
+        if (scheduledCount >= total) {
+          clearInterval(tick)
+          resolve()
+        }
+      }, 1)
+    })
+    const seconds = (performance.now() - t0) / 1000
+    // Let what is in flight finish, bounded: past it, a request counts as a timeout.
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline && (waiting.length > 0 || [...conns].some((c) => c.scheduled !== undefined))) {
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const timeouts = waiting.length + [...conns].filter((c) => c.scheduled !== undefined).length
+    const summary = recorder.result()
+    const completed = Object.values(summary.statusCodes).reduce((a, b) => a + b, 0)
+    const ok = summary.byStatus.ok.count
+    const all = latencySummary(recorder.latencies())
+    return {
+      completed,
+      ok,
+      non2xx: completed - ok,
+      errors: errors + connectFailures,
+      timeouts,
+      seconds,
+      rps: completed / seconds,
+      latencyP50: all.p50,
+      latencyP99: all.p99,
+      ...summary,
+      pacerLagP99: latencySummary(pacerLag).p99,
+    }
+  } finally {
+    stopped = true
+    for (const c of conns) c.socket.destroy()
+    conns.clear()
   }
 }
 

@@ -115,6 +115,8 @@ export const overloadScenario: Scenario = {
             [`${key}_overload_shed_503`]: p.overload.byStatus?.shed.count ?? 0,
             [`${key}_overload_shed_p99_ms`]: p.overload.byStatus?.shed.p99 ?? 0,
             [`${key}_overload_timeouts`]: p.overload.timeouts,
+            // How late the generator itself sent (its own timer and CPU): the part of the latencies above that is not the server's.
+            [`${key}_overload_pacer_lag_p99_ms`]: p.overload.pacerLagP99 ?? 0,
             [`${key}_recovery_ms`]: Number.isFinite(p.recoveryMs) ? p.recoveryMs : 'not within the run',
           })
           for (const [phase, r] of [['unloaded', p.unloaded], ['overload', p.overload], ['recovery', p.recovery]] as const) {

@@ -17,15 +17,19 @@ import { TemporarilyUnavailable } from './errors.js'
  * Health, readiness and metrics routes are never shed (`config: { overload: 'exempt' }` on a
  * route): an orchestrator must not restart, nor a balancer drop, a replica for being busy.
  *
- * Shedding starts only once a limit has been exceeded for SUSTAINED_SAMPLES samples in a row, so
- * one blocking moment (start-up, a long GC pause, the host descheduling the process) never sheds.
- * A second, instantaneous signal bounds how long an accepted request can have waited: the queue
- * wait (OVERLOAD_MAX_QUEUE_MS). A request sits in the socket until the event loop reads it, and the
- * loop reads sockets between running everything else; so when the loop reads a request while
- * it is already late for its own timers by more than the limit, that request (and every one read
- * in the same turn) has waited at least as long, and is shed at once, before any other hook. A
- * mean over the last interval (under-pressure's) rises only after the queue has formed; the queue
- * wait sheds within the turn that formed it, and needs no streak of samples.
+ * Shedding by those two starts only once a limit has been exceeded for SUSTAINED_SAMPLES samples
+ * in a row, so one blocking moment (start-up, a long GC pause, the host descheduling the process)
+ * never sheds.
+ * A second, instantaneous signal bounds the turns of the event loop (OVERLOAD_MAX_QUEUE_MS): how
+ * long the loop has been busy in its current turn, without getting back to its timers. A request
+ * sits in the socket until the loop reads it, and under a queue the loop reads many requests per
+ * turn, each handled before the next is read; so past the limit in a turn, the requests still to
+ * be read in it are shed at once (503, before the routes' hooks), which keeps a turn, and so the
+ * wait of what arrives during it, near the limit. The first request read in a turn is never shed:
+ * one long pause (a GC, the host descheduling the process) followed by a lone request is no
+ * queue. What it cannot see: requests that waited in the socket through a long turn and are read
+ * first in the next one. A mean over the last interval (under-pressure's) rises only after a queue
+ * has formed; this signal acts within the turn that forms it.
  *
  * On by default only in production (NODE_ENV=production): a development machine or a test run is
  * often starved of CPU by other work, which is not this process's overload.
@@ -35,7 +39,7 @@ export interface OverloadLimits {
   readonly maxEventLoopDelayMs: number
   /** OVERLOAD_MAX_HEAP_MB: shed while the V8 heap in use exceeds this (MiB); 0 = never. Default: 90% of the heap limit. */
   readonly maxHeapUsedMb: number
-  /** OVERLOAD_MAX_QUEUE_MS: shed a request read while the event loop is this many ms late for its timers; 0 = never. */
+  /** OVERLOAD_MAX_QUEUE_MS: shed the requests read after this many ms of one busy turn of the event loop (never its first); 0 = never. */
   readonly maxQueueMs: number
   /** OVERLOAD_RETRY_AFTER: the `Retry-After` of a shed request (seconds). */
   readonly retryAfter: number
@@ -69,27 +73,32 @@ export function readOverloadLimits(r: EnvReader, production: boolean): OverloadL
 /** How often the queue-wait probe's timer is due: the finest queue wait it can tell. */
 export const QUEUE_PROBE_TICK_MS = 5
 
-/** What the queue wait is read from: how late the event loop is now for a timer it was due to run. */
+/** What the turn's length is read from: how late the event loop is now for a timer it was due to run. */
 export interface QueueWaitProbe {
-  /** Milliseconds the loop is late for its timers now (0 when on time). */
+  /** Milliseconds the loop is late for its timers now (0 when on time): how long its current turn has been busy. */
   lateMs(): number
+  /** Changes each time the timer runs: requests read under the same value were read in the same turn. */
+  turn(): number
   stop(): void
 }
 
 /**
  * A timer due every `tickMs` (unref'd, so it never keeps a process alive) whose lateness, read
- * when a request is, is how long the loop has been busy without reaching its timers: a lower
- * bound on how long that request's bytes waited in the socket. Synchronous work delays it
- * exactly: no timer runs while JavaScript does.
+ * when a request is, is how long the loop has been busy without reaching its timers. Synchronous
+ * work delays it exactly: no timer runs while JavaScript does. (It wakes an idle process every
+ * `tickMs`: a few microseconds of CPU each time.)
  */
 export function eventLoopQueueProbe(tickMs = QUEUE_PROBE_TICK_MS, now: () => number = () => performance.now()): QueueWaitProbe {
   let due = now() + tickMs
+  let turn = 0
   const timer = setInterval(() => {
     due = now() + tickMs
+    turn++
   }, tickMs)
   timer.unref()
   return {
     lateMs: () => Math.max(0, now() - due),
+    turn: () => turn,
     stop: () => clearInterval(timer),
   }
 }
@@ -128,9 +137,16 @@ export const overloadShedding = fp(
     if (limits.maxQueueMs > 0) {
       const probe = options.queueProbe ?? eventLoopQueueProbe()
       app.addHook('onClose', async () => probe.stop())
-      // First of all onRequest hooks (the plugin is registered before the routes and their hooks): a shed request costs no work.
+      let turn = -1
+      let readInTurn = 0
+      // Before the routes' hooks (the plugin is registered before the routes): a shed request costs no token check, no work.
       app.addHook('onRequest', (request, reply, done) => {
-        if (probe.lateMs() > limits.maxQueueMs && request.routeOptions.config?.overload !== 'exempt') done(refuse(reply, 'queueWait'))
+        if (probe.turn() !== turn) {
+          turn = probe.turn()
+          readInTurn = 0
+        }
+        readInTurn++
+        if (readInTurn > 1 && probe.lateMs() > limits.maxQueueMs && request.routeOptions.config?.overload !== 'exempt') done(refuse(reply, 'queueWait'))
         else done()
       })
     }
