@@ -4,14 +4,16 @@ import type { ScenarioResult } from './measure.js'
 import { buildReport, type BenchReport } from './report.js'
 import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
 import { directoryScaleScenario } from '../scenarios/directory-scale.js'
+import { fanoutScenario } from '../scenarios/fanout.js'
 import { dpopScenario } from '../scenarios/dpop.js'
 import { memoryScenario } from '../scenarios/memory.js'
 import { overloadScenario } from '../scenarios/overload.js'
 import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
+import { scaleOutScenario } from '../scenarios/scale-out.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario, scaleOutScenario, fanoutScenario]
 
 export interface RunOptions {
   quick?: boolean
