@@ -2,7 +2,8 @@
  * Scale-out on a Redis Cluster (issue 21): three auth replicas and three resource replicas as real
  * processes on a 3-master Cluster, the auth replicas sharing their signing key and COOKIE_SECRET
  * (helpers.ts, as replicas.test.ts). Each resource replica subscribes to the revocation feed
- * through a different master (REDIS_URL of one node: classic PUBLISH reaches every node).
+ * through a different master (REDIS_URL of one node: classic PUBLISH reaches every node), and
+ * each catches up from the recent set, which two of them read by following the Cluster's MOVED.
  *  (a) families logged in across the replicas are spread over all three masters (their
  *      `{familyId}` hash tag), each family's keys on exactly one;
  *  (b) the same refresh token sent to all three replicas at once never forks the family: every
@@ -51,12 +52,15 @@ t.test('three auth and three resource replicas on a 3-master Redis Cluster', asy
   t.equal(masters.length, 3, 'three masters')
   const { issuer, replicas: auths } = await startAuthReplicas(t, 3, { REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',') })
   const resources: ServiceProcess[] = await Promise.all(masters.map((port) => startReplica(t, RESOURCE_SCRIPT, { ISSUER: issuer, REDIS_URL: `redis://127.0.0.1:${port}` })))
-  // Every resource replica has SUBSCRIBEd on its node before anything is revoked (PUBSUB NUMSUB
-  // counts a node's own subscribers). Not /readyz's `live`: that also needs the recent set read,
-  // which only the node holding its slot answers (the others reply MOVED; see the section in
-  // docs/capacity.md), and live delivery does not depend on it.
+  // Every resource replica has SUBSCRIBEd on its node (PUBSUB NUMSUB counts a node's own
+  // subscribers) and read the recent set, which only the master of its slot holds: the other two
+  // follow the MOVED redirection (revocation-feed.ts). /readyz reports the feed `live`.
   for (const port of masters) {
     await eventually('the revocation feed to subscribe', () => withClient(port, async (c) => (await c.call('PUBSUB', 'NUMSUB', REVOCATION_CHANNEL)) as [string, number]), (r) => Number(r[1]) >= 1, 20_000)
+  }
+  for (const [i, r] of resources.entries()) {
+    const ready = await eventually('the revocation feed to catch up', () => getJson(`${r.url}/readyz`), (res) => (res.body.checks as Record<string, unknown> | undefined)?.revocations === 'live', 20_000)
+    t.equal(ready.status, 200, `resource replica ${i + 1} (through master ${i + 1}) is ready, its feed live`)
   }
 
   const auth = (i: number): string => auths[i % auths.length]!.url
