@@ -7,10 +7,12 @@ import { SCENARIOS, runScenarios } from './lib/runner.js'
  * and target, then ONE line of JSON (medians, ratios, facts, checks). See docs/performance.md.
  *
  *   --scenario NAME   only this scenario (repeatable): verify, dpop, cc, refresh, password, memory,
- *                     overload (3 × capacity, load shedding on and off), and directory-scale
- *                     (issue 13: 1,000,000 users in PostgreSQL; only when named), and capacity
- *                     (issue 21: unit costs per operation for docs/capacity.md; only when named;
- *                     a full run writes docs/capacity-inputs.json and the tables of docs/capacity.md)
+ *                     overload (3 × capacity, load shedding as in production, tight, and off),
+ *                     and, only when named, directory-scale (issue 13: 1,000,000 users in
+ *                     PostgreSQL), capacity (issue 21: unit costs per operation; a full run writes
+ *                     docs/capacity-inputs.json and the tables of docs/capacity.md), scale-out
+ *                     (issue 21: replicas 1, 2, 4 on a 3-master Cluster) and fanout (issue 21:
+ *                     revocation PUBLISH to 100 / 1,000 / 5,000 subscribers)
  *   --quick           a smoke test (~1 s per variant): the scenarios run and their counts hold
  *   --rounds N --seconds S --warmup S --connections C --memory-seconds S
  *   --profile         profile each subject once more (--cpu-prof) and summarize what bounds it

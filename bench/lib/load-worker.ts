@@ -107,7 +107,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
     case 'dpop': {
       const jwk = spec.privateJwk as { kty: string; crv: string; x: string; y: string }
       const key: DpopKey = { alg: 'ES256', privateKey: createPrivateKey({ key: jwk, format: 'jwk' }), jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, jkt: '' }
-      const htu = `${spec.url}${spec.path}`
+      const htu = `${Array.isArray(spec.url) ? spec.url[0]! : spec.url}${spec.path}`
       const make = (): string => dpopProof({ key, htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), accessToken: spec.token })
       const n = spec.amount ?? Math.ceil((lastDpopRate > 0 ? lastDpopRate * 2 : spec.expectedRate) * spec.seconds) + 1000
       const proofs = Array.from({ length: n }, make)

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { spawnChild, type Child } from './children.js'
 
 interface Target {
-  url: string
+  /** Several URLs (replicas): connection i goes to url i mod n (autocannon); keep connections a multiple of n. */
+  url: string | string[]
   connections: number
   /** Stop after exactly this many responses instead of after `seconds` (counting runs). */
   amount?: number
@@ -130,6 +131,10 @@ export class Loader {
     const child = spawnChild(name, { script: 'bench/lib/load-worker.ts', cpu })
     await child.waitFor((m) => m.type === 'ready', 30_000)
     return new Loader(child)
+  }
+
+  get pid(): number {
+    return this.#child.pid
   }
 
   async run(spec: LoadSpec): Promise<LoadResult> {

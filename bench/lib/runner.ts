@@ -5,14 +5,16 @@ import { buildReport, type BenchReport } from './report.js'
 import { capacityScenario } from '../scenarios/capacity.js'
 import { clientCredentialsScenario } from '../scenarios/client-credentials.js'
 import { directoryScaleScenario } from '../scenarios/directory-scale.js'
+import { fanoutScenario } from '../scenarios/fanout.js'
 import { dpopScenario } from '../scenarios/dpop.js'
 import { memoryScenario } from '../scenarios/memory.js'
 import { overloadScenario } from '../scenarios/overload.js'
 import { passwordScenario } from '../scenarios/password.js'
 import { refreshScenario } from '../scenarios/refresh.js'
+import { scaleOutScenario } from '../scenarios/scale-out.js'
 import { verifyScenario } from '../scenarios/verify.js'
 
-export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario, capacityScenario]
+export const SCENARIOS: readonly Scenario[] = [verifyScenario, dpopScenario, clientCredentialsScenario, refreshScenario, passwordScenario, memoryScenario, directoryScaleScenario, overloadScenario, capacityScenario, scaleOutScenario, fanoutScenario]
 
 export interface RunOptions {
   quick?: boolean

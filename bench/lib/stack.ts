@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair } from 'jose'
-import { freePort, startRedis, type RedisServer, type RespClient } from '../../packages/test-harness/src/index.js'
+import { freePort, startRedis, startRedisCluster, type RedisClusterHandle, type RedisServer, type RespClient } from '../../packages/test-harness/src/index.js'
 import { spawnChild, type Child } from './children.js'
 
 /**
@@ -62,6 +62,13 @@ export async function privateRedis(scope: Scope): Promise<RedisServer> {
   return redis
 }
 
+/** A private Redis Cluster of `masters` masters, no replicas, no persistence; `REDIS_CLUSTER_NODES` for the auth service. */
+export async function privateCluster(scope: Scope, masters = 3): Promise<{ cluster: RedisClusterHandle; nodesEnv: string; masters: number[] }> {
+  const cluster = await startRedisCluster({ masters, replicasPerMaster: 0, args: ['--save', '', '--appendonly', 'no'] })
+  scope.add(() => cluster.stop())
+  return { cluster, nodesEnv: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(','), masters: await cluster.masters() }
+}
+
 /** A client of the private Redis, for its statistics; closed with the scope. */
 export async function redisAdmin(scope: Scope, redis: RedisServer): Promise<RespClient> {
   const admin = await redis.client()
@@ -94,11 +101,36 @@ async function waitReady(child: Child, url: string, path: string, timeoutMs = 60
 }
 
 export interface AuthOptions {
-  redisUrl: string
+  /** A standalone Redis; or leave it out and put REDIS_CLUSTER_NODES in `env`. */
+  redisUrl?: string
   cpu: number | undefined
   /** Extra environment (e.g. LOG_LEVEL). */
   env?: Record<string, string>
   nodeFlags?: string[]
+  /** A replica of a Deployment (authReplicaSecrets): its issuer, key and secrets instead of its own. */
+  shared?: AuthShared
+}
+
+/** What the auth replicas of one Deployment share: the issuer URL, the signing key, the cookie and refresh-token secrets. */
+export interface AuthShared {
+  issuer: string
+  keysFile: string
+  cookieSecret: string
+  refreshTokenSecret: string
+}
+
+async function signingKeyFile(scope: Scope): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'))
+  scope.add(() => rm(dir, { recursive: true, force: true }))
+  const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+  const keysFile = join(dir, 'signing-keys.json')
+  await writeFile(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig' }] }), { mode: 0o600 })
+  return keysFile
+}
+
+/** Secrets for `startAuth(…, { shared })` replicas; `issuer` is the public URL they all name (one replica's address stands for it). */
+export async function authReplicaSecrets(scope: Scope, issuer: string): Promise<AuthShared> {
+  return { issuer, keysFile: await signingKeyFile(scope), cookieSecret: randomBytes(32).toString('base64url'), refreshTokenSecret: randomBytes(32).toString('base64url') }
 }
 
 /**
@@ -117,14 +149,10 @@ export const NO_SHEDDING = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX
  * process's work. (A pipe drained by this process is not an option: with both CPUs saturated the
  * reader falls behind, and pino's default stdout destination then buffers without bound.)
  */
-export async function startAuth(scope: Scope, opts: AuthOptions): Promise<ServerHandle> {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'))
-  scope.add(() => rm(dir, { recursive: true, force: true }))
-  const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
-  const keysFile = join(dir, 'signing-keys.json')
-  await writeFile(keysFile, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig' }] }), { mode: 0o600 })
-  const port = await freePort()
+export async function startAuth(scope: Scope, opts: AuthOptions & { port?: number }): Promise<ServerHandle> {
+  const port = opts.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
+  const shared = opts.shared ?? { issuer: url, keysFile: await signingKeyFile(scope), cookieSecret: randomBytes(32).toString('base64url'), refreshTokenSecret: randomBytes(32).toString('base64url') }
   const child = spawnChild('auth', {
     script: 'services/auth/src/server.ts',
     cpu: opts.cpu,
@@ -133,12 +161,12 @@ export async function startAuth(scope: Scope, opts: AuthOptions): Promise<Server
       NODE_ENV: 'production',
       HOST: '127.0.0.1',
       PORT: String(port),
-      ISSUER: url,
-      REDIS_URL: opts.redisUrl,
+      ISSUER: shared.issuer,
+      ...(opts.redisUrl === undefined ? {} : { REDIS_URL: opts.redisUrl }),
       AUTH_CONFIG_FILE: CONFIG_FILE,
-      SIGNING_KEYS_FILE: keysFile,
-      COOKIE_SECRET: randomBytes(32).toString('base64url'),
-      REFRESH_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+      SIGNING_KEYS_FILE: shared.keysFile,
+      COOKIE_SECRET: shared.cookieSecret,
+      REFRESH_TOKEN_SECRET: shared.refreshTokenSecret,
       LOG_LEVEL: 'info',
       // No load shedding, but where a scenario asks for it (overload).
       ...NO_SHEDDING,
@@ -163,6 +191,23 @@ export async function startResource(scope: Scope, opts: { issuer: string; cache:
   scope.add(() => child.stop())
   await child.waitFor((m) => m.type === 'ready', 60_000)
   return { url: `http://127.0.0.1:${port}`, port, pid: child.pid, child }
+}
+
+/**
+ * The resource service itself (services/resource/src/server.ts, production mode), with the
+ * revocation feed when `redisUrl` is given; ready when /readyz answers 200.
+ */
+export async function startResourceService(scope: Scope, opts: { issuer: string; redisUrl?: string; cpu: number | undefined; env?: Record<string, string> }): Promise<ServerHandle> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const child = spawnChild('resource service', {
+    script: 'services/resource/src/server.ts',
+    cpu: opts.cpu,
+    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ISSUER: opts.issuer, AUDIENCE, LOG_LEVEL: 'info', ...(opts.redisUrl === undefined ? {} : { REDIS_URL: opts.redisUrl }), ...NO_SHEDDING, ...opts.env },
+  })
+  scope.add(() => child.stop())
+  await waitReady(child, url, '/readyz')
+  return { url, port, pid: child.pid, child }
 }
 
 /** node-oidc-provider (servers/oidc-provider.ts), or with `lean` the floor of servers/lean-cc.ts: the same client and token. */

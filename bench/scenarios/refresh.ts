@@ -12,7 +12,8 @@ import { ccRequest } from './client-credentials.js'
 
 const ROTATIONS = 'gatehouse_refresh_rotations_total'
 
-function chain(server: ServerHandle, refreshTokens: string[]): LoadRequest {
+/** Refresh-token rotation load: each connection rotates a family of its own (load-worker.ts `chain`). */
+export function chain(server: ServerHandle, refreshTokens: string[]): LoadRequest {
   return {
     kind: 'chain',
     url: server.url,

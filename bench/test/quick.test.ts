@@ -12,7 +12,9 @@ import { SCENARIOS, runScenarios } from '../lib/runner.js'
  */
 t.setTimeout(320_000)
 
-const { report, results } = await runScenarios({ quick: true, scenarios: SCENARIOS.map((s) => s.name) })
+// Minutes even in their quick form; test/ops/scale-out.test.ts is the CI part of issue 21.
+const NOT_IN_CI = ['scale-out', 'fanout']
+const { report, results } = await runScenarios({ quick: true, scenarios: SCENARIOS.filter((s) => !NOT_IN_CI.includes(s.name)).map((s) => s.name) })
 
 t.same(report.failures, {}, 'every scenario ran to the end')
 t.same(

@@ -1,7 +1,12 @@
 import type { ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { eventually } from '@gatehouse/test-harness'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { AUTH_SCRIPT, eventually, freePort, startService, type ServiceProcess } from '@gatehouse/test-harness'
 
 /** Helpers for the operations tests (real processes over real HTTP); the stack and HTTP helpers are the harness's. */
 
@@ -105,4 +110,36 @@ export function metric(series: Map<string, number>, name: string, labels: Record
     if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += value
   }
   return sum
+}
+
+/**
+ * What the auth replicas of one Deployment share (issue 6): one signing-key file (an RSA-2048
+ * key, mode 0600, removed at teardown) and one COOKIE_SECRET, which keys the refresh-token MACs.
+ */
+export async function sharedAuthSecrets(t: Test): Promise<{ SIGNING_KEYS_FILE: string; COOKIE_SECRET: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-replicas-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const keysFile = join(dir, 'signing-keys.json')
+  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })
+  await writeFile(keysFile, JSON.stringify({ keys: [jwk] }), { mode: 0o600 })
+  return { SIGNING_KEYS_FILE: keysFile, COOKIE_SECRET: randomBytes(32).toString('base64url') }
+}
+
+/** A replica as a real process, ready (/readyz) and stopped at teardown. */
+export async function startReplica(t: Test, script: string, env: Record<string, string>, port?: number): Promise<ServiceProcess> {
+  const svc = await startService({ script, port: port ?? (await freePort()), env, readyPath: '/readyz', timeoutMs: 60_000 })
+  t.teardown(() => svc.stop())
+  return svc
+}
+
+/**
+ * `count` auth replicas of one Deployment: the shared secrets, `env` (the Redis topology), and one
+ * public issuer URL, for which the first replica's address stands.
+ */
+export async function startAuthReplicas(t: Test, count: number, env: Record<string, string>): Promise<{ issuer: string; replicas: ServiceProcess[] }> {
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()))
+  const issuer = `http://127.0.0.1:${ports[0]!}`
+  const shared = { ISSUER: issuer, LOG_LEVEL: 'info', ...(await sharedAuthSecrets(t)), ...env }
+  const replicas = await Promise.all(ports.map((port) => startReplica(t, AUTH_SCRIPT, shared, port)))
+  return { issuer, replicas }
 }

@@ -8,41 +8,25 @@
  * access tokens.
  */
 import t from 'tap'
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { decodeProtectedHeader } from 'jose'
-import { freePort, startRedis, startService, type ServiceProcess, AUTH_SCRIPT, RESOURCE_SCRIPT, eventually, getJson, postToken } from '@gatehouse/test-harness'
-import { collectLines, metric, scrape } from './helpers.js'
+import { startRedis, RESOURCE_SCRIPT, eventually, getJson, postToken } from '@gatehouse/test-harness'
+import { collectLines, metric, scrape, startAuthReplicas, startReplica } from './helpers.js'
 
 t.test('two auth and two resource replicas on one Redis', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-replicas-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const keysFile = join(dir, 'signing-keys.json')
-  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })
-  await writeFile(keysFile, JSON.stringify({ keys: [jwk] }), { mode: 0o600 })
-
   // One public issuer URL for the Deployment; here replica A's address stands for it.
-  const [portA, portB] = [await freePort(), await freePort()]
-  const issuer = `http://127.0.0.1:${portA}`
-  const shared = { ISSUER: issuer, REDIS_URL: redis.url, SIGNING_KEYS_FILE: keysFile, COOKIE_SECRET: randomBytes(32).toString('base64url'), LOG_LEVEL: 'info' }
-  const start = async (script: string, port: number, env: Record<string, string>): Promise<ServiceProcess> => {
-    const svc = await startService({ script, port, env, readyPath: '/readyz', timeoutMs: 60_000 })
-    t.teardown(() => svc.stop())
-    return svc
-  }
-  const [authA, authB] = await Promise.all([start(AUTH_SCRIPT, portA, shared), start(AUTH_SCRIPT, portB, shared)])
+  const { issuer, replicas } = await startAuthReplicas(t, 2, { REDIS_URL: redis.url })
+  const authA = replicas[0]!
+  const authB = replicas[1]!
   const logsA = collectLines(authA.child)
   const logsB = collectLines(authB.child)
   const A = authA.url
   const B = authB.url
   const [resource1, resource2] = await Promise.all([
     // R1 finds the keys through discovery (replica A), R2 is pointed at replica B's JWKS.
-    start(RESOURCE_SCRIPT, await freePort(), { ISSUER: issuer, REDIS_URL: redis.url }),
-    start(RESOURCE_SCRIPT, await freePort(), { ISSUER: issuer, REDIS_URL: redis.url, JWKS_URI: `${B}/jwks.json` }),
+    startReplica(t, RESOURCE_SCRIPT, { ISSUER: issuer, REDIS_URL: redis.url }),
+    startReplica(t, RESOURCE_SCRIPT, { ISSUER: issuer, REDIS_URL: redis.url, JWKS_URI: `${B}/jwks.json` }),
   ])
 
   const login = async (replica: string, username = 'alice', password = 'alice-password') => {

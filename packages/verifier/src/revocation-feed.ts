@@ -13,6 +13,8 @@ export interface RevocationFeedConfig {
 }
 
 const CATCH_UP_RETRY_MS = 1000
+/** Redirections followed at once before falling back to the retry delay (a slot moving while we read). */
+const MAX_REDIRECTS = 3
 
 /**
  * The subscriber side of DESIGN §6. Two connections, because a connection in
@@ -22,11 +24,18 @@ const CATCH_UP_RETRY_MS = 1000
  * read or arrives on the channel; nothing revoked while we were away slips
  * through. These are the only two commands issued, matching the ACL a
  * resource service gets in production.
+ *
+ * In a Redis Cluster the URL may name any node: published messages reach every node, but the
+ * recent set lives on the master of its slot, and another node answers the read with `MOVED
+ * <slot> <host:port>`. The reader then follows the redirection (a connection to that node, with
+ * the same options) and reads again at once; after a failover it follows the next one.
  */
 export class RevocationFeed {
   readonly #c: RevocationFeedConfig
   readonly #sub: Redis
-  readonly #cmd: Redis
+  #cmd: Redis
+  /** The reader follows a Cluster redirection (MOVED) rather than the subscriber's node. */
+  #redirected = false
   #live = false
   #closed = false
   #errorReported = false
@@ -43,7 +52,7 @@ export class RevocationFeed {
     }
     const base = typeof config.redis === 'string' ? { ...overrides } : { ...config.redis, ...overrides }
     this.#sub = typeof config.redis === 'string' ? new Redis(config.redis, base) : new Redis(base)
-    this.#cmd = this.#sub.duplicate({ connectionName: 'gatehouse-verifier-revocations-read', autoResubscribe: false })
+    this.#cmd = this.#reader()
 
     // Without an 'error' listener ioredis reports "Unhandled error event" on every reconnect attempt.
     this.#sub.on('error', (err: Error) => {
@@ -52,7 +61,6 @@ export class RevocationFeed {
       else this.#c.logger.warn({ err: err.message }, 'revocation feed: redis error; revocations are not received until it reconnects')
       this.#errorReported = true
     })
-    this.#cmd.on('error', (err: Error) => this.#c.logger.debug({ err: err.message }, 'revocation feed: redis error (reader)'))
     this.#sub.on('ready', () => void this.#onReady())
     this.#sub.on('close', () => {
       if (this.#live) this.#c.logger.warn({}, 'revocation feed disconnected; reconnecting')
@@ -68,6 +76,22 @@ export class RevocationFeed {
       }
       this.#c.onRevocation(event)
     })
+  }
+
+  /** The recent-set reader: the subscriber's node, or `at` (a Cluster redirection). */
+  #reader(at?: { host: string; port: number }): Redis {
+    const reader = this.#sub.duplicate({ connectionName: 'gatehouse-verifier-revocations-read', autoResubscribe: false, ...at })
+    reader.on('error', (err: Error) => this.#c.logger.debug({ err: err.message }, 'revocation feed: redis error (reader)'))
+    return reader
+  }
+
+  /** Replaces the reader (connected at once), closing the previous one. */
+  #useReader(at: { host: string; port: number } | undefined): void {
+    const previous = this.#cmd
+    this.#cmd = this.#reader(at)
+    this.#redirected = at !== undefined
+    previous.disconnect()
+    this.#cmd.connect().catch(() => {})
   }
 
   /** True while subscribed and caught up. */
@@ -99,7 +123,7 @@ export class RevocationFeed {
     await this.#catchUp(epoch)
   }
 
-  async #catchUp(epoch: number): Promise<void> {
+  async #catchUp(epoch: number, redirects = 0): Promise<void> {
     if (this.#closed || epoch !== this.#epoch) return
     try {
       const nowSeconds = Math.floor(this.#c.clock() / 1000)
@@ -118,6 +142,16 @@ export class RevocationFeed {
       this.#c.logger.info({ caughtUp: count }, 'revocation feed subscribed')
       this.#c.onSynced(count)
     } catch (err) {
+      const moved = /^MOVED \d+ (.+):(\d+)$/.exec((err as Error).message)
+      if (moved !== null && redirects < MAX_REDIRECTS && !this.#closed && epoch === this.#epoch) {
+        // Cluster: the recent set is on another node. Read it there (no warning: this is the topology).
+        this.#useReader({ host: moved[1]!, port: Number(moved[2]) })
+        this.#c.logger.debug({ node: `${moved[1]!}:${moved[2]!}` }, 'revocation feed: reading the recent set on the node that holds it')
+        void this.#catchUp(epoch, redirects + 1)
+        return
+      }
+      // A node we were redirected to may be gone (a failover): start again from the subscriber's node.
+      if (this.#redirected && !this.#closed) this.#useReader(undefined)
       // Still subscribed, but not caught up: try again rather than leave a gap.
       this.#c.logger.warn({ err: (err as Error).message }, 'revocation feed: reading the recent set failed; retrying')
       this.#retry = setTimeout(() => void this.#catchUp(epoch), CATCH_UP_RETRY_MS)
