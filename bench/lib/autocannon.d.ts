@@ -27,7 +27,6 @@ declare module 'autocannon' {
     headers?: Record<string, string>
     body?: string
     requests?: Request[]
-    overallRate?: number
     setupClient?: (client: Client) => void
   }
 

@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto'
 import autocannon, { type Client, type Request, type Result } from 'autocannon'
 import { dpopProof, type DpopKey } from '../../packages/test-harness/src/index.js'
 import { serveRuns } from './children.js'
-import { WINDOW_MS, latencySummary, type LoadResult, type LoadSpec } from './load.js'
+import type { LoadResult, LoadSpec } from './load.js'
 
 /**
  * The load generator: a child process of its own (pinned to the other CPU where possible) that
@@ -45,44 +45,16 @@ function summarize(r: Result, extra: Partial<LoadResult> = {}): LoadResult {
   }
 }
 
-/**
- * Every response's status and latency (autocannon's per-client `response` event), so the 2xx
- * latency of an overloaded run is not mixed with the instant 503s, and a timeline of windows.
- */
-function timeline(): { setupClient: (client: Client) => void; result: () => Pick<LoadResult, 'byStatus' | 'windows'> } {
-  const started = Date.now()
-  const ok: number[] = []
-  const shed: number[] = []
-  const windows: { ok: number; shed: number }[] = []
-  const setupClient = (client: Client): void => {
-    client.on('response', (status: number, _bytes: number, latency: number) => {
-      const w = Math.floor((Date.now() - started) / WINDOW_MS)
-      while (windows.length <= w) windows.push({ ok: 0, shed: 0 })
-      if (status >= 200 && status < 300) {
-        ok.push(latency)
-        windows[w]!.ok++
-      } else if (status === 503) {
-        shed.push(latency)
-        windows[w]!.shed++
-      }
-    })
-  }
-  return { setupClient, result: () => ({ byStatus: { ok: latencySummary(ok), shed: latencySummary(shed) }, windows }) }
-}
-
 async function run(spec: LoadSpec): Promise<LoadResult> {
   const base = {
     url: spec.url,
     connections: spec.connections,
     timeout: 10,
     ...(spec.amount === undefined ? { duration: spec.seconds } : { amount: spec.amount }),
-    ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
   }
   switch (spec.kind) {
     case 'static': {
-      const line = spec.timeline === true ? timeline() : undefined
-      const r = await autocannon({ ...base, method: spec.method, headers: spec.headers, ...(spec.body === undefined ? {} : { body: spec.body }), requests: [{ path: spec.path }], ...(line ? { setupClient: line.setupClient } : {}) })
-      return summarize(r, line?.result() ?? {})
+      return summarize(await autocannon({ ...base, method: spec.method, headers: spec.headers, ...(spec.body === undefined ? {} : { body: spec.body }), requests: [{ path: spec.path }] }))
     }
     case 'pool': {
       // Connection i cycles through its own slice of the pool: every token is in use, and the

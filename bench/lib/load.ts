@@ -7,10 +7,6 @@ interface Target {
   connections: number
   /** Stop after exactly this many responses instead of after `seconds` (counting runs). */
   amount?: number
-  /** Requests per second over all connections (default: as fast as the server answers). */
-  overallRate?: number
-  /** `static` only: record every response's status and latency (`byStatus`, `windows`). */
-  timeline?: boolean
 }
 
 /** What to send, to whom (the request shapes are described in load-worker.ts). */
@@ -56,9 +52,9 @@ export interface LoadResult {
   /** `dpop`: proofs made before the run (outside the measured loop), and made during it when those ran out. */
   proofsBefore?: number
   proofsDuring?: number
-  /** With `timeline`: the 2xx responses' latency (ms) and the shed ones' (503). */
+  /** Paced runs (paced-worker.ts): the 2xx responses' latency (ms) and the shed ones' (503). */
   byStatus?: { ok: LatencySummary; shed: LatencySummary }
-  /** With `timeline`: responses per WINDOW_MS window from the start, 2xx and 503. */
+  /** Paced runs: responses per WINDOW_MS window from the start, 2xx and 503. */
   windows?: { ok: number; shed: number }[]
   /** Paced runs (paced-worker.ts): p99 of how late the generator sent a request it had a connection for (ms). */
   pacerLagP99?: number

@@ -48,11 +48,12 @@ function recoveredAfter(r: LoadResult, expectedPerWindow: number): number {
 }
 
 async function phases(loader: Loader, pacer: PacedLoader, request: LoadRequest, settings: BenchSettings, seconds: number): Promise<Phase> {
-  if (request.kind !== 'static') throw new Error('overload: a static request only')
+  if (request.kind !== 'static' || typeof request.url !== 'string') throw new Error('overload: a static request to one server only')
+  const url = request.url
   const c = settings.connections
   const capacity = (await loader.run({ ...request, connections: c, seconds })).rps
   const paced = (rate: number, connections: number, s: number): Promise<LoadResult> =>
-    pacer.run({ url: request.url, method: request.method, path: request.path, headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }), rate: Math.max(1, Math.round(rate)), connections, seconds: s })
+    pacer.run({ url, method: request.method, path: request.path, headers: request.headers, ...(request.body === undefined ? {} : { body: request.body }), rate: Math.max(1, Math.round(rate)), connections, seconds: s })
   const unloaded = await paced(capacity / 2, c, seconds)
   const overload = await paced(capacity * 3, 4 * c, seconds)
   const recoverySeconds = Math.max(2, Math.min(seconds, 3))
