@@ -31,7 +31,7 @@ async function shedding(app: FastifyInstance, request: () => Promise<{ statusCod
 }
 
 t.test('the auth service sheds /token with 503, RFC 6749 JSON and Retry-After, but never health or metrics', async (t) => {
-  const { app } = await makeApp({ OVERLOAD_MAX_HEAP_MB: '1', OVERLOAD_RETRY_AFTER: '3' })
+  const { app, logs } = await makeApp({ OVERLOAD_MAX_HEAP_MB: '1', OVERLOAD_RETRY_AFTER: '3' })
   t.teardown(() => app.close())
   const tokenRequest = () => app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('cli', 'cli-secret') }, payload: form({ grant_type: 'password', username: 'alice', password: 'alice-password' }) })
   await shedding(app, tokenRequest)
@@ -42,8 +42,14 @@ t.test('the auth service sheds /token with 503, RFC 6749 JSON and Retry-After, b
   t.notMatch(res.body, /stack|FST_UNDER_PRESSURE/)
   for (const url of ['/healthz', '/metrics']) t.equal((await app.inject({ method: 'GET', url })).statusCode, 200, `${url} is never shed`)
   t.not((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503, '/readyz answers from its own checks, not the shedding')
+  t.equal(res.headers['cache-control'], 'no-store')
+  t.match(res.headers['content-type'], /^application\/json/)
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, /gatehouse_overload_shed_total\{reason="heapUsedBytes"\} [1-9]/)
+  // Refusing must cost little and mislead no one: no error line, no store failure counted.
+  t.match(metrics, /gatehouse_store_errors_total 0\b/, 'a shed request is not a store failure')
+  const levels = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string })
+  t.same(levels.filter((l) => l.level >= 40).map((l) => l.msg), [], 'no warning or error line for shed requests')
 })
 
 t.test('under the limits nothing is shed', async (t) => {

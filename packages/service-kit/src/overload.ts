@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import fp from 'fastify-plugin'
 import { Counter, type Registry } from 'prom-client'
-import underPressure from '@fastify/under-pressure'
+import underPressure, { type FastifyUnderPressureOptions as UnderPressureOptions } from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EnvReader } from './config.js'
 import { TemporarilyUnavailable } from './errors.js'
@@ -120,19 +120,29 @@ declare module 'fastify' {
 }
 
 /**
- * Registers the shedding for the whole app (register it before the routes). A shed request
- * fails with TemporarilyUnavailable, so each service's own error handler answers it in its own
- * format (RFC 6749 §5.2 JSON at the auth service), with `Retry-After`.
+ * The answer to a shed request, serialized once: both services' error body (RFC 6749 §5.2 JSON,
+ * `temporarily_unavailable`). A shed request must cost far less than a served one, or refusing
+ * cannot keep up with three times what serving could: so it is answered here, without an Error
+ * (no stack trace to capture), without the error handler (no error line in the log; the auth
+ * service's handler would also count it as a store failure), with a body that is never serialized
+ * again. The request's own completion line and the metric still say it happened.
+ */
+const SHED_BODY = JSON.stringify(new TemporarilyUnavailable('the server is overloaded; retry later').toJSON())
+
+/**
+ * Registers the shedding for the whole app (register it before the routes). A shed request is
+ * answered at once: 503, `Retry-After`, `Cache-Control: no-store` and SHED_BODY.
  */
 export const overloadShedding = fp(
   async (app: FastifyInstance, options: OverloadOptions) => {
     const limits = options.limits ?? NO_OVERLOAD_LIMITS
     if (limits.maxEventLoopDelayMs === 0 && limits.maxHeapUsedMb === 0 && limits.maxQueueMs === 0) return
     const shed = new Counter({ name: 'gatehouse_overload_shed_total', help: 'Requests answered 503 at once because the process was overloaded, by what tripped', labelNames: ['reason'], registers: options.registry ? [options.registry] : [] })
-    const refuse = (reply: FastifyReply, reason: string): Error => {
+    const retryAfter = String(limits.retryAfter)
+    const refuse = (reply: FastifyReply, reason: string): string => {
       shed.inc({ reason })
-      reply.header('retry-after', String(limits.retryAfter))
-      return new TemporarilyUnavailable('the server is overloaded; retry later')
+      void reply.code(503).header('retry-after', retryAfter).header('cache-control', 'no-store').type('application/json; charset=utf-8')
+      return SHED_BODY
     }
     if (limits.maxQueueMs > 0) {
       const probe = options.queueProbe ?? eventLoopQueueProbe()
@@ -146,7 +156,8 @@ export const overloadShedding = fp(
           readInTurn = 0
         }
         readInTurn++
-        if (readInTurn > 1 && probe.lateMs() > limits.maxQueueMs && request.routeOptions.config?.overload !== 'exempt') done(refuse(reply, 'queueWait'))
+        // Answering in an onRequest hook: send, and do not call done().
+        if (readInTurn > 1 && probe.lateMs() > limits.maxQueueMs && request.routeOptions.config?.overload !== 'exempt') void reply.send(refuse(reply, 'queueWait'))
         else done()
       })
     }
@@ -155,10 +166,12 @@ export const overloadShedding = fp(
       maxEventLoopDelay: limits.maxEventLoopDelayMs,
       maxHeapUsedBytes: limits.maxHeapUsedMb * 2 ** 20,
       sampleInterval: OVERLOAD_SAMPLE_INTERVAL_MS,
-      pressureHandler: async (request: FastifyRequest, reply: FastifyReply, type: string) => {
-        if (request.routeOptions.config?.overload === 'exempt' || streak < SUSTAINED_SAMPLES) return
-        throw refuse(reply, type)
-      },
+      // Synchronous: a value it returns is sent at once, undefined lets the request through
+      // (under-pressure's handlePressure; its type says void, its code sends what is returned).
+      pressureHandler: ((request: FastifyRequest, reply: FastifyReply, type: string) => {
+        if (request.routeOptions.config?.overload === 'exempt' || streak < SUSTAINED_SAMPLES) return undefined
+        return refuse(reply, type)
+      }) as unknown as UnderPressureOptions['pressureHandler'],
     })
     // Counts the samples in a row that found a limit exceeded (under-pressure samples on the same period).
     let streak = 0
