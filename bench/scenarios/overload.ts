@@ -1,6 +1,7 @@
 import type { BenchSettings, Scenario } from '../lib/context.js'
 import { Loader, WINDOW_MS, type LoadRequest, type LoadResult } from '../lib/load.js'
 import { PacedLoader } from '../lib/paced-load.js'
+import { cpuTimeMs } from '../lib/children.js'
 import { type Check, type Measurement, type Ratio, type ScenarioResult } from '../lib/measure.js'
 import { Scope, privateRedis, serviceTokens, startAuth, startResource, type ServerHandle } from '../lib/stack.js'
 import { ccRequest } from './client-credentials.js'
@@ -28,6 +29,17 @@ const SHEDDING_ON = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '100', OVERLOAD_MAX_HEAP
 /** The queue wait alone, tight: what bounds the accepted requests' latency (targets 18a, 18b). */
 export const TIGHT_QUEUE_MS = 10
 const SHEDDING_TIGHT = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '4096', OVERLOAD_MAX_QUEUE_MS: String(TIGHT_QUEUE_MS) }
+/** Every request shed (a heap limit any process exceeds): what a refusal costs. */
+const SHEDDING_ALL = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_HEAP_MB: '1', OVERLOAD_MAX_QUEUE_MS: '0' }
+
+/** Serving process CPU per response (µs) over one autocannon run after a warm-up (JIT, caches), and the run. */
+async function cpuPerResponse(loader: Loader, server: ServerHandle, request: LoadRequest, seconds: number, warmupSeconds: number): Promise<{ us: number; result: LoadResult }> {
+  if (warmupSeconds > 0) await loader.run({ ...request, seconds: warmupSeconds })
+  const before = await cpuTimeMs(server.pid)
+  const result = await loader.run({ ...request, seconds })
+  const after = await cpuTimeMs(server.pid)
+  return { us: before === undefined || after === undefined || result.completed === 0 ? Number.NaN : ((after - before) * 1000) / result.completed, result }
+}
 
 interface Phase {
   capacity: number
@@ -75,30 +87,38 @@ export const overloadScenario: Scenario = {
     try {
       log('overload: starting redis, auth and resource with shedding on and off')
       const redis = await privateRedis(scope)
-      const [authOn, authTight, authOff, loader, pacer] = await Promise.all([
+      const [authOn, authTight, authOff, authAll, loader, pacer] = await Promise.all([
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server, env: SHEDDING_ON }),
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server, env: SHEDDING_TIGHT }),
         startAuth(scope, { redisUrl: redis.url, cpu: placement.server }),
+        startAuth(scope, { redisUrl: redis.url, cpu: placement.server, env: SHEDDING_ALL }),
         scope.own(Loader.start('load (overload)', placement.load)),
         scope.own(PacedLoader.start('paced load (overload)', placement.load)),
       ])
-      const [resOn, resTight, resOff, tokens] = await Promise.all([
+      const [resOn, resTight, resOff, resAll, tokens] = await Promise.all([
         startResource(scope, { issuer: authOn.url, cache: true, cpu: placement.server, env: SHEDDING_ON }),
         startResource(scope, { issuer: authOn.url, cache: true, cpu: placement.server, env: SHEDDING_TIGHT }),
         startResource(scope, { issuer: authOn.url, cache: true, cpu: placement.server }),
+        startResource(scope, { issuer: authOn.url, cache: true, cpu: placement.server, env: SHEDDING_ALL }),
         serviceTokens(authOn.url, 1),
       ])
       const seconds = settings.quick ? 1 : Math.max(3, settings.seconds)
       const documents = (server: ServerHandle): LoadRequest => ({ kind: 'static', url: server.url, connections: settings.connections, method: 'GET', path: '/documents', headers: { authorization: `Bearer ${tokens[0]!}` } })
       const targets = [
-        { id: 'token', on: ccRequest(authOn, settings.connections), tight: ccRequest(authTight, settings.connections), off: ccRequest(authOff, settings.connections) },
-        { id: 'resource', on: documents(resOn), tight: documents(resTight), off: documents(resOff) },
+        { id: 'token', on: ccRequest(authOn, settings.connections), tight: ccRequest(authTight, settings.connections), off: ccRequest(authOff, settings.connections), served: authOff, shedder: authAll, all: ccRequest(authAll, settings.connections) },
+        { id: 'resource', on: documents(resOn), tight: documents(resTight), off: documents(resOff), served: resOff, shedder: resAll, all: documents(resAll) },
       ]
       const measurements: Measurement[] = []
       const ratios: Ratio[] = []
       const checks: Check[] = []
       const facts: Record<string, number | string> = {}
       for (const t of targets) {
+        // What a refusal costs against serving: at 3 × capacity two of three requests must be refused in time.
+        log(`  ${t.id}: CPU per response, served and shed`)
+        const served = await cpuPerResponse(loader, t.served, t.off, seconds, settings.warmupSeconds)
+        const shed = await cpuPerResponse(loader, t.shedder, t.all, seconds, settings.warmupSeconds)
+        Object.assign(facts, { [`${t.id}_served_cpu_us`]: served.us, [`${t.id}_shed_cpu_us`]: shed.us, [`${t.id}_shed_over_served_cpu`]: shed.us / served.us })
+        checks.push({ name: `overload/${t.id}/refusal: with every request shed, every response a 503`, ok: shed.result.completed > 0 && shed.result.statusCodes['503'] === shed.result.completed, detail: JSON.stringify(shed.result.statusCodes) })
         for (const mode of ['on', 'tight', 'off'] as const) {
           log(`  ${t.id}, shedding ${mode}`)
           const p = await phases(loader, pacer, t[mode], settings, seconds)

@@ -95,6 +95,14 @@ export class DpopChecker {
   }
 
   /**
+   * True when `check` would return null without looking at the request: a Bearer token bound to
+   * no key, where DPoP is not required (the common case; the caller skips building the target).
+   */
+  bearerOnly(presented: PresentedAccessToken, auth: AuthContext): boolean {
+    return presented.scheme === 'Bearer' && auth.jkt === undefined && !this.required
+  }
+
+  /**
    * RFC 9449 §7 for a verified token as presented. Returns the proof (null for a bearer token
    * presented as Bearer where that is allowed); throws `invalid_token`, `invalid_dpop_proof` or
    * `use_dpop_nonce`. Synchronous unless the replay cache answers with a promise.

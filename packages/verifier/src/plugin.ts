@@ -153,6 +153,11 @@ async function gatehouseAuthPlugin(app: FastifyInstance, options: GatehouseAuthO
 
     /** RFC 9449 §7: the token is verified; now how it was presented, with its proof, then the proof's single use. */
     function constrain(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, auth: AuthContext, presented: PresentedAccessToken): void {
+      // Most requests: a Bearer token bound to no key where DPoP is optional (nothing to check, no request target to build).
+      if (!dpopOnly && dpop.bearerOnly(presented, auth)) {
+        admit(request, reply, done, auth, presented.scheme)
+        return
+      }
       let result: ReturnType<typeof dpop.check>
       try {
         result = dpop.check(presented, auth, request.headers.dpop, dpopTarget(request))
