@@ -16,7 +16,7 @@ t.test('defaults (DESIGN §4)', async (t) => {
     dpopNonceSecret: undefined,
     logLevel: 'info',
     http: { requestTimeout: 30, headersTimeout: 10, keepAliveTimeout: 65 },
-    overload: { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, retryAfter: 1 },
+    overload: { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, maxQueueMs: 0, retryAfter: 1 },
   })
   t.ok(Object.isFrozen(config))
 })
@@ -49,7 +49,7 @@ t.test('every variable', async (t) => {
     dpopNonceSecret: 'sixteen bytes or more',
     logLevel: 'warn',
     http: { requestTimeout: 20, headersTimeout: 5, keepAliveTimeout: 120 },
-    overload: { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, retryAfter: 1 },
+    overload: { maxEventLoopDelayMs: 0, maxHeapUsedMb: 0, maxQueueMs: 0, retryAfter: 1 },
   })
 })
 
